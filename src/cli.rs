@@ -1,0 +1,406 @@
+//! The command line (SPEC §2): argument definitions and the orchestration of
+//! each command. Output goes to stdout, diagnostics to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::configuration::{self, Settings};
+use crate::domain::{ReportLanguage, TenantSlug};
+use crate::profile::{Mode, Profile};
+use crate::report::{ProfileRef, Report};
+use crate::store::{self, contacts::Filter, profiles, runs, tenants};
+use crate::telemetry::{self, LogFormat};
+use crate::{export, import, template};
+
+#[derive(Debug, Parser)]
+#[command(name = "dropfeed", version, about = "Scheduled contact-file imports into PostgreSQL")]
+pub struct Cli {
+    /// Configuration file (default: config/dropfeed.yaml if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// PostgreSQL URL; overrides the configuration.
+    #[arg(long, global = true, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Output of reports: text for people, json for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Log lines on stderr: text, or JSON lines.
+    #[arg(long, global = true, value_enum, env = "DROPFEED_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database if missing and apply migrations.
+    Migrate,
+    /// Register and list tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Import a contact file now (the manual import).
+    Import(ImportArgs),
+    /// Saved import profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Print the import template: a header line and one example line.
+    Template {
+        tenant: TenantSlug,
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Past runs and their reports.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Read contacts back.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Register a tenant.
+    Add {
+        slug: TenantSlug,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Language of reports, and default contact language.
+        #[arg(long, value_enum, default_value_t = ReportLanguage::Fr)]
+        language: ReportLanguage,
+        /// Contact language codes accepted besides FR and EN (e.g. DE).
+        #[arg(long = "extra-language", value_name = "CODE")]
+        extra_languages: Vec<String>,
+        #[arg(long = "report-to", value_name = "EMAIL")]
+        report_to: Vec<String>,
+        /// Succeed without change when the tenant already exists.
+        #[arg(long)]
+        if_missing: bool,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    pub tenant: TenantSlug,
+    pub file: PathBuf,
+    /// Replay a saved profile (its latest version).
+    #[arg(long, conflicts_with = "mapping")]
+    pub profile: Option<String>,
+    /// Read the mapping and options from a YAML file (the `profile show` format).
+    #[arg(long, value_name = "FILE.yaml")]
+    pub mapping: Option<PathBuf>,
+    /// Override the profile's mode.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Add imported contacts to these lists (replaces the profile's lists).
+    #[arg(long = "list", value_name = "NAME")]
+    pub lists: Vec<String>,
+    /// Analyse only: full parse and validation, the same report, no contact written.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Store the mapping and options actually used as this profile.
+    #[arg(long, value_name = "NAME")]
+    pub save_profile: Option<String>,
+    /// Messages printed in the report (all by default; counts per code are always complete).
+    #[arg(long, value_name = "N")]
+    pub max_messages: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// The tenant's profiles (latest versions).
+    List { tenant: TenantSlug },
+    /// Print a profile as YAML (the format `import --mapping` reads).
+    Show {
+        tenant: TenantSlug,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    List {
+        #[arg(long)]
+        tenant: Option<TenantSlug>,
+        #[arg(long)]
+        feed: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// The full report of a run.
+    Show {
+        run_id: Uuid,
+        /// Messages printed (all by default).
+        #[arg(long, value_name = "N")]
+        max_messages: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// The tenant's contacts as a semicolon-separated UTF-8 CSV.
+    Export {
+        tenant: TenantSlug,
+        /// Only members of this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// Only contacts created by this run.
+        #[arg(long)]
+        created_by_run: Option<Uuid>,
+        /// Seed 001's mass-update file: `[old]`/`[new]` pairs for criteria and consents.
+        #[arg(long)]
+        old_new: bool,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Runs one command; the exit code says whether it did what was asked.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    telemetry::init(cli.log_format, "warn");
+    let mut settings = configuration::load(cli.config.as_deref())?;
+    if let Some(url) = &cli.database_url {
+        settings.database_url = url.clone();
+    }
+    let pool = store::migrate(&settings.database_url).await?;
+    let format = cli.format;
+    match cli.command {
+        Command::Migrate => {
+            println!("database {} is up to date", store::redacted(&settings.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenant(cmd) => tenant(&pool, cmd, format).await,
+        Command::Import(args) => import_file(&pool, &settings, args, format).await,
+        Command::Profile(cmd) => profile(&pool, cmd, format).await,
+        Command::Template { tenant, profile } => {
+            let t = tenants::find(&pool, &tenant).await?;
+            let p = match profile {
+                Some(name) => profiles::latest(&pool, t.id, &name).await?.profile,
+                None => Profile::default(),
+            };
+            print!("{}", template::render(&p));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs(cmd) => runs_cmd(&pool, cmd, format).await,
+        Command::Contacts(ContactsCommand::Export { tenant, list, created_by_run, old_new, output }) => {
+            let t = tenants::find(&pool, &tenant).await?;
+            let filter = Filter { tenant_id: t.id, list, created_by_run };
+            let n = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                    export::write_contacts(&pool, &filter, old_new, std::io::BufWriter::new(file)).await?
+                }
+                None => export::write_contacts(&pool, &filter, old_new, std::io::stdout().lock()).await?,
+            };
+            tracing::info!(tenant = %tenant, contacts = n, "export written");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn tenant(pool: &PgPool, cmd: TenantCommand, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TenantCommand::Add { slug, name, timezone, language, extra_languages, report_to, if_missing } => {
+            for to in &report_to {
+                if !email_address::EmailAddress::is_valid(to) {
+                    bail!("invalid --report-to address {to:?}");
+                }
+            }
+            let new = tenants::NewTenant {
+                slug: slug.clone(),
+                name,
+                timezone,
+                language,
+                extra_languages: extra_languages.iter().map(|c| c.trim().to_uppercase()).collect(),
+                report_to,
+            };
+            match tenants::add(pool, new).await {
+                Ok(t) => println!("tenant {} registered", t.slug),
+                Err(tenants::TenantError::Exists(s)) if if_missing => println!("tenant {s} already exists"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        TenantCommand::List => {
+            let list = tenants::list(pool).await?;
+            if format == OutputFormat::Json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({"slug": t.slug.as_str(), "name": t.name, "timezone": t.timezone,
+                            "language": t.language.as_str(), "extra_languages": t.extra_languages, "report_to": t.report_to})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for t in list {
+                    println!("{:<20} {:<30} {:<20} {}", t.slug, t.name, t.timezone, t.language.as_str());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import_file(pool: &PgPool, settings: &Settings, args: ImportArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let tenant = tenants::find(pool, &args.tenant).await?;
+    let (mut profile, profile_ref) = match (&args.profile, &args.mapping) {
+        (Some(name), _) => {
+            let saved = profiles::latest(pool, tenant.id, name).await?;
+            (saved.profile, Some(ProfileRef { name: saved.name, version: saved.version }))
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read mapping {}", path.display()))?;
+            (Profile::from_yaml(&text, &path.display().to_string())?, None)
+        }
+        (None, None) => (Profile::default(), None),
+    };
+    if let Some(mode) = args.mode {
+        profile.mode = mode;
+    }
+    if !args.lists.is_empty() {
+        profile.lists = args.lists.clone();
+    }
+    profile.check("the command line")?;
+    let meta = std::fs::metadata(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(meta.len());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg:8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("static progress template")
+                .progress_chars("=> "),
+        );
+        bar.set_message("reading");
+        bar
+    });
+    let file_name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let request = import::Request {
+        tenant,
+        path: args.file.clone(),
+        file_name,
+        profile,
+        profile_ref,
+        save_as: args.save_profile.clone(),
+        dry_run: args.dry_run,
+        feed: None,
+        progress,
+        max_messages: settings.limits.max_messages_per_run,
+        today: chrono::Utc::now().date_naive(),
+    };
+    let run_id = import::run(pool, request).await?;
+    let report = load_report(pool, run_id, args.max_messages).await?;
+    print_report(&report, format)?;
+    Ok(exit_for(&report))
+}
+
+fn exit_for(report: &Report) -> ExitCode {
+    if report.status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "error: import {}: {}",
+            report.status.as_str(),
+            report.error.as_deref().unwrap_or("see the report")
+        );
+        ExitCode::from(2)
+    }
+}
+
+async fn load_report(pool: &PgPool, run_id: Uuid, max_messages: Option<i64>) -> anyhow::Result<Report> {
+    let limit = max_messages.filter(|n| *n > 0);
+    runs::report(pool, run_id, limit)
+        .await
+        .with_context(|| format!("cannot read run {run_id}"))?
+        .with_context(|| format!("run {run_id} not found"))
+}
+
+fn print_report(report: &Report, format: OutputFormat) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, report)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => write!(out, "{}", report.to_text())?,
+    }
+    Ok(())
+}
+
+async fn profile(pool: &PgPool, cmd: ProfileCommand, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ProfileCommand::List { tenant } => {
+            let t = tenants::find(pool, &tenant).await?;
+            let list = profiles::list(pool, t.id).await?;
+            if format == OutputFormat::Json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|p| serde_json::json!({"name": p.name, "version": p.version, "created_at": p.created_at}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for p in list {
+                    println!("{:<30} v{:<4} {}", p.name, p.version, p.created_at.format("%Y-%m-%d %H:%M"));
+                }
+            }
+        }
+        ProfileCommand::Show { tenant, name } => {
+            let t = tenants::find(pool, &tenant).await?;
+            let saved = profiles::latest(pool, t.id, &name).await?;
+            if format == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&saved.profile)?);
+            } else {
+                println!("# {} v{} ({})", saved.name, saved.version, saved.created_at.format("%Y-%m-%d %H:%M"));
+                print!("{}", saved.profile.to_yaml());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn runs_cmd(pool: &PgPool, cmd: RunsCommand, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RunsCommand::List { tenant, feed, limit } => {
+            let list = runs::list(pool, tenant.as_ref().map(TenantSlug::as_str), feed.as_deref(), limit).await?;
+            if format == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for r in list {
+                    println!(
+                        "{}  {}  {:<12} {:<24} {:<30} rows {} inserted {} updated {} rejected {}",
+                        r.run_id,
+                        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                        r.tenant,
+                        r.status,
+                        r.file,
+                        r.rows,
+                        r.inserted,
+                        r.updated,
+                        r.rejected
+                    );
+                }
+            }
+        }
+        RunsCommand::Show { run_id, max_messages } => {
+            let report = load_report(pool, run_id, max_messages).await?;
+            print_report(&report, format)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

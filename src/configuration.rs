@@ -1,0 +1,169 @@
+//! Daemon and CLI settings: `config/dropfeed.yaml`, then `DROPFEED_*`
+//! environment variables (`__` between levels), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG: &str = "config/dropfeed.yaml";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/dropfeed";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    #[serde(default = "default_spool")]
+    pub spool_dir: PathBuf,
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// Read now, used by the report mailer.
+    #[serde(default)]
+    pub smtp: Option<SmtpSettings>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    #[serde(default = "default_bind")]
+    pub bind: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { bind: default_bind() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub security: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password: the password
+    /// itself never sits in a file.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    pub from: String,
+}
+
+/// Bounds that keep one hostile file from exhausting the service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Messages stored per run; beyond it only the counts per code are kept.
+    #[serde(default = "default_max_messages")]
+    pub max_messages_per_run: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_messages_per_run: default_max_messages() }
+    }
+}
+
+fn default_database_url() -> String {
+    DEFAULT_DATABASE_URL.into()
+}
+fn default_spool() -> PathBuf {
+    PathBuf::from("/var/lib/dropfeed/spool")
+}
+fn default_workers() -> usize {
+    4
+}
+fn default_bind() -> String {
+    "127.0.0.1:9187".into()
+}
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_max_messages() -> i64 {
+    1_000_000
+}
+
+/// Loads settings from `path` (which must exist) or, when `None`, from
+/// `config/dropfeed.yaml` if present, then applies `DROPFEED_*` variables.
+pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+    let file = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
+    };
+    let mut value = match &file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
+            if text.trim().is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_saphyr::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", p.display()))?
+            }
+        }
+        None => serde_json::json!({}),
+    };
+    apply_env(&mut value, std::env::vars());
+    let shown = file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(defaults)".into());
+    serde_json::from_value(value).with_context(|| format!("invalid config {shown}"))
+}
+
+/// `DROPFEED_HTTP__BIND=0.0.0.0:9187` sets `http.bind`. Values are read as
+/// YAML scalars so numbers stay numbers.
+fn apply_env(value: &mut serde_json::Value, vars: impl Iterator<Item = (String, String)>) {
+    for (key, raw) in vars {
+        let Some(path) = key.strip_prefix("DROPFEED_") else { continue };
+        if path == "LOG_FORMAT" {
+            continue; // read by telemetry, not a settings key
+        }
+        let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        let scalar = serde_saphyr::from_str::<serde_json::Value>(&raw)
+            .ok()
+            .filter(|v| !v.is_object() && !v.is_array() && !v.is_null())
+            .unwrap_or(serde_json::Value::String(raw));
+        let mut node = &mut *value;
+        for (i, part) in parts.iter().enumerate() {
+            if !node.is_object() {
+                *node = serde_json::json!({});
+            }
+            let map = node.as_object_mut().expect("made an object above");
+            if i + 1 == parts.len() {
+                map.insert(part.clone(), scalar.clone());
+                break;
+            }
+            node = map.entry(part.clone()).or_insert_with(|| serde_json::json!({}));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_variables_override_nested_keys() {
+        let mut v = serde_json::json!({"http": {"bind": "127.0.0.1:1"}, "workers": 2});
+        let vars = [
+            ("DROPFEED_HTTP__BIND".to_string(), "0.0.0.0:9187".to_string()),
+            ("DROPFEED_WORKERS".to_string(), "8".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        apply_env(&mut v, vars.into_iter());
+        let s: Settings = serde_json::from_value(v).unwrap();
+        assert_eq!(s.http.bind, "0.0.0.0:9187");
+        assert_eq!(s.workers, 8);
+    }
+
+    #[test]
+    fn the_example_config_file_loads() {
+        let s = load(Some(Path::new("config/dropfeed.yaml"))).unwrap();
+        assert!(s.database_url.starts_with("postgres://"));
+    }
+}

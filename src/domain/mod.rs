@@ -1,0 +1,9 @@
+//! Domain types that parse once at the edge: internals take these, never raw strings.
+
+mod country;
+mod email;
+mod tenant;
+
+pub use country::country_code;
+pub use email::Email;
+pub use tenant::{ReportLanguage, TenantSlug};

@@ -1,0 +1,143 @@
+//! Reading records: header, line numbers, ragged rows, and the loop that
+//! validates every record and hands batches of COPY data to the writer.
+
+use std::io::Read;
+
+use crate::profile::Profile;
+
+use super::mapping::{self, Mapping};
+use super::rules::Rule;
+use super::validate::{RowOutcome, RowPlan, RuleContext, Scratch};
+use super::write::CopyBuf;
+
+/// Rows per batch sent to PostgreSQL: large enough that per-COPY overhead
+/// vanishes, small enough that memory stays flat (a few MiB per batch).
+pub const BATCH_ROWS: usize = 20_000;
+const BATCH_BYTES: usize = 8 << 20;
+
+/// COPY data for the staging tables.
+pub struct Batch {
+    pub rows: Vec<u8>,
+    pub msgs: Vec<u8>,
+}
+
+/// A file that cannot be imported at all: nothing is written.
+#[derive(Debug, Clone)]
+pub struct FileFailure {
+    pub rule: Rule,
+    /// 1-based line, when one line is to blame.
+    pub line: Option<u64>,
+    pub detail: String,
+}
+
+impl FileFailure {
+    pub fn new(rule: Rule, line: Option<u64>, detail: impl Into<String>) -> FileFailure {
+        FileFailure { rule, line, detail: detail.into() }
+    }
+}
+
+#[derive(Debug)]
+pub struct ParseSummary {
+    pub mapping: Mapping,
+    /// Data records read.
+    pub rows: u64,
+    /// Records rejected by a rule (duplicates are found later, in SQL).
+    pub rejected: u64,
+    /// With `on_invalid_row: abort`, the line of the first rejected record.
+    pub aborted_at: Option<u64>,
+}
+
+/// Parses `reader` (UTF-8) with the profile's format and mapping, calling
+/// `emit` for each batch; `emit` returns false when the writer has gone away.
+pub fn parse(
+    reader: Box<dyn Read + Send>,
+    profile: &Profile,
+    ctx: RuleContext,
+    mut emit: impl FnMut(Batch) -> bool,
+) -> Result<ParseSummary, FileFailure> {
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .delimiter(profile.format.delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(reader);
+    let mut rec = ::csv::StringRecord::new();
+    let read = |rdr: &mut ::csv::Reader<Box<dyn Read + Send>>, rec: &mut ::csv::StringRecord| {
+        rdr.read_record(rec).map_err(|e| {
+            let line = e.position().map(|p| p.line());
+            FileFailure::new(Rule::FileNotText, line, format!("cannot read the file: {e}"))
+        })
+    };
+
+    let headers: Vec<String> = if profile.format.header {
+        if !read(&mut rdr, &mut rec)? {
+            return Err(FileFailure::new(Rule::FileEmpty, None, ""));
+        }
+        rec.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_owned()).collect()
+    } else {
+        profile.columns.keys().cloned().collect()
+    };
+    if headers.len() == 1 {
+        let other = [b';', b',', b'\t', b'|']
+            .into_iter()
+            .find(|d| *d != profile.format.delimiter && headers[0].contains(*d as char));
+        if let Some(d) = other {
+            return Err(FileFailure::new(
+                Rule::FileDelimiter,
+                Some(1),
+                format!(
+                    "the header is one column that contains {:?}; the profile's delimiter is {:?}",
+                    d as char, profile.format.delimiter as char
+                ),
+            ));
+        }
+    }
+    let mapping = mapping::resolve(headers, profile).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;
+    let width = mapping.width;
+    let plan = RowPlan::new(&mapping, profile, ctx);
+    let abort_on_invalid = profile.on_invalid_row == crate::profile::OnInvalidRow::Abort;
+
+    let mut scratch = Scratch::default();
+    let mut rows = CopyBuf::with_capacity(BATCH_BYTES);
+    let mut msgs = CopyBuf::with_capacity(1 << 16);
+    let mut summary = ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None };
+    while read(&mut rdr, &mut rec)? {
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() == 1 && rec[0].trim().is_empty() && width > 1 {
+            continue; // a blank line is not a record
+        }
+        summary.rows += 1;
+        if rec.len() > width && rec.iter().skip(width).any(|c| !c.trim().is_empty()) {
+            return Err(FileFailure::new(
+                Rule::FileRagged,
+                Some(line),
+                format!("line {line}: {} columns, the header has {width}", rec.len()),
+            ));
+        }
+        let outcome = if rec.len() < width {
+            plan.short_row(line, rec.len(), width, &mut msgs);
+            RowOutcome::Rejected
+        } else {
+            plan.check(line, &rec, &mut scratch, &mut rows, &mut msgs)
+        };
+        if outcome == RowOutcome::Rejected {
+            summary.rejected += 1;
+            if abort_on_invalid {
+                summary.aborted_at = Some(line);
+                break;
+            }
+        }
+        if rows.rows() >= BATCH_ROWS || rows.bytes() >= BATCH_BYTES || msgs.bytes() >= BATCH_BYTES {
+            let full = std::mem::replace(&mut rows, CopyBuf::with_capacity(BATCH_BYTES));
+            let full_msgs = std::mem::replace(&mut msgs, CopyBuf::with_capacity(1 << 16));
+            if !emit(Batch { rows: full.into_inner(), msgs: full_msgs.into_inner() }) {
+                return Err(FileFailure::new(Rule::FileNotText, Some(line), "the writer stopped"));
+            }
+        }
+    }
+    if (rows.rows() > 0 || msgs.rows() > 0) && !emit(Batch { rows: rows.into_inner(), msgs: msgs.into_inner() }) {
+        return Err(FileFailure::new(Rule::FileNotText, None, "the writer stopped"));
+    }
+    summary.mapping = mapping;
+    Ok(summary)
+}

@@ -1,0 +1,308 @@
+//! The import pipeline every run goes through, manual or scheduled:
+//! inspect the bytes, parse and validate in a blocking thread, stream batches
+//! into staging tables, then decide and write set-based, in one transaction.
+
+pub mod csv;
+pub mod decode;
+pub mod mapping;
+pub mod rules;
+pub mod validate;
+pub mod write;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::{NaiveDate, Utc};
+use indicatif::ProgressBar;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::profile::{OnInvalidRow, Profile};
+use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Status};
+use crate::store::{profiles, runs, tenants::Tenant};
+
+use self::csv::{Batch, FileFailure};
+use self::rules::Rule;
+use self::validate::RuleContext;
+
+/// One import to perform.
+pub struct Request {
+    pub tenant: Tenant,
+    pub path: PathBuf,
+    /// The name the file is reported under (its base name, or the remote name).
+    pub file_name: String,
+    pub profile: Profile,
+    /// Set when `profile` is a stored profile version.
+    pub profile_ref: Option<ProfileRef>,
+    /// `--save-profile`: store the mapping and options actually used.
+    pub save_as: Option<String>,
+    pub dry_run: bool,
+    pub feed: Option<String>,
+    pub progress: Option<ProgressBar>,
+    /// Messages kept per run; beyond it, only the counts per code.
+    pub max_messages: i64,
+    /// "Today" for the birthdate rule; injected so tests control the clock.
+    pub today: NaiveDate,
+}
+
+/// Runs one import and returns its run id. A file that cannot be imported is
+/// not an `Err`: it is a run with status `failed` and a message saying why.
+/// `Err` means the import could not be carried out at all (database down,
+/// file unreadable).
+pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
+    let run_id = Uuid::now_v7();
+    let started_at = Utc::now();
+    let path = req.path.clone();
+    let declared = req.profile.format.encoding;
+    let (facts, problem) = tokio::task::spawn_blocking(move || decode::inspect(&path, declared))
+        .await
+        .context("file inspection panicked")?
+        .with_context(|| format!("cannot import {}", req.path.display()))?;
+    let file = FileInfo { name: req.file_name.clone(), size: facts.size as i64, sha256: facts.sha256.clone() };
+    let options = serde_json::json!({
+        "mode": req.profile.mode,
+        "lists": req.profile.lists,
+        "on_invalid_row": req.profile.on_invalid_row,
+        "max_invalid_ratio": req.profile.max_invalid_ratio,
+        "header_drift": req.profile.header_drift,
+        "duplicates_in_file": req.profile.duplicates_in_file,
+        "empty_cells": req.profile.empty_cells,
+        "delimiter": (req.profile.format.delimiter as char).to_string(),
+        "encoding": facts.encoding.as_str(),
+    });
+    let new_run = runs::NewRun {
+        id: run_id,
+        tenant_id: req.tenant.id,
+        feed: req.feed.as_deref(),
+        dry_run: req.dry_run,
+        file: &file,
+        profile: req.profile_ref.as_ref(),
+        options,
+        started_at,
+    };
+    info!(run_id = %run_id, tenant = %req.tenant.slug, file = %file.name, bytes = file.size, encoding = facts.encoding.as_str(), "import started");
+
+    if let Some(problem) = problem {
+        let failure = match problem {
+            decode::DecodeError::NotText { line, detail } => FileFailure::new(Rule::FileNotText, Some(line), detail),
+            decode::DecodeError::InvalidUtf8 { line } => {
+                FileFailure::new(Rule::FileEncoding, Some(line), format!("line {line} is not valid UTF-8"))
+            }
+            decode::DecodeError::Io { .. } => unreachable!("i/o errors are returned above"),
+        };
+        return record_failure(pool, &new_run, &req, failure).await;
+    }
+
+    let mut tx = pool.begin().await.context("cannot start the import transaction")?;
+    // One import per tenant at a time: outcomes (inserted vs updated) are
+    // computed against the tenant's contacts and must not race.
+    sqlx::query("SELECT pg_advisory_xact_lock(1, $1::int)").bind(req.tenant.id as i32).execute(&mut *tx).await?;
+    runs::insert(&mut tx, &new_run, Status::Running).await.context("cannot record the run")?;
+    write::create_staging(&mut tx).await.context("cannot create the staging tables")?;
+
+    // Parse on a blocking thread while this task COPYs the previous batch:
+    // parsing uses one core, PostgreSQL the other.
+    let (sender, mut receiver) = mpsc::channel::<Batch>(2);
+    let profile = req.profile.clone();
+    let ctx = RuleContext {
+        lang: req.tenant.language,
+        default_language: req.tenant.language.contact_code().to_owned(),
+        extra_languages: req.tenant.extra_languages.clone(),
+        today: req.today,
+    };
+    let progress = req.progress.clone();
+    let parse_path = req.path.clone();
+    let encoding = facts.encoding;
+    let parser = tokio::task::spawn_blocking(move || {
+        let on_read = move |n: usize| {
+            if let Some(p) = &progress {
+                p.inc(n as u64);
+            }
+        };
+        let reader = decode::open_utf8(&parse_path, encoding, on_read)
+            .map_err(|e| FileFailure::new(Rule::FileNotText, None, format!("cannot open the file: {e}")))?;
+        csv::parse(reader, &profile, ctx, |batch| sender.blocking_send(batch).is_ok())
+    });
+    while let Some(batch) = receiver.recv().await {
+        write::copy_batch(&mut tx, batch.rows, batch.msgs).await.context("cannot copy rows into the staging table")?;
+    }
+    let summary = match parser.await.context("the parser panicked")? {
+        Ok(summary) => summary,
+        Err(failure) => {
+            tx.rollback().await.ok();
+            return record_failure(pool, &new_run, &req, failure).await;
+        }
+    };
+    if let Some(p) = &req.progress {
+        p.set_message("writing");
+    }
+
+    let mapping = &summary.mapping;
+    let lang = req.tenant.language;
+    let default_language = req.tenant.language.contact_code();
+    let plan = write::Plan {
+        tenant_id: req.tenant.id,
+        run_id,
+        mapping,
+        mode: req.profile.mode,
+        empty_cells: req.profile.empty_cells,
+        duplicates: req.profile.duplicates_in_file,
+        default_language,
+        lang,
+    };
+    let abort_on_invalid = req.profile.on_invalid_row == OnInvalidRow::Abort;
+    let mut error: Option<String> = None;
+    let mut duplicates = 0;
+    if let Some(line) = summary.aborted_at {
+        error = Some(format!("{}: line {line} was rejected and on_invalid_row is abort: nothing was imported", file.name));
+    } else {
+        duplicates = write::reject_duplicates(&mut tx, &plan).await.context("cannot check duplicates")?;
+        if duplicates > 0 && abort_on_invalid {
+            error = Some(format!("{}: {duplicates} duplicate lines and on_invalid_row is abort: nothing was imported", file.name));
+        }
+    }
+    let rejected = summary.rejected as i64 + duplicates;
+    let rows = summary.rows as i64;
+    if error.is_none() && rows > 0 && rejected as f64 / rows as f64 > req.profile.max_invalid_ratio {
+        let detail = format!(
+            "{rejected} / {rows} = {:.1} % > {:.1} %",
+            100.0 * rejected as f64 / rows as f64,
+            100.0 * req.profile.max_invalid_ratio
+        );
+        let sentence = Rule::RatioExceeded.sentence(lang, "", &detail);
+        write::add_message(&mut tx, 1, None, Rule::RatioExceeded, &detail, &sentence).await?;
+        error = Some(format!("{}: {sentence}", file.name));
+    }
+    let aborted = error.is_some();
+
+    let mut outcomes = write::Outcomes::default();
+    if !aborted {
+        write::classify(&mut tx, &plan).await.context("cannot classify rows")?;
+        outcomes = write::outcomes(&mut tx).await?;
+        if !req.dry_run {
+            write::apply(&mut tx, &plan, &req.profile.lists).await.context("cannot write contacts")?;
+        }
+    }
+
+    if !mapping.excess.is_empty() {
+        let value = mapping.excess.join(", ");
+        let sentence = Rule::MappingTooManyColumns.sentence(lang, "", &value);
+        write::add_message(&mut tx, 1, None, Rule::MappingTooManyColumns, &value, &sentence).await?;
+    }
+    if !mapping.missing.is_empty() {
+        let value = mapping.missing.join(", ");
+        let sentence = Rule::HeaderMissingColumns.sentence(lang, "", &value);
+        write::add_message(&mut tx, 1, None, Rule::HeaderMissingColumns, &value, &sentence).await?;
+    }
+    let (by_code, truncated) = write::keep_messages(&mut tx, run_id, req.max_messages).await.context("cannot store messages")?;
+
+    let mut profile_ref = None;
+    if let Some(name) = &req.save_as {
+        let mut effective = req.profile.clone();
+        effective.columns = mapping.as_profile_columns();
+        let version = profiles::save(&mut tx, req.tenant.id, name, &effective).await?;
+        profile_ref = Some(ProfileRef { name: name.clone(), version });
+    }
+
+    let status = if aborted {
+        Status::Aborted
+    } else if req.dry_run {
+        Status::DryRun
+    } else if by_code.is_empty() {
+        Status::Succeeded
+    } else {
+        Status::SucceededWithWarnings
+    };
+    let counts = Counts {
+        rows,
+        inserted: outcomes.inserted,
+        updated: outcomes.updated,
+        unchanged: outcomes.unchanged,
+        skipped_existing: outcomes.skipped_existing,
+        skipped_new: outcomes.skipped_new,
+        rejected,
+        warnings: outcomes.warnings,
+    };
+    let columns = columns_report(mapping);
+    runs::finish(
+        &mut tx,
+        run_id,
+        &runs::Finish {
+            status,
+            counts: &counts,
+            by_code: &by_code,
+            messages_truncated: truncated,
+            error: error.as_deref(),
+            columns: &columns,
+            profile: profile_ref.as_ref(),
+        },
+    )
+    .await
+    .context("cannot record the run's outcome")?;
+    tx.commit().await.context("cannot commit the import")?;
+    if let Some(p) = &req.progress {
+        p.finish_and_clear();
+    }
+    info!(
+        run_id = %run_id, status = status.as_str(), rows, inserted = counts.inserted, updated = counts.updated,
+        unchanged = counts.unchanged, rejected, warnings = counts.warnings, "import finished"
+    );
+    Ok(run_id)
+}
+
+fn columns_report(mapping: &mapping::Mapping) -> Columns {
+    Columns {
+        mapped: mapping.mapped.iter().map(|m| (m.header.clone(), m.target.to_string())).collect(),
+        unmapped: mapping.unmapped.clone(),
+        missing: mapping.missing.clone(),
+        ignored_beyond_limit: mapping.excess.clone(),
+    }
+}
+
+/// Records a run that wrote nothing because the file itself was refused.
+async fn record_failure(pool: &PgPool, run: &runs::NewRun<'_>, req: &Request, failure: FileFailure) -> anyhow::Result<Uuid> {
+    if let Some(p) = &req.progress {
+        p.finish_and_clear();
+    }
+    let lang = req.tenant.language;
+    let sentence = failure.rule.sentence(lang, "", &failure.detail);
+    let error = match failure.line {
+        Some(line) => format!("{}: line {line}: {sentence} [{}]", run.file.name, failure.rule.code()),
+        None => format!("{}: {sentence} [{}]", run.file.name, failure.rule.code()),
+    };
+    warn!(run_id = %run.id, tenant = %req.tenant.slug, file = %run.file.name, code = failure.rule.code(), "import refused: {error}");
+    let mut tx = pool.begin().await.context("cannot record the failed run")?;
+    runs::insert(&mut tx, run, Status::Running).await?;
+    runs::add_message(
+        &mut tx,
+        run.id,
+        &Message {
+            line: failure.line.unwrap_or(1) as i64,
+            column: None,
+            code: failure.rule.code().to_owned(),
+            severity: "error".into(),
+            value: Some(rules::excerpt(&failure.detail).to_owned()),
+            message: sentence,
+        },
+    )
+    .await?;
+    let by_code = [(failure.rule.code().to_owned(), 1)].into_iter().collect();
+    runs::finish(
+        &mut tx,
+        run.id,
+        &runs::Finish {
+            status: Status::Failed,
+            counts: &Counts::default(),
+            by_code: &by_code,
+            messages_truncated: false,
+            error: Some(&error),
+            columns: &Columns::default(),
+            profile: None,
+        },
+    )
+    .await?;
+    tx.commit().await.context("cannot record the failed run")?;
+    Ok(run.id)
+}

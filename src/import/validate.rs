@@ -1,0 +1,379 @@
+//! The rules of SPEC §3 applied to one row: a row is accepted (perhaps with
+//! corrections, which are warnings) or rejected with one message per broken
+//! rule. Accepted rows are encoded straight into the staging COPY buffer.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+
+use crate::domain::{Email, ReportLanguage, country_code};
+use crate::profile::{EmptyCells, Field, Profile, Target};
+
+use super::mapping::Mapping;
+use super::rules::{Rule, excerpt};
+use super::write::CopyBuf;
+
+/// The compiled form of a mapping: column indexes per target, ready for the
+/// per-row loop.
+pub struct RowPlan {
+    fields: [Option<usize>; 15],
+    criteria: Vec<(usize, String, HashSet<String>)>,
+    consents: Vec<(usize, String)>,
+    attributes: Vec<(usize, String)>,
+    headers: Vec<String>,
+    clear: bool,
+    lang: ReportLanguage,
+    default_language: String,
+    extra_languages: Vec<String>,
+    today: NaiveDate,
+}
+
+/// Tenant-level facts the rules need.
+pub struct RuleContext {
+    pub lang: ReportLanguage,
+    pub default_language: String,
+    pub extra_languages: Vec<String>,
+    pub today: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOutcome {
+    Accepted,
+    Rejected,
+}
+
+/// Buffers reused across rows so the hot loop does not allocate.
+#[derive(Default)]
+pub struct Scratch {
+    errors: Vec<(Rule, usize, String)>,
+    warnings: Vec<(Rule, usize, String)>,
+    json: Vec<u8>,
+}
+
+impl RowPlan {
+    pub fn new(mapping: &Mapping, profile: &Profile, ctx: RuleContext) -> RowPlan {
+        let mut fields = [None; 15];
+        let mut criteria = Vec::new();
+        let mut consents = Vec::new();
+        let mut attributes = Vec::new();
+        for m in &mapping.mapped {
+            match &m.target {
+                Target::Field(f) => fields[f.index()] = Some(m.index),
+                Target::Criteria(code) => {
+                    let allowed = profile.criteria.get(code).map(|v| v.iter().cloned().collect()).unwrap_or_default();
+                    criteria.push((m.index, code.clone(), allowed));
+                }
+                Target::Consent(name) => consents.push((m.index, name.clone())),
+                Target::Attribute(name) => attributes.push((m.index, name.clone())),
+            }
+        }
+        RowPlan {
+            fields,
+            criteria,
+            consents,
+            attributes,
+            headers: mapping.headers.clone(),
+            clear: profile.empty_cells == EmptyCells::Clear,
+            lang: ctx.lang,
+            default_language: ctx.default_language,
+            extra_languages: ctx.extra_languages,
+            today: ctx.today,
+        }
+    }
+
+    fn cell<'r>(&self, rec: &'r csv::StringRecord, field: Field) -> Option<&'r str> {
+        self.fields[field.index()].map(|i| clean(rec.get(i).unwrap_or("")))
+    }
+
+    /// Checks one record (`line` is its first line in the file) and writes
+    /// either a staging row to `rows` or its messages to `msgs`.
+    pub fn check(
+        &self,
+        line: u64,
+        rec: &csv::StringRecord,
+        scratch: &mut Scratch,
+        rows: &mut CopyBuf,
+        msgs: &mut CopyBuf,
+    ) -> RowOutcome {
+        scratch.errors.clear();
+        scratch.warnings.clear();
+        let col = |f: Field| self.fields[f.index()].unwrap_or(0);
+
+        let email_raw = self.cell(rec, Field::Email).unwrap_or("");
+        let email = Email::parse(email_raw);
+        if email.is_none() {
+            scratch.errors.push((Rule::EmailFormat, col(Field::Email), email_raw.to_owned()));
+        }
+
+        let language = self.cell(rec, Field::Language).and_then(|v| {
+            if v.is_empty() {
+                scratch.warnings.push((Rule::LanguageEmpty, col(Field::Language), self.default_language.clone()));
+                return None;
+            }
+            let upper = v.to_uppercase();
+            if upper == "FR" || upper == "EN" || self.extra_languages.contains(&upper) {
+                Some(upper)
+            } else {
+                scratch.errors.push((Rule::LanguageUnknown, col(Field::Language), v.to_owned()));
+                None
+            }
+        });
+
+        if let Some("") = self.cell(rec, Field::Display) {
+            scratch.warnings.push((Rule::DisplayEmpty, col(Field::Display), String::new()));
+        }
+
+        let civility = self.cell(rec, Field::Civility).and_then(|v| {
+            if v.is_empty() {
+                scratch.warnings.push((Rule::CivilityEmpty, col(Field::Civility), String::new()));
+                return None;
+            }
+            const CIVILITIES: [&str; 5] = ["MR", "MRS", "MISS", "MR_AND_MRS", "UNDEFINED"];
+            match CIVILITIES.iter().find(|c| c.eq_ignore_ascii_case(v)) {
+                Some(c) => Some(*c),
+                None => {
+                    scratch.errors.push((Rule::CivilityUnknown, col(Field::Civility), v.to_owned()));
+                    None
+                }
+            }
+        });
+
+        for field in [Field::FirstName, Field::LastName] {
+            match self.cell(rec, field) {
+                Some("") => scratch.warnings.push((Rule::NameEmpty, col(field), String::new())),
+                Some(v) if v.chars().any(|c| c.is_numeric()) => scratch.errors.push((Rule::NameDigits, col(field), v.to_owned())),
+                _ => {}
+            }
+        }
+
+        let birthdate = match self.cell(rec, Field::Birthdate) {
+            None | Some("") => None,
+            Some(v) => match parse_birthdate(v) {
+                None => {
+                    scratch.errors.push((Rule::BirthdateFormat, col(Field::Birthdate), v.to_owned()));
+                    None
+                }
+                Some(d) if d > self.today => {
+                    scratch.errors.push((Rule::BirthdateFuture, col(Field::Birthdate), v.to_owned()));
+                    None
+                }
+                Some(d) => Some(d),
+            },
+        };
+
+        let present = |f: Field| self.cell(rec, f).is_some_and(|v| !v.is_empty());
+        if (present(Field::Address) || present(Field::Town) || present(Field::Country))
+            && !(present(Field::PostalCode) || present(Field::State))
+        {
+            let shown = [Field::Address, Field::Town, Field::Country]
+                .iter()
+                .filter_map(|f| self.cell(rec, *f).filter(|v| !v.is_empty()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let column = self.fields[Field::PostalCode.index()].or(self.fields[Field::Address.index()]).unwrap_or(0);
+            scratch.errors.push((Rule::AddressPartial, column, shown));
+        }
+
+        if let Some(v) = self.cell(rec, Field::Town).filter(|v| !v.is_empty())
+            && !v.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '’' | '.'))
+        {
+            scratch.errors.push((Rule::TownFormat, col(Field::Town), v.to_owned()));
+        }
+
+        let country = match self.cell(rec, Field::Country) {
+            None | Some("") => None,
+            Some(v) => {
+                let code = country_code(v);
+                if code.is_none() {
+                    scratch.errors.push((Rule::CountryUnknown, col(Field::Country), v.to_owned()));
+                }
+                code
+            }
+        };
+
+        for field in [Field::Phone, Field::Mobile] {
+            if let Some(v) = self.cell(rec, field).filter(|v| !v.is_empty())
+                && !(v.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '.' | '-' | '(' | ')'))
+                    && v.chars().any(|c| c.is_ascii_digit()))
+            {
+                scratch.errors.push((Rule::PhoneFormat, col(field), v.to_owned()));
+            }
+        }
+
+        for (i, _, allowed) in &self.criteria {
+            let v = clean(rec.get(*i).unwrap_or(""));
+            if !v.is_empty() && !allowed.contains(v) {
+                scratch.errors.push((Rule::CriteriaUnknown, *i, v.to_owned()));
+            }
+        }
+        for (i, _) in &self.consents {
+            let v = clean(rec.get(*i).unwrap_or(""));
+            if !v.is_empty() && parse_consent(v).is_none() {
+                scratch.errors.push((Rule::ConsentValue, *i, v.to_owned()));
+            }
+        }
+
+        if !scratch.errors.is_empty() || email.is_none() {
+            for (rule, column, value) in &scratch.errors {
+                self.message(msgs, line, *rule, *column, value);
+            }
+            return RowOutcome::Rejected;
+        }
+        for (rule, column, value) in &scratch.warnings {
+            self.message(msgs, line, *rule, *column, value);
+        }
+
+        // Staging row; column order matches write::STAGING_COLUMNS.
+        let email = email.expect("checked above");
+        rows.int(line as i64);
+        rows.text(email.as_str());
+        rows.opt(language.as_deref());
+        for field in [Field::Display] {
+            rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
+        }
+        rows.opt(civility);
+        for field in [Field::FirstName, Field::LastName] {
+            rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
+        }
+        match birthdate {
+            Some(d) => rows.date(d),
+            None => rows.null(),
+        }
+        for field in [Field::Structure, Field::Address, Field::PostalCode, Field::Town, Field::State] {
+            rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
+        }
+        rows.opt(country);
+        for field in [Field::Phone, Field::Mobile] {
+            rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
+        }
+        // Criteria: an empty cell leaves the stored value, whatever empty_cells says (SPEC §3).
+        let cell = |i: usize| Some(clean(rec.get(i).unwrap_or(""))).filter(|v| !v.is_empty());
+        write_json(rows, &mut scratch.json, false, self.criteria.iter().map(|(i, k, _)| (k.as_str(), cell(*i).map(JsonValue::Str))));
+        write_json(
+            rows,
+            &mut scratch.json,
+            self.clear,
+            self.consents.iter().map(|(i, k)| (k.as_str(), cell(*i).and_then(parse_consent).map(JsonValue::Bool))),
+        );
+        write_json(rows, &mut scratch.json, self.clear, self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str))));
+        rows.bool(!scratch.warnings.is_empty());
+        rows.end_row();
+        RowOutcome::Accepted
+    }
+
+    /// Rejects a record with fewer cells than the header: its values could
+    /// sit in the wrong columns.
+    pub fn short_row(&self, line: u64, got: usize, width: usize, msgs: &mut CopyBuf) {
+        let detail = format!("{got} / {width}");
+        self.message(msgs, line, Rule::RowColumns, usize::MAX, &detail);
+    }
+
+    fn message(&self, msgs: &mut CopyBuf, line: u64, rule: Rule, column: usize, value: &str) {
+        let header = self.headers.get(column).map(String::as_str).unwrap_or("");
+        let value = excerpt(value);
+        msgs.int(line as i64);
+        msgs.text(header);
+        msgs.text(rule.code());
+        msgs.text(rule.severity().as_str());
+        msgs.text(value);
+        msgs.text(&rule.sentence(self.lang, header, value));
+        msgs.end_row();
+    }
+}
+
+enum JsonValue<'a> {
+    Str(&'a str),
+    Bool(bool),
+}
+
+/// Writes a JSON object of the given entries as one COPY cell: present values
+/// always, empty cells as `null` only when `nulls` (so the merge erases the
+/// stored key), and SQL NULL when nothing remains (the stored object stays).
+fn write_json<'a>(rows: &mut CopyBuf, json: &mut Vec<u8>, nulls: bool, entries: impl Iterator<Item = (&'a str, Option<JsonValue<'a>>)>) {
+    json.clear();
+    json.push(b'{');
+    for (key, value) in entries {
+        if value.is_none() && !nulls {
+            continue;
+        }
+        if json.len() > 1 {
+            json.push(b',');
+        }
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *json, key);
+        json.push(b':');
+        match value {
+            Some(JsonValue::Str(v)) => {
+                let _ = serde_json::to_writer(&mut *json, v);
+            }
+            Some(JsonValue::Bool(true)) => json.extend_from_slice(b"true"),
+            Some(JsonValue::Bool(false)) => json.extend_from_slice(b"false"),
+            None => json.extend_from_slice(b"null"),
+        }
+    }
+    if json.len() == 1 {
+        rows.null();
+    } else {
+        json.push(b'}');
+        rows.text_bytes(json);
+    }
+}
+
+/// Trims a cell and removes the apostrophe that the rejects file puts before
+/// `= + - @` against formula injection, so a fixed rejects file imports as
+/// the customer typed it.
+pub fn clean(raw: &str) -> &str {
+    let v = raw.trim();
+    match v.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
+        _ => v,
+    }
+}
+
+/// `dd.mm.yyyy`, two digits, two digits, four digits, a real date.
+pub fn parse_birthdate(v: &str) -> Option<NaiveDate> {
+    let b = v.as_bytes();
+    if b.len() != 10 || b[2] != b'.' || b[5] != b'.' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r.clone()].iter().all(u8::is_ascii_digit).then(|| v[r].parse().ok())?
+    };
+    NaiveDate::from_ymd_opt(num(6..10)? as i32, num(3..5)?, num(0..2)?)
+}
+
+/// Seed 001's tri-state booleans.
+pub fn parse_consent(v: &str) -> Option<bool> {
+    match v {
+        "TRUE" | "true" | "T" | "t" => Some(true),
+        "FALSE" | "false" | "F" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn birthdates_must_be_real_dd_mm_yyyy_dates() {
+        assert_eq!(parse_birthdate("29.02.2024"), NaiveDate::from_ymd_opt(2024, 2, 29));
+        for bad in ["29.02.2023", "1985-03-12", "1.2.1985", "01/02/1985", "32.01.1990", "aa.bb.cccc"] {
+            assert_eq!(parse_birthdate(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn consents_accept_only_the_seed_spellings() {
+        assert_eq!(parse_consent("T"), Some(true));
+        assert_eq!(parse_consent("f"), Some(false));
+        assert_eq!(parse_consent("yes"), None);
+        assert_eq!(parse_consent("Vrai"), None);
+    }
+
+    #[test]
+    fn neutralised_formulas_get_their_apostrophe_removed() {
+        assert_eq!(clean(" '=1+1 "), "=1+1");
+        assert_eq!(clean("'t Hooft"), "'t Hooft");
+    }
+}

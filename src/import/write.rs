@@ -1,0 +1,425 @@
+//! Writing an import to PostgreSQL, set-based: rows are COPYed into a staging
+//! table, duplicates and outcomes are computed in SQL, then one statement per
+//! table writes them. Never one statement per row.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{Datelike, NaiveDate};
+use sqlx::AssertSqlSafe;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::domain::ReportLanguage;
+use crate::profile::{DuplicatesInFile, EmptyCells, Field, Mode, Target};
+
+use super::mapping::Mapping;
+use super::rules::Rule;
+
+/// A COPY text-format buffer (tab-separated, `\N` for NULL, backslash
+/// escapes), filled row by row without intermediate strings.
+#[derive(Default)]
+pub struct CopyBuf {
+    buf: Vec<u8>,
+    mid_row: bool,
+    rows: usize,
+}
+
+impl CopyBuf {
+    pub fn with_capacity(n: usize) -> CopyBuf {
+        CopyBuf { buf: Vec::with_capacity(n), mid_row: false, rows: 0 }
+    }
+
+    fn sep(&mut self) {
+        if self.mid_row {
+            self.buf.push(b'\t');
+        }
+        self.mid_row = true;
+    }
+
+    pub fn null(&mut self) {
+        self.sep();
+        self.buf.extend_from_slice(b"\\N");
+    }
+
+    pub fn text(&mut self, s: &str) {
+        self.text_bytes(s.as_bytes());
+    }
+
+    pub fn text_bytes(&mut self, s: &[u8]) {
+        self.sep();
+        if !s.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t')) {
+            self.buf.extend_from_slice(s);
+            return;
+        }
+        for &b in s {
+            match b {
+                b'\\' => self.buf.extend_from_slice(b"\\\\"),
+                b'\n' => self.buf.extend_from_slice(b"\\n"),
+                b'\r' => self.buf.extend_from_slice(b"\\r"),
+                b'\t' => self.buf.extend_from_slice(b"\\t"),
+                _ => self.buf.push(b),
+            }
+        }
+    }
+
+    pub fn opt(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.text(s),
+            None => self.null(),
+        }
+    }
+
+    pub fn int(&mut self, i: i64) {
+        self.sep();
+        let _ = write!(Fmt(&mut self.buf), "{i}");
+    }
+
+    pub fn bool(&mut self, b: bool) {
+        self.sep();
+        self.buf.push(if b { b't' } else { b'f' });
+    }
+
+    pub fn date(&mut self, d: NaiveDate) {
+        self.sep();
+        let _ = write!(Fmt(&mut self.buf), "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
+    }
+
+    pub fn end_row(&mut self) {
+        self.buf.push(b'\n');
+        self.mid_row = false;
+        self.rows += 1;
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn into_inner(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+struct Fmt<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Fmt<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Columns of the staging table, in the order `validate` writes them.
+const STAGING_COLUMNS: &str = "line, email, language, display, civility, first_name, last_name, birthdate, structure, \
+     address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warned";
+
+const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, message";
+
+pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::raw_sql(
+        "CREATE TEMP TABLE staging (
+            line bigint NOT NULL, email text NOT NULL, language text, display text, civility text,
+            first_name text, last_name text, birthdate date, structure text, address text,
+            postal_code text, town text, state text, country text, phone text, mobile text,
+            criteria jsonb, consents jsonb, attributes jsonb, warned boolean NOT NULL
+        ) ON COMMIT DROP;
+        CREATE TEMP TABLE staging_messages (
+            line bigint NOT NULL, column_name text, code text NOT NULL, severity text NOT NULL,
+            value text, message text NOT NULL
+        ) ON COMMIT DROP;",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Sends one batch of staging rows and messages.
+pub async fn copy_batch(conn: &mut PgConnection, rows: Vec<u8>, msgs: Vec<u8>) -> sqlx::Result<()> {
+    if !rows.is_empty() {
+        let mut copy = conn.copy_in_raw(&format!("COPY staging ({STAGING_COLUMNS}) FROM STDIN")).await?;
+        copy.send(rows).await?;
+        copy.finish().await?;
+    }
+    if !msgs.is_empty() {
+        let mut copy = conn.copy_in_raw(&format!("COPY staging_messages ({MESSAGE_COLUMNS}) FROM STDIN")).await?;
+        copy.send(msgs).await?;
+        copy.finish().await?;
+    }
+    Ok(())
+}
+
+/// Adds a file-level message (header, mapping, ratio) to the run.
+pub async fn add_message(
+    conn: &mut PgConnection,
+    line: u64,
+    column: Option<&str>,
+    rule: Rule,
+    value: &str,
+    message: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(AssertSqlSafe(format!("INSERT INTO staging_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)")))
+        .bind(line as i64)
+        .bind(column)
+        .bind(rule.code())
+        .bind(rule.severity().as_str())
+        .bind(value)
+        .bind(message)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What the set-based statements need to know about the import.
+pub struct Plan<'a> {
+    pub tenant_id: i64,
+    pub run_id: Uuid,
+    pub mapping: &'a Mapping,
+    pub mode: Mode,
+    pub empty_cells: EmptyCells,
+    pub duplicates: DuplicatesInFile,
+    pub default_language: &'a str,
+    pub lang: ReportLanguage,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcomes {
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub skipped_existing: i64,
+    pub skipped_new: i64,
+    pub warnings: i64,
+}
+
+/// Rejects all but one line of each e-mail present more than once, keeping
+/// the first or last line as the profile says. Returns the lines rejected.
+pub async fn reject_duplicates(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<i64> {
+    let order = match plan.duplicates {
+        DuplicatesInFile::First => "ASC",
+        DuplicatesInFile::Last => "DESC",
+    };
+    let column = email_header(plan.mapping);
+    let template = Rule::EmailDuplicateInFile.sentence(plan.lang, "{winner}", "{value}");
+    let done = sqlx::query(AssertSqlSafe(format!(
+        "WITH dup AS (
+            SELECT email FROM staging GROUP BY email HAVING count(*) > 1
+        ), ranked AS (
+            SELECT s.line, s.email,
+                   row_number() OVER w AS rn, first_value(s.line) OVER w AS winner
+            FROM staging s JOIN dup USING (email)
+            WINDOW w AS (PARTITION BY s.email ORDER BY s.line {order})
+        ), losers AS (
+            DELETE FROM staging s USING ranked r
+            WHERE s.line = r.line AND r.rn > 1
+            RETURNING s.line, s.email, r.winner
+        )
+        INSERT INTO staging_messages ({MESSAGE_COLUMNS})
+        SELECT line, $1, 'email.duplicate_in_file', 'error', email,
+               replace(replace($2, '{{value}}', email), '{{winner}}', winner::text)
+        FROM losers"
+    )))
+    .bind(column)
+    .bind(template)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() as i64)
+}
+
+fn email_header(mapping: &Mapping) -> String {
+    mapping.column_of(Field::Email).and_then(|i| mapping.headers.get(i)).cloned().unwrap_or_default()
+}
+
+/// SQL for the value a mapped base field takes on an existing contact.
+fn merged(field: Field, clear: bool) -> String {
+    let f = field.name();
+    if !clear {
+        return format!("coalesce(s.{f}, c.{f})");
+    }
+    match field {
+        Field::FirstName | Field::LastName => format!("coalesce(s.{f}, '-')"),
+        Field::Civility => format!("coalesce(s.{f}, 'UNDEFINED')"),
+        Field::Language => format!("coalesce(s.{f}, $2)"),
+        _ => format!("s.{f}"),
+    }
+}
+
+/// The (column, new value) pairs an update writes: only what the file maps.
+fn assignments(plan: &Plan<'_>) -> Vec<(&'static str, String)> {
+    let clear = plan.empty_cells == EmptyCells::Clear;
+    let mut out: Vec<(&'static str, String)> = Field::ALL
+        .iter()
+        .filter(|f| **f != Field::Email && plan.mapping.maps(**f))
+        .map(|f| (f.name(), merged(*f, clear)))
+        .collect();
+    let has = |pred: fn(&Target) -> bool| plan.mapping.mapped.iter().any(|m| pred(&m.target));
+    if has(|t| matches!(t, Target::Criteria(_))) {
+        out.push(("criteria", "c.criteria || coalesce(s.criteria, '{}')".into()));
+    }
+    if has(|t| matches!(t, Target::Consent(_))) {
+        out.push(("consents", "jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}'))".into()));
+    }
+    if has(|t| matches!(t, Target::Attribute(_))) {
+        out.push(("attributes", "jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))".into()));
+    }
+    out
+}
+
+/// Decides, for every staged line, what the import does with it:
+/// `i` insert, `u` update, `n` unchanged, `e` skipped (exists), `x` skipped (new).
+pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<()> {
+    let sets = assignments(plan);
+    let changed = if sets.is_empty() {
+        "false".to_owned()
+    } else {
+        let new: Vec<&str> = sets.iter().map(|(_, e)| e.as_str()).collect();
+        let old: Vec<String> = sets.iter().map(|(c, _)| format!("c.{c}")).collect();
+        format!("ROW({}) IS DISTINCT FROM ROW({})", new.join(", "), old.join(", "))
+    };
+    let (new, upd, same) = match plan.mode {
+        Mode::Upsert => ("i", "u", "n"),
+        Mode::InsertOnly => ("i", "e", "e"),
+        Mode::UpdateOnly => ("x", "u", "n"),
+    };
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE TEMP TABLE classified ON COMMIT DROP AS
+         SELECT s.line, c.id AS contact_id,
+                CASE WHEN c.id IS NULL THEN '{new}' WHEN {changed} THEN '{upd}' ELSE '{same}' END AS outcome
+         FROM staging s LEFT JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email"
+    )))
+    .bind(plan.tenant_id)
+    .bind(plan.default_language)
+    .execute(&mut *conn)
+    .await?;
+
+    // Skipped lines are explained line by line, as seed 002's "[Conflict]".
+    for (outcome, rule) in [("e", Rule::EmailExists), ("x", Rule::EmailUnknown)] {
+        if outcome != new && outcome != upd {
+            continue;
+        }
+        let template = rule.sentence(plan.lang, "", "{value}");
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO staging_messages ({MESSAGE_COLUMNS})
+             SELECT s.line, $1, $2, 'error', s.email, replace($3, '{{value}}', s.email)
+             FROM staging s JOIN classified k USING (line) WHERE k.outcome = $4"
+        )))
+        .bind(email_header(plan.mapping))
+        .bind(rule.code())
+        .bind(template)
+        .bind(outcome)
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    // A correction is only real on a row that is written with it: inserted
+    // rows, and updated rows when empty cells clear stored values.
+    let corrected = match plan.empty_cells {
+        EmptyCells::Keep => "k.outcome = 'i'",
+        EmptyCells::Clear => "k.outcome IN ('i', 'u')",
+    };
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM staging_messages m WHERE m.severity = 'warning'
+         AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = m.line AND {corrected})"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn outcomes(conn: &mut PgConnection) -> sqlx::Result<Outcomes> {
+    let row = sqlx::query(
+        "SELECT count(*) FILTER (WHERE outcome = 'i'), count(*) FILTER (WHERE outcome = 'u'),
+                count(*) FILTER (WHERE outcome = 'n'), count(*) FILTER (WHERE outcome = 'e'),
+                count(*) FILTER (WHERE outcome = 'x'),
+                (SELECT count(DISTINCT line) FROM staging_messages WHERE severity = 'warning')
+         FROM classified",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Outcomes {
+        inserted: row.get(0),
+        updated: row.get(1),
+        unchanged: row.get(2),
+        skipped_existing: row.get(3),
+        skipped_new: row.get(4),
+        warnings: row.get(5),
+    })
+}
+
+/// Writes contacts, updates and list memberships for the classified lines.
+pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate,
+            structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes,
+            created_by_run, updated_by_run)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'),
+            coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address,
+            s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'),
+            jsonb_strip_nulls(coalesce(s.consents, '{}')), jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3
+         FROM staging s JOIN classified k USING (line) WHERE k.outcome = 'i'",
+    )
+    .bind(plan.tenant_id)
+    .bind(plan.default_language)
+    .bind(plan.run_id)
+    .execute(&mut *conn)
+    .await?;
+
+    let sets = assignments(plan);
+    if !sets.is_empty() {
+        let set_sql: Vec<String> = sets.iter().map(|(c, e)| format!("{c} = {e}")).collect();
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE contacts c SET {}, updated_by_run = $3, updated_at = now()
+             FROM staging s JOIN classified k USING (line)
+             WHERE k.outcome = 'u' AND c.id = k.contact_id AND c.tenant_id = $1",
+            set_sql.join(", ")
+        )))
+        .bind(plan.tenant_id)
+        .bind(plan.default_language)
+        .bind(plan.run_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    if !lists.is_empty() {
+        sqlx::query("INSERT INTO lists (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+            .bind(plan.tenant_id)
+            .bind(lists)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "INSERT INTO list_members (list_id, contact_id, added_by_run)
+             SELECT l.id, c.id, $3
+             FROM staging s JOIN classified k USING (line)
+             JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
+             JOIN lists l ON l.tenant_id = $1 AND l.name = ANY($2)
+             WHERE k.outcome IN ('i', 'u', 'n')
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(plan.tenant_id)
+        .bind(lists)
+        .bind(plan.run_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Moves the staged messages into the run (at most `limit` of them, by line)
+/// and returns the complete count per rule code plus whether some were cut.
+pub async fn keep_messages(conn: &mut PgConnection, run_id: Uuid, limit: i64) -> sqlx::Result<(BTreeMap<String, i64>, bool)> {
+    let rows = sqlx::query("SELECT code, count(*) FROM staging_messages GROUP BY code").fetch_all(&mut *conn).await?;
+    let by_code: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let total: i64 = by_code.values().sum();
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO run_messages (run_id, {MESSAGE_COLUMNS})
+         SELECT $1, {MESSAGE_COLUMNS} FROM staging_messages ORDER BY line, code LIMIT $2"
+    )))
+    .bind(run_id)
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok((by_code, total > limit))
+}

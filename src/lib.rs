@@ -1,0 +1,13 @@
+//! dropfeed: imports customers' contact files into PostgreSQL, validating
+//! every row, manually from the command line or on each tenant's schedule.
+
+pub mod cli;
+pub mod configuration;
+pub mod domain;
+pub mod export;
+pub mod import;
+pub mod profile;
+pub mod report;
+pub mod store;
+pub mod telemetry;
+pub mod template;

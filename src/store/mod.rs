@@ -1,0 +1,50 @@
+//! PostgreSQL access: connecting (creating the database and applying the
+//! embedded migrations), and the queries of each table family.
+
+pub mod contacts;
+pub mod profiles;
+pub mod runs;
+pub mod tenants;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The URL without its password, for messages.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparsable database url>".into(),
+    }
+}
+
+/// Creates the database if it is missing and applies pending migrations.
+pub async fn migrate(url: &str) -> anyhow::Result<PgPool> {
+    let shown = redacted(url);
+    if !Postgres::database_exists(url).await.with_context(|| format!("cannot reach PostgreSQL at {shown}"))? {
+        Postgres::create_database(url).await.with_context(|| format!("cannot create the database {shown}"))?;
+    }
+    let pool = connect(url).await?;
+    MIGRATOR.run(&pool).await.with_context(|| format!("cannot apply migrations to {shown}"))?;
+    Ok(pool)
+}
+
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url.parse().with_context(|| format!("invalid database url {}", redacted(url)))?;
+    PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to {}", redacted(url)))
+}

@@ -1,0 +1,97 @@
+//! Saved import profiles, versioned: a new version only when the body changes.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::profile::Profile;
+
+pub struct SavedProfile {
+    pub name: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub profile: Profile,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileStoreError {
+    #[error("profile {0:?} not found for this tenant")]
+    NotFound(String),
+    #[error("stored profile {name:?} v{version} cannot be read: {message}")]
+    Corrupt { name: String, version: i32, message: String },
+    #[error("database error on profile {name:?}")]
+    Db {
+        name: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+pub async fn latest(pool: &PgPool, tenant_id: i64, name: &str) -> Result<SavedProfile, ProfileStoreError> {
+    let db = |source| ProfileStoreError::Db { name: name.to_owned(), source };
+    let row = sqlx::query(
+        "SELECT name, version, created_at, body FROM profiles
+         WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| ProfileStoreError::NotFound(name.to_owned()))?;
+    decode(&row)
+}
+
+fn decode(row: &sqlx::postgres::PgRow) -> Result<SavedProfile, ProfileStoreError> {
+    let name: String = row.get("name");
+    let version: i32 = row.get("version");
+    let body: serde_json::Value = row.get("body");
+    let profile: Profile = serde_json::from_value(body)
+        .map_err(|e| ProfileStoreError::Corrupt { name: name.clone(), version, message: e.to_string() })?;
+    Ok(SavedProfile { name, version, created_at: row.get("created_at"), profile })
+}
+
+/// Stores `profile` under `name`, returning its version: the latest one if
+/// its body is identical, else a new one.
+pub async fn save(conn: &mut PgConnection, tenant_id: i64, name: &str, profile: &Profile) -> Result<i32, ProfileStoreError> {
+    let db = |source| ProfileStoreError::Db { name: name.to_owned(), source };
+    let mut profile = profile.clone();
+    profile.name = Some(name.to_owned());
+    let body = serde_json::to_value(&profile).expect("a profile serialises to JSON");
+    // Serialise concurrent saves of the same tenant's profiles.
+    sqlx::query("SELECT pg_advisory_xact_lock(7, $1::int)").bind(tenant_id as i32).execute(&mut *conn).await.map_err(db)?;
+    let last = sqlx::query("SELECT version, body FROM profiles WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1")
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    if let Some(row) = &last {
+        let stored: serde_json::Value = row.get("body");
+        if stored == body {
+            return Ok(row.get("version"));
+        }
+    }
+    let version = last.map(|r| r.get::<i32, _>("version") + 1).unwrap_or(1);
+    sqlx::query("INSERT INTO profiles (tenant_id, name, version, body) VALUES ($1, $2, $3, $4)")
+        .bind(tenant_id)
+        .bind(name)
+        .bind(version)
+        .bind(body)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(version)
+}
+
+/// The latest version of every profile of a tenant.
+pub async fn list(pool: &PgPool, tenant_id: i64) -> Result<Vec<SavedProfile>, ProfileStoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT ON (name) name, version, created_at, body FROM profiles
+         WHERE tenant_id = $1 ORDER BY name, version DESC",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await
+    .map_err(|source| ProfileStoreError::Db { name: "*".into(), source })?;
+    rows.iter().map(decode).collect()
+}

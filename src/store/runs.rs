@@ -1,0 +1,216 @@
+//! Runs and their per-line messages: the record of every import.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Report, Status};
+
+/// The facts known when a run starts.
+pub struct NewRun<'a> {
+    pub id: Uuid,
+    pub tenant_id: i64,
+    pub feed: Option<&'a str>,
+    pub dry_run: bool,
+    pub file: &'a FileInfo,
+    pub profile: Option<&'a ProfileRef>,
+    pub options: serde_json::Value,
+    pub started_at: DateTime<Utc>,
+}
+
+/// What a run ended with.
+pub struct Finish<'a> {
+    pub status: Status,
+    pub counts: &'a Counts,
+    pub by_code: &'a BTreeMap<String, i64>,
+    pub messages_truncated: bool,
+    pub error: Option<&'a str>,
+    pub columns: &'a Columns,
+    pub profile: Option<&'a ProfileRef>,
+}
+
+pub async fn insert(conn: &mut PgConnection, run: &NewRun<'_>, status: Status) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO runs (id, tenant_id, feed, status, dry_run, profile_name, profile_version,
+            file_name, file_size, file_sha256, options, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(run.id)
+    .bind(run.tenant_id)
+    .bind(run.feed)
+    .bind(status.as_str())
+    .bind(run.dry_run)
+    .bind(run.profile.map(|p| p.name.as_str()))
+    .bind(run.profile.map(|p| p.version))
+    .bind(&run.file.name)
+    .bind(run.file.size)
+    .bind(&run.file.sha256)
+    .bind(&run.options)
+    .bind(run.started_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish<'_>) -> sqlx::Result<()> {
+    let c = f.counts;
+    sqlx::query(
+        "UPDATE runs SET status = $2, finished_at = now(), rows = $3, inserted = $4, updated = $5,
+            unchanged = $6, skipped_existing = $7, skipped_new = $8, rejected = $9, warnings = $10,
+            by_code = $11, messages_truncated = $12, error = $13, columns = $14,
+            profile_name = coalesce($15, profile_name), profile_version = coalesce($16, profile_version)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(f.status.as_str())
+    .bind(c.rows)
+    .bind(c.inserted)
+    .bind(c.updated)
+    .bind(c.unchanged)
+    .bind(c.skipped_existing)
+    .bind(c.skipped_new)
+    .bind(c.rejected)
+    .bind(c.warnings)
+    .bind(serde_json::to_value(f.by_code).unwrap_or_default())
+    .bind(f.messages_truncated)
+    .bind(f.error)
+    .bind(serde_json::to_value(f.columns).unwrap_or_default())
+    .bind(f.profile.map(|p| p.name.as_str()))
+    .bind(f.profile.map(|p| p.version))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds one message to a run (used for file-level failures, whose staging
+/// tables were rolled back).
+pub async fn add_message(conn: &mut PgConnection, id: Uuid, m: &Message) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO run_messages (run_id, line, column_name, code, severity, value, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(m.line)
+    .bind(&m.column)
+    .bind(&m.code)
+    .bind(&m.severity)
+    .bind(&m.value)
+    .bind(&m.message)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The full report of a run, with at most `message_limit` messages (all when
+/// `None`).
+pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx::Result<Option<Report>> {
+    let Some(r) = sqlx::query(
+        "SELECT r.*, t.slug FROM runs r JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let limit = message_limit.unwrap_or(i64::MAX);
+    let msgs = sqlx::query(
+        "SELECT line, column_name, code, severity, value, message FROM run_messages
+         WHERE run_id = $1 ORDER BY line, code LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit.saturating_add(1))
+    .fetch_all(pool)
+    .await?;
+    let cut = msgs.len() as i64 > limit;
+    let messages: Vec<Message> = msgs
+        .iter()
+        .take(limit as usize)
+        .map(|m| Message {
+            line: m.get("line"),
+            column: m.get("column_name"),
+            code: m.get("code"),
+            severity: m.get("severity"),
+            value: m.get("value"),
+            message: m.get("message"),
+        })
+        .collect();
+    let status: String = r.get("status");
+    let by_code: serde_json::Value = r.get("by_code");
+    let columns: serde_json::Value = r.get("columns");
+    let profile_name: Option<String> = r.get("profile_name");
+    let profile_version: Option<i32> = r.get("profile_version");
+    Ok(Some(Report {
+        run_id: id,
+        tenant: r.get("slug"),
+        feed: r.get("feed"),
+        status: Status::parse(&status).unwrap_or(Status::Failed),
+        dry_run: r.get("dry_run"),
+        profile: profile_name.zip(profile_version).map(|(name, version)| ProfileRef { name, version }),
+        file: FileInfo { name: r.get("file_name"), size: r.get("file_size"), sha256: r.get("file_sha256") },
+        started_at: r.get("started_at"),
+        finished_at: r.get("finished_at"),
+        counts: Counts {
+            rows: r.get("rows"),
+            inserted: r.get("inserted"),
+            updated: r.get("updated"),
+            unchanged: r.get("unchanged"),
+            skipped_existing: r.get("skipped_existing"),
+            skipped_new: r.get("skipped_new"),
+            rejected: r.get("rejected"),
+            warnings: r.get("warnings"),
+        },
+        by_code: serde_json::from_value(by_code).unwrap_or_default(),
+        messages,
+        messages_truncated: r.get::<bool, _>("messages_truncated") || cut,
+        error: r.get("error"),
+        options: r.get("options"),
+        columns: serde_json::from_value(columns).unwrap_or_default(),
+    }))
+}
+
+/// One line of `runs list`.
+#[derive(Debug, serde::Serialize)]
+pub struct RunSummary {
+    pub run_id: Uuid,
+    pub tenant: String,
+    pub feed: Option<String>,
+    pub status: String,
+    pub file: String,
+    pub started_at: DateTime<Utc>,
+    pub rows: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub rejected: i64,
+}
+
+pub async fn list(pool: &PgPool, tenant: Option<&str>, feed: Option<&str>, limit: i64) -> sqlx::Result<Vec<RunSummary>> {
+    let rows = sqlx::query(
+        "SELECT r.id, t.slug, r.feed, r.status, r.file_name, r.started_at, r.rows, r.inserted, r.updated, r.rejected
+         FROM runs r JOIN tenants t ON t.id = r.tenant_id
+         WHERE ($1::text IS NULL OR t.slug = $1) AND ($2::text IS NULL OR r.feed = $2)
+         ORDER BY r.started_at DESC LIMIT $3",
+    )
+    .bind(tenant)
+    .bind(feed)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| RunSummary {
+            run_id: r.get(0),
+            tenant: r.get(1),
+            feed: r.get(2),
+            status: r.get(3),
+            file: r.get(4),
+            started_at: r.get(5),
+            rows: r.get(6),
+            inserted: r.get(7),
+            updated: r.get(8),
+            rejected: r.get(9),
+        })
+        .collect())
+}
