@@ -127,10 +127,7 @@ pub enum ProfileCommand {
     /// The tenant's profiles (latest versions).
     List { tenant: TenantSlug },
     /// Print a profile as YAML (the format `import --mapping` reads).
-    Show {
-        tenant: TenantSlug,
-        name: String,
-    },
+    Show { tenant: TenantSlug, name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,7 +172,8 @@ pub enum ContactsCommand {
 
 /// Runs one command; the exit code says whether it did what was asked.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    telemetry::init(cli.log_format, "warn");
+    // Commands print their outcome themselves; logs are for the daemon.
+    telemetry::init(cli.log_format, "error");
     let mut settings = configuration::load(cli.config.as_deref())?;
     if let Some(url) = &cli.database_url {
         settings.database_url = url.clone();
@@ -205,7 +203,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let filter = Filter { tenant_id: t.id, list, created_by_run };
             let n = match output {
                 Some(path) => {
-                    let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                    let file =
+                        std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
                     export::write_contacts(&pool, &filter, old_new, std::io::BufWriter::new(file)).await?
                 }
                 None => export::write_contacts(&pool, &filter, old_new, std::io::stdout().lock()).await?,
@@ -259,7 +258,12 @@ async fn tenant(pool: &PgPool, cmd: TenantCommand, format: OutputFormat) -> anyh
     Ok(ExitCode::SUCCESS)
 }
 
-async fn import_file(pool: &PgPool, settings: &Settings, args: ImportArgs, format: OutputFormat) -> anyhow::Result<ExitCode> {
+async fn import_file(
+    pool: &PgPool,
+    settings: &Settings,
+    args: ImportArgs,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     let tenant = tenants::find(pool, &args.tenant).await?;
     let (mut profile, profile_ref) = match (&args.profile, &args.mapping) {
         (Some(name), _) => {
@@ -267,7 +271,8 @@ async fn import_file(pool: &PgPool, settings: &Settings, args: ImportArgs, forma
             (saved.profile, Some(ProfileRef { name: saved.name, version: saved.version }))
         }
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read mapping {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read mapping {}", path.display()))?;
             (Profile::from_yaml(&text, &path.display().to_string())?, None)
         }
         (None, None) => (Profile::default(), None),
@@ -283,9 +288,11 @@ async fn import_file(pool: &PgPool, settings: &Settings, args: ImportArgs, forma
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(meta.len());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg:8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("static progress template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} {msg:8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("static progress template")
+            .progress_chars("=> "),
         );
         bar.set_message("reading");
         bar
@@ -314,11 +321,7 @@ fn exit_for(report: &Report) -> ExitCode {
     if report.status.is_success() {
         ExitCode::SUCCESS
     } else {
-        eprintln!(
-            "error: import {}: {}",
-            report.status.as_str(),
-            report.error.as_deref().unwrap_or("see the report")
-        );
+        eprintln!("error: import {}: {}", report.status.as_str(), report.error.as_deref().unwrap_or("see the report"));
         ExitCode::from(2)
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 pub const DEFAULT_CONFIG: &str = "config/dropfeed.yaml";
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/dropfeed";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/dropfeed";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -196,15 +196,15 @@ pub enum EmptyCells {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Encoding {
     #[default]
+    #[serde(rename = "auto")]
     Auto,
-    #[serde(alias = "utf8")]
+    #[serde(rename = "utf-8", alias = "utf8", alias = "UTF-8")]
     Utf8,
-    #[serde(alias = "cp1252")]
+    #[serde(rename = "windows-1252", alias = "cp1252")]
     Windows1252,
-    #[serde(alias = "latin1")]
+    #[serde(rename = "iso-8859-1", alias = "latin1")]
     Iso88591,
 }
 

@@ -147,7 +147,8 @@ impl Report {
             let _ = writeln!(out, "unmapped columns (not imported): {}", self.columns.unmapped.join(", "));
         }
         if !self.columns.ignored_beyond_limit.is_empty() {
-            let _ = writeln!(out, "columns beyond the 20th (ignored): {}", self.columns.ignored_beyond_limit.join(", "));
+            let _ =
+                writeln!(out, "columns beyond the 20th (ignored): {}", self.columns.ignored_beyond_limit.join(", "));
         }
         for (code, n) in &self.by_code {
             let _ = writeln!(out, "\n{code}: {n}");

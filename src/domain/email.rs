@@ -67,7 +67,18 @@ mod tests {
 
     #[test]
     fn refuses_addresses_without_the_x_at_y_tld_shape() {
-        for bad in ["", "jean.dupontexample.com", "a@b", "a@b.", "a @b.com", "a@b..com", "@b.com", "a@b.c0m", "a@@b.com", "a@[1.2.3.4]"] {
+        for bad in [
+            "",
+            "jean.dupontexample.com",
+            "a@b",
+            "a@b.",
+            "a @b.com",
+            "a@b..com",
+            "@b.com",
+            "a@b.c0m",
+            "a@@b.com",
+            "a@[1.2.3.4]",
+        ] {
             assert!(Email::parse(bad).is_none(), "{bad} should be refused");
         }
     }

@@ -99,7 +99,9 @@ pub fn resolve(headers: Vec<String>, profile: &Profile) -> Result<Mapping, Heade
         }
         for (index, header) in &data_columns {
             match profile.columns.get(header.as_str()) {
-                Some(Some(target)) => candidates.push(Mapped { index: *index, header: (*header).clone(), target: target.clone() }),
+                Some(Some(target)) => {
+                    candidates.push(Mapped { index: *index, header: (*header).clone(), target: target.clone() })
+                }
                 Some(None) => {}
                 None => mapping.unmapped.push((*header).clone()),
             }
@@ -203,7 +205,8 @@ mod tests {
 
     #[test]
     fn rejects_file_columns_and_old_values_are_ignored() {
-        let m = resolve(h(&["email", "[old]consent.sms", "[new]consent.sms", "line", "reason"]), &Profile::default()).unwrap();
+        let m = resolve(h(&["email", "[old]consent.sms", "[new]consent.sms", "line", "reason"]), &Profile::default())
+            .unwrap();
         assert_eq!(m.mapped.len(), 2);
         assert!(m.unmapped.is_empty(), "{:?}", m.unmapped);
     }

@@ -16,7 +16,7 @@ use chrono::{NaiveDate, Utc};
 use indicatif::ProgressBar;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::profile::{OnInvalidRow, Profile};
@@ -125,6 +125,7 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
             .map_err(|e| FileFailure::new(Rule::FileNotText, None, format!("cannot open the file: {e}")))?;
         csv::parse(reader, &profile, ctx, |batch| sender.blocking_send(batch).is_ok())
     });
+    let phase = std::time::Instant::now();
     while let Some(batch) = receiver.recv().await {
         write::copy_batch(&mut tx, batch.rows, batch.msgs).await.context("cannot copy rows into the staging table")?;
     }
@@ -138,6 +139,8 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
     if let Some(p) = &req.progress {
         p.set_message("writing");
     }
+    debug!(run_id = %run_id, rows = summary.rows, elapsed_ms = phase.elapsed().as_millis() as u64, "parsed and staged");
+    let phase = std::time::Instant::now();
 
     let mapping = &summary.mapping;
     let lang = req.tenant.language;
@@ -156,11 +159,15 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
     let mut error: Option<String> = None;
     let mut duplicates = 0;
     if let Some(line) = summary.aborted_at {
-        error = Some(format!("{}: line {line} was rejected and on_invalid_row is abort: nothing was imported", file.name));
+        error =
+            Some(format!("{}: line {line} was rejected and on_invalid_row is abort: nothing was imported", file.name));
     } else {
         duplicates = write::reject_duplicates(&mut tx, &plan).await.context("cannot check duplicates")?;
         if duplicates > 0 && abort_on_invalid {
-            error = Some(format!("{}: {duplicates} duplicate lines and on_invalid_row is abort: nothing was imported", file.name));
+            error = Some(format!(
+                "{}: {duplicates} duplicate lines and on_invalid_row is abort: nothing was imported",
+                file.name
+            ));
         }
     }
     let rejected = summary.rejected as i64 + duplicates;
@@ -176,15 +183,21 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
         error = Some(format!("{}: {sentence}", file.name));
     }
     let aborted = error.is_some();
+    debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "duplicates checked");
+    let phase = std::time::Instant::now();
 
     let mut outcomes = write::Outcomes::default();
     if !aborted {
         write::classify(&mut tx, &plan).await.context("cannot classify rows")?;
         outcomes = write::outcomes(&mut tx).await?;
+        debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "rows classified");
         if !req.dry_run {
+            let phase = std::time::Instant::now();
             write::apply(&mut tx, &plan, &req.profile.lists).await.context("cannot write contacts")?;
+            debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
         }
     }
+    let phase = std::time::Instant::now();
 
     if !mapping.excess.is_empty() {
         let value = mapping.excess.join(", ");
@@ -196,7 +209,8 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
         let sentence = Rule::HeaderMissingColumns.sentence(lang, "", &value);
         write::add_message(&mut tx, 1, None, Rule::HeaderMissingColumns, &value, &sentence).await?;
     }
-    let (by_code, truncated) = write::keep_messages(&mut tx, run_id, req.max_messages).await.context("cannot store messages")?;
+    let (by_code, truncated) =
+        write::keep_messages(&mut tx, run_id, req.max_messages).await.context("cannot store messages")?;
 
     let mut profile_ref = None;
     if let Some(name) = &req.save_as {
@@ -242,6 +256,7 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
     .await
     .context("cannot record the run's outcome")?;
     tx.commit().await.context("cannot commit the import")?;
+    debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "messages kept and committed");
     if let Some(p) = &req.progress {
         p.finish_and_clear();
     }
@@ -262,7 +277,12 @@ fn columns_report(mapping: &mapping::Mapping) -> Columns {
 }
 
 /// Records a run that wrote nothing because the file itself was refused.
-async fn record_failure(pool: &PgPool, run: &runs::NewRun<'_>, req: &Request, failure: FileFailure) -> anyhow::Result<Uuid> {
+async fn record_failure(
+    pool: &PgPool,
+    run: &runs::NewRun<'_>,
+    req: &Request,
+    failure: FileFailure,
+) -> anyhow::Result<Uuid> {
     if let Some(p) = &req.progress {
         p.finish_and_clear();
     }

@@ -141,7 +141,9 @@ impl RowPlan {
         for field in [Field::FirstName, Field::LastName] {
             match self.cell(rec, field) {
                 Some("") => scratch.warnings.push((Rule::NameEmpty, col(field), String::new())),
-                Some(v) if v.chars().any(|c| c.is_numeric()) => scratch.errors.push((Rule::NameDigits, col(field), v.to_owned())),
+                Some(v) if v.chars().any(|c| c.is_numeric()) => {
+                    scratch.errors.push((Rule::NameDigits, col(field), v.to_owned()))
+                }
                 _ => {}
             }
         }
@@ -161,23 +163,12 @@ impl RowPlan {
             },
         };
 
-        let present = |f: Field| self.cell(rec, f).is_some_and(|v| !v.is_empty());
-        if (present(Field::Address) || present(Field::Town) || present(Field::Country))
-            && !(present(Field::PostalCode) || present(Field::State))
-        {
-            let shown = [Field::Address, Field::Town, Field::Country]
-                .iter()
-                .filter_map(|f| self.cell(rec, *f).filter(|v| !v.is_empty()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let column = self.fields[Field::PostalCode.index()].or(self.fields[Field::Address.index()]).unwrap_or(0);
-            scratch.errors.push((Rule::AddressPartial, column, shown));
-        }
-
-        if let Some(v) = self.cell(rec, Field::Town).filter(|v| !v.is_empty())
-            && !v.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '’' | '.'))
-        {
-            scratch.errors.push((Rule::TownFormat, col(Field::Town), v.to_owned()));
+        let mut town_ok = false;
+        if let Some(v) = self.cell(rec, Field::Town).filter(|v| !v.is_empty()) {
+            town_ok = v.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '’' | '.'));
+            if !town_ok {
+                scratch.errors.push((Rule::TownFormat, col(Field::Town), v.to_owned()));
+            }
         }
 
         let country = match self.cell(rec, Field::Country) {
@@ -190,6 +181,21 @@ impl RowPlan {
                 code
             }
         };
+
+        let present = |f: Field| self.cell(rec, f).is_some_and(|v| !v.is_empty());
+        // A town or country that broke its own rule is already reported: it
+        // does not also count as part of an address (one message per problem).
+        if (present(Field::Address) || town_ok || country.is_some())
+            && !(present(Field::PostalCode) || present(Field::State))
+        {
+            let shown = [Field::Address, Field::Town, Field::Country]
+                .iter()
+                .filter_map(|f| self.cell(rec, *f).filter(|v| !v.is_empty()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let column = self.fields[Field::PostalCode.index()].or(self.fields[Field::Address.index()]).unwrap_or(0);
+            scratch.errors.push((Rule::AddressPartial, column, shown));
+        }
 
         for field in [Field::Phone, Field::Mobile] {
             if let Some(v) = self.cell(rec, field).filter(|v| !v.is_empty())
@@ -228,9 +234,7 @@ impl RowPlan {
         rows.int(line as i64);
         rows.text(email.as_str());
         rows.opt(language.as_deref());
-        for field in [Field::Display] {
-            rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
-        }
+        rows.opt(self.cell(rec, Field::Display).filter(|v| !v.is_empty()));
         rows.opt(civility);
         for field in [Field::FirstName, Field::LastName] {
             rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
@@ -248,14 +252,24 @@ impl RowPlan {
         }
         // Criteria: an empty cell leaves the stored value, whatever empty_cells says (SPEC §3).
         let cell = |i: usize| Some(clean(rec.get(i).unwrap_or(""))).filter(|v| !v.is_empty());
-        write_json(rows, &mut scratch.json, false, self.criteria.iter().map(|(i, k, _)| (k.as_str(), cell(*i).map(JsonValue::Str))));
+        write_json(
+            rows,
+            &mut scratch.json,
+            false,
+            self.criteria.iter().map(|(i, k, _)| (k.as_str(), cell(*i).map(JsonValue::Str))),
+        );
         write_json(
             rows,
             &mut scratch.json,
             self.clear,
             self.consents.iter().map(|(i, k)| (k.as_str(), cell(*i).and_then(parse_consent).map(JsonValue::Bool))),
         );
-        write_json(rows, &mut scratch.json, self.clear, self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str))));
+        write_json(
+            rows,
+            &mut scratch.json,
+            self.clear,
+            self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str))),
+        );
         rows.bool(!scratch.warnings.is_empty());
         rows.end_row();
         RowOutcome::Accepted
@@ -289,7 +303,12 @@ enum JsonValue<'a> {
 /// Writes a JSON object of the given entries as one COPY cell: present values
 /// always, empty cells as `null` only when `nulls` (so the merge erases the
 /// stored key), and SQL NULL when nothing remains (the stored object stays).
-fn write_json<'a>(rows: &mut CopyBuf, json: &mut Vec<u8>, nulls: bool, entries: impl Iterator<Item = (&'a str, Option<JsonValue<'a>>)>) {
+fn write_json<'a>(
+    rows: &mut CopyBuf,
+    json: &mut Vec<u8>,
+    nulls: bool,
+    entries: impl Iterator<Item = (&'a str, Option<JsonValue<'a>>)>,
+) {
     json.clear();
     json.push(b'{');
     for (key, value) in entries {

@@ -161,15 +161,17 @@ pub async fn add_message(
     value: &str,
     message: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(AssertSqlSafe(format!("INSERT INTO staging_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)")))
-        .bind(line as i64)
-        .bind(column)
-        .bind(rule.code())
-        .bind(rule.severity().as_str())
-        .bind(value)
-        .bind(message)
-        .execute(conn)
-        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO staging_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+    )))
+    .bind(line as i64)
+    .bind(column)
+    .bind(rule.code())
+    .bind(rule.severity().as_str())
+    .bind(value)
+    .bind(message)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -409,7 +411,11 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
 
 /// Moves the staged messages into the run (at most `limit` of them, by line)
 /// and returns the complete count per rule code plus whether some were cut.
-pub async fn keep_messages(conn: &mut PgConnection, run_id: Uuid, limit: i64) -> sqlx::Result<(BTreeMap<String, i64>, bool)> {
+pub async fn keep_messages(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    limit: i64,
+) -> sqlx::Result<(BTreeMap<String, i64>, bool)> {
     let rows = sqlx::query("SELECT code, count(*) FROM staging_messages GROUP BY code").fetch_all(&mut *conn).await?;
     let by_code: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let total: i64 = by_code.values().sum();

@@ -39,7 +39,7 @@ pub async fn keys(pool: &PgPool, f: &Filter) -> sqlx::Result<[Vec<String>; 3]> {
 /// `consents`, `attributes` (JSON) and `lists` (names joined by `,`).
 pub fn stream<'a>(pool: &'a PgPool, f: &'a Filter) -> BoxStream<'a, sqlx::Result<sqlx::postgres::PgRow>> {
     sqlx::query(AssertSqlSafe(format!(
-            "SELECT c.email, c.language, c.display, c.civility, c.first_name, c.last_name,
+        "SELECT c.email, c.language, c.display, c.civility, c.first_name, c.last_name,
                 to_char(c.birthdate, 'DD.MM.YYYY') AS birthdate, c.structure, c.address, c.postal_code,
                 c.town, c.state, c.country, c.phone, c.mobile, c.criteria, c.consents, c.attributes,
                 (SELECT string_agg(l.name, ',' ORDER BY l.name) FROM list_members m JOIN lists l ON l.id = m.list_id

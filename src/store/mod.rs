@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{ConnectOptions, PgPool, Postgres};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -41,6 +41,11 @@ pub async fn migrate(url: &str) -> anyhow::Result<PgPool> {
 
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.parse().with_context(|| format!("invalid database url {}", redacted(url)))?;
+    // Bulk statements of a large import legitimately take seconds: log them
+    // at debug level, not as warnings.
+    let options = options
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
     PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))

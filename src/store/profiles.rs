@@ -44,29 +44,43 @@ pub async fn latest(pool: &PgPool, tenant_id: i64, name: &str) -> Result<SavedPr
 fn decode(row: &sqlx::postgres::PgRow) -> Result<SavedProfile, ProfileStoreError> {
     let name: String = row.get("name");
     let version: i32 = row.get("version");
-    let body: serde_json::Value = row.get("body");
-    let profile: Profile = serde_json::from_value(body)
-        .map_err(|e| ProfileStoreError::Corrupt { name: name.clone(), version, message: e.to_string() })?;
+    let body: String = row.get("body");
+    let profile: Profile = serde_json::from_str(&body).map_err(|e| ProfileStoreError::Corrupt {
+        name: name.clone(),
+        version,
+        message: e.to_string(),
+    })?;
     Ok(SavedProfile { name, version, created_at: row.get("created_at"), profile })
 }
 
 /// Stores `profile` under `name`, returning its version: the latest one if
 /// its body is identical, else a new one.
-pub async fn save(conn: &mut PgConnection, tenant_id: i64, name: &str, profile: &Profile) -> Result<i32, ProfileStoreError> {
+pub async fn save(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    name: &str,
+    profile: &Profile,
+) -> Result<i32, ProfileStoreError> {
     let db = |source| ProfileStoreError::Db { name: name.to_owned(), source };
     let mut profile = profile.clone();
     profile.name = Some(name.to_owned());
-    let body = serde_json::to_value(&profile).expect("a profile serialises to JSON");
+    let body = serde_json::to_string(&profile).expect("a profile serialises to JSON");
     // Serialise concurrent saves of the same tenant's profiles.
-    sqlx::query("SELECT pg_advisory_xact_lock(7, $1::int)").bind(tenant_id as i32).execute(&mut *conn).await.map_err(db)?;
-    let last = sqlx::query("SELECT version, body FROM profiles WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1")
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_optional(&mut *conn)
+    sqlx::query("SELECT pg_advisory_xact_lock(7, $1::int)")
+        .bind(tenant_id as i32)
+        .execute(&mut *conn)
         .await
         .map_err(db)?;
+    let last = sqlx::query(
+        "SELECT version, body FROM profiles WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
     if let Some(row) = &last {
-        let stored: serde_json::Value = row.get("body");
+        let stored: String = row.get("body");
         if stored == body {
             return Ok(row.get("version"));
         }

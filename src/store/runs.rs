@@ -57,7 +57,7 @@ pub async fn insert(conn: &mut PgConnection, run: &NewRun<'_>, status: Status) -
 pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish<'_>) -> sqlx::Result<()> {
     let c = f.counts;
     sqlx::query(
-        "UPDATE runs SET status = $2, finished_at = now(), rows = $3, inserted = $4, updated = $5,
+        "UPDATE runs SET status = $2, finished_at = clock_timestamp(), rows = $3, inserted = $4, updated = $5,
             unchanged = $6, skipped_existing = $7, skipped_new = $8, rejected = $9, warnings = $10,
             by_code = $11, messages_truncated = $12, error = $13, columns = $14,
             profile_name = coalesce($15, profile_name), profile_version = coalesce($16, profile_version)
@@ -106,12 +106,10 @@ pub async fn add_message(conn: &mut PgConnection, id: Uuid, m: &Message) -> sqlx
 /// The full report of a run, with at most `message_limit` messages (all when
 /// `None`).
 pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx::Result<Option<Report>> {
-    let Some(r) = sqlx::query(
-        "SELECT r.*, t.slug FROM runs r JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
+    let Some(r) = sqlx::query("SELECT r.*, t.slug FROM runs r JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
     else {
         return Ok(None);
     };
@@ -186,7 +184,12 @@ pub struct RunSummary {
     pub rejected: i64,
 }
 
-pub async fn list(pool: &PgPool, tenant: Option<&str>, feed: Option<&str>, limit: i64) -> sqlx::Result<Vec<RunSummary>> {
+pub async fn list(
+    pool: &PgPool,
+    tenant: Option<&str>,
+    feed: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<RunSummary>> {
     let rows = sqlx::query(
         "SELECT r.id, t.slug, r.feed, r.status, r.file_name, r.started_at, r.rows, r.inserted, r.updated, r.rejected
          FROM runs r JOIN tenants t ON t.id = r.tenant_id

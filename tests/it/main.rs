@@ -1,1 +1,11 @@
-//! integration tests
+//! The integration tests: one binary, a fresh PostgreSQL database per test.
+
+mod helpers;
+
+mod cli;
+mod encodings;
+mod file_refusals;
+mod modes;
+mod options;
+mod profiles;
+mod rules;

@@ -1,0 +1,206 @@
+//! The real binary, as a user runs it: commands, JSON reports, exit codes,
+//! export round trip, and a generated file whose errors are known.
+
+use crate::helpers::{spawn_app, stderr, stdout};
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+}
+
+#[tokio::test]
+async fn import_prints_the_spec_report_and_runs_show_prints_it_again() {
+    let app = spawn_app().await;
+    let path = app.write("contacts_20261121.csv", "email;civility;display\na@x.ch;MR;Mr A\nb@x.ch;DR;B\nc@x.ch;;C\n");
+    let out = app.cli(&["import", "acme", path.to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    for key in [
+        "run_id",
+        "tenant",
+        "feed",
+        "status",
+        "dry_run",
+        "profile",
+        "file",
+        "started_at",
+        "finished_at",
+        "counts",
+        "by_code",
+        "messages",
+        "messages_truncated",
+    ] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(report["status"], "succeeded_with_warnings");
+    assert_eq!(report["file"]["name"], "contacts_20261121.csv");
+    assert_eq!(report["file"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(report["counts"]["rejected"], 1);
+    assert_eq!(report["by_code"], serde_json::json!({"civility.unknown": 1, "civility.empty": 1}));
+    let m = &report["messages"][0];
+    assert_eq!(
+        (m["line"].as_i64(), m["column"].as_str(), m["code"].as_str()),
+        (Some(3), Some("civility"), Some("civility.unknown"))
+    );
+    assert_eq!((m["severity"].as_str(), m["value"].as_str()), (Some("error"), Some("DR")));
+
+    let run_id = report["run_id"].as_str().unwrap();
+    let shown = json(&app.cli(&["runs", "show", run_id, "--format", "json"]));
+    assert_eq!(shown["counts"], report["counts"]);
+    assert_eq!(shown["messages"], report["messages"]);
+    let list = stdout(&app.cli(&["runs", "list", "--tenant", "acme"]));
+    assert!(list.contains(run_id), "{list}");
+}
+
+#[tokio::test]
+async fn an_aborted_import_exits_non_zero_with_a_one_line_reason() {
+    let app = spawn_app().await;
+    let mapping = app.write("m.yaml", "max_invalid_ratio: 0.1\n");
+    let path = app.write("f.csv", "email\nbad\na@x.ch\n");
+    let out = app.cli(&["import", "acme", path.to_str().unwrap(), "--mapping", mapping.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("aborted"), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_tenants_and_bad_mappings_fail_with_a_clear_message() {
+    let app = spawn_app().await;
+    let path = app.write("f.csv", "email\na@x.ch\n");
+    let out = app.cli(&["import", "nobody", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("tenant nobody not found"), "{}", stderr(&out));
+    let bad = app.write("bad.yaml", "columns:\n  Courriel: courriel\n");
+    let out = app.cli(&["import", "acme", path.to_str().unwrap(), "--mapping", bad.to_str().unwrap()]);
+    assert!(stderr(&out).contains("bad.yaml") && stderr(&out).contains("courriel"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn an_export_imports_back_as_unchanged() {
+    let app = spawn_app().await;
+    let mapping = app.write(
+        "m.yaml",
+        "columns:\n  email: email\n  first_name: first_name\n  birthdate: birthdate\n  town: town\n  postal_code: postal_code\n  \
+         country: country\n  seg: criteria.segment\n  nl: consent.newsletter\n  id: attribute.customer_id\n\
+         criteria:\n  segment: [GOLD, SILVER]\nlists: [news]\n",
+    );
+    let file = app.write(
+        "f.csv",
+        "email;first_name;birthdate;town;postal_code;country;seg;nl;id\n\
+         a@x.ch;Élodie;21.03.1985;Genève;1204;Suisse;GOLD;T;C1\n\
+         b@x.ch;;;;;;;f;\n\
+         c@x.ch;\"Jean; Marc\";;Paris;75011;FR;SILVER;;C3\n",
+    );
+    let out = app.cli(&[
+        "import",
+        "acme",
+        file.to_str().unwrap(),
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--save-profile",
+        "p",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let export = app.cli(&["contacts", "export", "acme", "--list", "news"]);
+    let csv = stdout(&export);
+    let header = csv.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "email;language;display;civility;first_name;last_name;birthdate;structure;address;postal_code;town;state;country;phone;mobile;\
+         criteria.segment;consent.newsletter;attribute.customer_id;lists"
+    );
+    assert!(csv.contains("a@x.ch;FR;;UNDEFINED;Élodie;-;21.03.1985;;;1204;Genève;;CH;;;GOLD;TRUE;C1;news"), "{csv}");
+
+    let back = app.write("export.csv", csv.as_bytes());
+    let criteria = app.write("c.yaml", "criteria:\n  segment: [GOLD, SILVER]\n");
+    let out = app.cli(&[
+        "import",
+        "acme",
+        back.to_str().unwrap(),
+        "--mapping",
+        criteria.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let report = json(&out);
+    assert_eq!(report["counts"]["unchanged"], 3, "{report}");
+    assert_eq!(report["columns"]["unmapped"], serde_json::json!(["lists"]));
+
+    let created = app.cli(&["contacts", "export", "acme", "--created-by-run", &uuid::Uuid::nil().to_string()]);
+    assert_eq!(stdout(&created).lines().count(), 1, "only the header for a run that created nothing");
+    let old_new = stdout(&app.cli(&["contacts", "export", "acme", "--old-new"]));
+    assert!(
+        old_new.starts_with(
+            "email;[old]criteria.segment;[new]criteria.segment;[old]consent.newsletter;[new]consent.newsletter"
+        ),
+        "{old_new}"
+    );
+}
+
+#[tokio::test]
+async fn profile_show_prints_yaml_that_import_reads_back() {
+    let app = spawn_app().await;
+    let file = app.write("f.csv", "Courriel;Ville;CP\na@x.ch;Genève;1204\n");
+    let mapping =
+        app.write("m.yaml", "columns:\n  Courriel: email\n  Ville: town\n  CP: postal_code\nmode: insert_only\n");
+    let out = app.cli(&[
+        "import",
+        "acme",
+        file.to_str().unwrap(),
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--save-profile",
+        "nightly",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&app.cli(&["profile", "show", "acme", "nightly"]));
+    assert!(shown.contains("Courriel: email") && shown.contains("mode: insert_only"), "{shown}");
+    let again = app.write("shown.yaml", shown.as_bytes());
+    let out =
+        app.cli(&["import", "acme", file.to_str().unwrap(), "--mapping", again.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(json(&out)["counts"]["skipped_existing"], 1);
+    let list = stdout(&app.cli(&["profile", "list", "acme"]));
+    assert!(list.contains("nightly") && list.contains("v1"), "{list}");
+    let template = stdout(&app.cli(&["template", "acme", "--profile", "nightly"]));
+    assert_eq!(template.lines().next(), Some("Courriel;Ville;CP"));
+    assert_eq!(template.lines().count(), 2);
+}
+
+#[tokio::test]
+async fn a_generated_file_reports_exactly_the_errors_the_generator_made() {
+    let app = spawn_app().await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let file = app.dir.path().join("gen.csv");
+    let args = ["--rows", "5000", "--invalid", "0.05", "--seed", "11"];
+    let generated = std::process::Command::new("python3")
+        .arg(format!("{root}/bench/gen_contacts.py"))
+        .args(args)
+        .args(["--crlf", "--encoding", "cp1252", "--out", file.to_str().unwrap()])
+        .status()
+        .expect("python3 runs");
+    assert!(generated.success());
+    let expected = std::process::Command::new("python3")
+        .arg(format!("{root}/bench/expected_counts.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(&expected.stdout).unwrap();
+
+    // The generator's bad language is DE, which the test tenant accepts.
+    let out = app.cli(&["tenant", "add", "gen", "--name", "Generated"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out =
+        app.cli(&["import", "gen", file.to_str().unwrap(), "--mapping", "examples/mapping.yaml", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    for (code, n) in expected["rejected"].as_object().unwrap() {
+        assert_eq!(&report["by_code"][code], n, "{code}");
+    }
+    assert_eq!(report["counts"]["rejected"], expected["rejected_total"]);
+    assert_eq!(report["counts"]["inserted"].as_i64().unwrap() + report["counts"]["rejected"].as_i64().unwrap(), 5000);
+    for (code, n) in expected["warnings_by_code"].as_object().unwrap() {
+        if n != 0 {
+            assert_eq!(&report["by_code"][code], n, "{code}");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `spawn_app`: a fresh database with migrations and one tenant, plus helpers
+//! to write files, import them and read what was written.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use chrono::NaiveDate;
+use dropfeed::domain::{ReportLanguage, TenantSlug};
+use dropfeed::import;
+use dropfeed::profile::Profile;
+use dropfeed::report::Report;
+use dropfeed::store::{self, runs, tenants};
+use sqlx::{PgPool, Row};
+
+pub struct TestApp {
+    pub pool: PgPool,
+    pub db_url: String,
+    pub tenant: tenants::Tenant,
+    pub dir: tempfile::TempDir,
+}
+
+/// The server tests run against; `TEST_DATABASE_URL` overrides it.
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_language(ReportLanguage::Fr).await
+}
+
+pub async fn spawn_app_with_language(language: ReportLanguage) -> TestApp {
+    let name = format!("dropfeed_test_{}", uuid::Uuid::now_v7().simple());
+    let db_url = format!("{}/{name}", server_url().trim_end_matches('/'));
+    let pool = store::migrate(&db_url).await.expect("test database");
+    let tenant = tenants::add(
+        &pool,
+        tenants::NewTenant {
+            slug: TenantSlug::parse("acme").unwrap(),
+            name: "Acme".into(),
+            timezone: "Europe/Zurich".into(),
+            language,
+            extra_languages: vec!["DE".into()],
+            report_to: vec![],
+        },
+    )
+    .await
+    .expect("tenant");
+    TestApp { pool, db_url, tenant, dir: tempfile::tempdir().unwrap() }
+}
+
+/// The fixed "today" of the tests (birthdate rule).
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
+}
+
+pub fn profile(yaml: &str) -> Profile {
+    Profile::from_yaml(yaml, "test profile").expect("test profile parses")
+}
+
+#[derive(Default)]
+pub struct Opts {
+    pub dry_run: bool,
+    pub save_as: Option<String>,
+    pub profile_ref: Option<dropfeed::report::ProfileRef>,
+}
+
+impl TestApp {
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    pub async fn import(&self, path: &Path, profile: &Profile) -> Report {
+        self.import_with(path, profile, Opts::default()).await
+    }
+
+    pub async fn import_with(&self, path: &Path, profile: &Profile, opts: Opts) -> Report {
+        let request = import::Request {
+            tenant: self.tenant.clone(),
+            path: path.to_path_buf(),
+            file_name: path.file_name().unwrap().to_string_lossy().into_owned(),
+            profile: profile.clone(),
+            profile_ref: opts.profile_ref,
+            save_as: opts.save_as,
+            dry_run: opts.dry_run,
+            feed: None,
+            progress: None,
+            max_messages: 1_000_000,
+            today: today(),
+        };
+        let run_id = import::run(&self.pool, request).await.expect("import runs");
+        runs::report(&self.pool, run_id, None).await.unwrap().expect("report")
+    }
+
+    pub async fn contact_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM contacts").fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// One stored contact as JSON (all columns), or None.
+    pub async fn contact(&self, email: &str) -> Option<serde_json::Value> {
+        sqlx::query("SELECT to_jsonb(c) AS j FROM contacts c WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap()
+            .map(|r| r.get("j"))
+    }
+
+    pub async fn list_members(&self, list: &str) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT c.email FROM list_members m JOIN lists l ON l.id = m.list_id JOIN contacts c ON c.id = m.contact_id
+             WHERE l.name = $1 ORDER BY c.email",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Runs the real binary against this app's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dropfeed"))
+            .args(args)
+            .env("DATABASE_URL", &self.db_url)
+            .env_remove("RUST_LOG")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("dropfeed runs")
+    }
+}
+
+/// The rejected lines of a report for one rule code.
+pub fn lines_with(report: &Report, code: &str) -> Vec<i64> {
+    report.messages.iter().filter(|m| m.code == code).map(|m| m.line).collect()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
