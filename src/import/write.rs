@@ -353,7 +353,24 @@ pub async fn outcomes(conn: &mut PgConnection) -> sqlx::Result<Outcomes> {
 
 /// Writes contacts, updates and list memberships for the classified lines.
 pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -> sqlx::Result<()> {
-    sqlx::query(
+    let mut list_ids: Vec<i64> = Vec::new();
+    if !lists.is_empty() {
+        sqlx::query("INSERT INTO lists (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+            .bind(plan.tenant_id)
+            .bind(lists)
+            .execute(&mut *conn)
+            .await?;
+        list_ids = sqlx::query_scalar("SELECT id FROM lists WHERE tenant_id = $1 AND name = ANY($2)")
+            .bind(plan.tenant_id)
+            .bind(lists)
+            .fetch_all(&mut *conn)
+            .await?;
+    }
+
+    // New contacts and, in the same statement, their memberships: the ids
+    // come from RETURNING, so no second join on e-mail is needed, and no
+    // conflict is possible on memberships of contacts that did not exist.
+    let insert =
         "INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate,
             structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes,
             created_by_run, updated_by_run)
@@ -361,13 +378,23 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
             coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address,
             s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'),
             jsonb_strip_nulls(coalesce(s.consents, '{}')), jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3
-         FROM staging s JOIN classified k USING (line) WHERE k.outcome = 'i'",
-    )
-    .bind(plan.tenant_id)
-    .bind(plan.default_language)
-    .bind(plan.run_id)
-    .execute(&mut *conn)
-    .await?;
+         FROM staging s JOIN classified k USING (line) WHERE k.outcome = 'i'";
+    let sql = if list_ids.is_empty() {
+        insert.to_owned()
+    } else {
+        format!(
+            "WITH inserted AS ({insert} RETURNING id)
+             INSERT INTO list_members (list_id, contact_id, added_by_run)
+             SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id)"
+        )
+    };
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(plan.tenant_id)
+        .bind(plan.default_language)
+        .bind(plan.run_id)
+        .bind(&list_ids)
+        .execute(&mut *conn)
+        .await?;
 
     let sets = assignments(plan);
     if !sets.is_empty() {
@@ -385,24 +412,15 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
         .await?;
     }
 
-    if !lists.is_empty() {
-        sqlx::query("INSERT INTO lists (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
-            .bind(plan.tenant_id)
-            .bind(lists)
-            .execute(&mut *conn)
-            .await?;
+    if !list_ids.is_empty() {
         sqlx::query(
             "INSERT INTO list_members (list_id, contact_id, added_by_run)
-             SELECT l.id, c.id, $3
-             FROM staging s JOIN classified k USING (line)
-             JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-             JOIN lists l ON l.tenant_id = $1 AND l.name = ANY($2)
-             WHERE k.outcome IN ('i', 'u', 'n')
+             SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+             WHERE k.outcome IN ('u', 'n')
              ON CONFLICT DO NOTHING",
         )
-        .bind(plan.tenant_id)
-        .bind(lists)
         .bind(plan.run_id)
+        .bind(&list_ids)
         .execute(&mut *conn)
         .await?;
     }

@@ -13,8 +13,8 @@ pub struct Filter {
 }
 
 const WHERE: &str = "c.tenant_id = $1
-    AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM list_members m JOIN lists l ON l.id = m.list_id
-                                      WHERE m.contact_id = c.id AND l.name = $2))
+    AND ($2::text IS NULL OR c.id IN (SELECT lm.contact_id FROM list_members lm JOIN lists ll ON ll.id = lm.list_id
+                                       WHERE ll.tenant_id = $1 AND ll.name = $2))
     AND ($3::uuid IS NULL OR c.created_by_run = $3)";
 
 /// The criteria, consent and attribute keys used by the selected contacts,
@@ -41,10 +41,12 @@ pub fn stream<'a>(pool: &'a PgPool, f: &'a Filter) -> BoxStream<'a, sqlx::Result
     sqlx::query(AssertSqlSafe(format!(
         "SELECT c.email, c.language, c.display, c.civility, c.first_name, c.last_name,
                 to_char(c.birthdate, 'DD.MM.YYYY') AS birthdate, c.structure, c.address, c.postal_code,
-                c.town, c.state, c.country, c.phone, c.mobile, c.criteria, c.consents, c.attributes,
-                (SELECT string_agg(l.name, ',' ORDER BY l.name) FROM list_members m JOIN lists l ON l.id = m.list_id
-                  WHERE m.contact_id = c.id) AS lists
-             FROM contacts c WHERE {WHERE} ORDER BY c.email"
+                c.town, c.state, c.country, c.phone, c.mobile, c.criteria, c.consents, c.attributes, m.lists
+             FROM contacts c
+             LEFT JOIN (SELECT m.contact_id, string_agg(l.name, ',' ORDER BY l.name) AS lists
+                        FROM list_members m JOIN lists l ON l.id = m.list_id AND l.tenant_id = $1
+                        GROUP BY m.contact_id) m ON m.contact_id = c.id
+             WHERE {WHERE} ORDER BY c.email"
     )))
     .bind(f.tenant_id)
     .bind(f.list.clone())
