@@ -8,6 +8,7 @@ pub mod export;
 pub mod import;
 pub mod profile;
 pub mod report;
+pub mod source;
 pub mod store;
 pub mod telemetry;
 pub mod template;

@@ -1,0 +1,43 @@
+//! FTP and FTPS sources with suppaftp (async, rustls).
+
+use std::path::Path;
+
+use super::{Fetched, RemoteFile, Session, SourceConfig, SourceError};
+
+pub struct FtpSession {
+    endpoint: String,
+}
+
+impl FtpSession {
+    pub async fn connect(cfg: &SourceConfig) -> Result<FtpSession, SourceError> {
+        Err(SourceError::Connect { endpoint: cfg.endpoint.to_string(), detail: "ftp is not available yet".into() })
+    }
+
+    fn todo(&self) -> SourceError {
+        SourceError::Connect { endpoint: self.endpoint.clone(), detail: "ftp is not available yet".into() }
+    }
+}
+
+impl Session for FtpSession {
+    async fn list(&mut self) -> Result<Vec<RemoteFile>, SourceError> {
+        Err(self.todo())
+    }
+    async fn fetch(&mut self, _name: &str, _dest: &Path) -> Result<Fetched, SourceError> {
+        Err(self.todo())
+    }
+    async fn ensure_dir(&mut self, _dir: &str) -> Result<(), SourceError> {
+        Err(self.todo())
+    }
+    async fn exists(&mut self, _path: &str) -> Result<bool, SourceError> {
+        Err(self.todo())
+    }
+    async fn rename(&mut self, _from: &str, _to: &str) -> Result<(), SourceError> {
+        Err(self.todo())
+    }
+    async fn delete(&mut self, _name: &str) -> Result<(), SourceError> {
+        Err(self.todo())
+    }
+    fn server_fingerprint(&self) -> Option<String> {
+        None
+    }
+}

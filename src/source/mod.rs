@@ -1,0 +1,414 @@
+//! Where feed files come from: SFTP, FTP/FTPS and local folders behind one
+//! small trait (list, fetch into the spool, rename, delete).
+
+pub mod ftp;
+pub mod local;
+pub mod sftp;
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A file in the drop folder, as the server lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub name: String,
+    pub size: u64,
+    /// Modification time; `None` when the server cannot tell.
+    pub mtime: Option<DateTime<Utc>>,
+}
+
+/// What a download produced in the spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// The `source:` block of a feed, as written in its YAML. Secrets are
+/// referenced (environment variable, file), never written here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// `sftp://user@host:22/folder`, `ftp://`, `ftps://` (explicit TLS),
+    /// `ftps+implicit://`, or `file:///folder`.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_passphrase_env: Option<String>,
+    /// SFTP: the server's host key, `SHA256:<base64>` as `ssh-keygen -lf` prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// SFTP: or a known_hosts file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<PathBuf>,
+    /// FTPS: trust this CA (PEM) instead of the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// FTPS: or pin the server certificate, `SHA256:<hex or base64>` of its DER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
+    /// Glob on file names.
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Longest wait for any single read or reply.
+    #[serde(default = "default_io_timeout")]
+    pub io_timeout_secs: u64,
+}
+
+fn default_pattern() -> String {
+    "*.csv".into()
+}
+fn default_connect_timeout() -> u64 {
+    30
+}
+fn default_io_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sftp,
+    Ftp,
+    /// Explicit TLS (AUTH TLS on the control connection).
+    Ftps,
+    FtpsImplicit,
+    File,
+}
+
+/// Where to connect, without any secret: safe to log and to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub kind: Kind,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The drop folder on the server (or local path for `file://`).
+    pub folder: String,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.kind {
+            Kind::Sftp => "sftp",
+            Kind::Ftp => "ftp",
+            Kind::Ftps => "ftps",
+            Kind::FtpsImplicit => "ftps+implicit",
+            Kind::File => return write!(f, "file://{}", self.folder),
+        };
+        write!(f, "{scheme}://{}@{}:{}{}", self.user, self.host, self.port, self.folder)
+    }
+}
+
+impl Endpoint {
+    pub fn parse(raw: &str) -> Result<Endpoint, String> {
+        let url = url::Url::parse(raw).map_err(|e| format!("invalid source url: {e}"))?;
+        if url.password().is_some() {
+            return Err("the source url must not contain a password: use password_env or password_file".into());
+        }
+        let (kind, default_port) = match url.scheme() {
+            "sftp" => (Kind::Sftp, 22),
+            "ftp" => (Kind::Ftp, 21),
+            "ftps" => (Kind::Ftps, 21),
+            "ftps+implicit" => (Kind::FtpsImplicit, 990),
+            "file" => (Kind::File, 0),
+            other => return Err(format!("unsupported scheme {other:?}: use sftp, ftp, ftps, ftps+implicit or file")),
+        };
+        let folder = percent_decode(url.path());
+        if kind == Kind::File {
+            if folder.is_empty() || folder == "/" && url.host_str().is_some() {
+                return Err("file:// urls need an absolute folder, e.g. file:///srv/drop/acme".into());
+            }
+            return Ok(Endpoint { kind, host: String::new(), port: 0, user: String::new(), folder });
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the source url has no host")?.to_owned();
+        let user = if url.username().is_empty() { "anonymous".to_owned() } else { percent_decode(url.username()) };
+        let folder = if folder.is_empty() { "/".to_owned() } else { folder };
+        Ok(Endpoint { kind, host, port: url.port().unwrap_or(default_port), user, folder })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(s.replace('+', "%2B").as_bytes()).map(|(k, v)| format!("{k}{v}")).collect::<String>()
+}
+
+/// Everything needed to open a session, secrets resolved.
+pub struct SourceConfig {
+    pub endpoint: Endpoint,
+    pub password: Option<SecretString>,
+    pub private_key: Option<PathBuf>,
+    pub key_passphrase: Option<SecretString>,
+    pub host_key: Option<String>,
+    pub known_hosts: Option<PathBuf>,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_fingerprint: Option<String>,
+    pub connect_timeout: Duration,
+    pub io_timeout: Duration,
+}
+
+impl fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets are never printed, not even their length.
+        f.debug_struct("SourceConfig").field("endpoint", &self.endpoint.to_string()).finish_non_exhaustive()
+    }
+}
+
+impl SourceConfig {
+    /// Resolves a spec: parses the URL and reads the referenced secrets.
+    pub fn resolve(spec: &SourceSpec) -> Result<SourceConfig, SourceError> {
+        let endpoint = Endpoint::parse(&spec.url).map_err(|detail| SourceError::Config { detail })?;
+        let password = match (&spec.password_env, &spec.password_file) {
+            (Some(var), _) => Some(SecretString::from(std::env::var(var).map_err(|_| SourceError::Secret {
+                name: var.clone(),
+                detail: "environment variable is not set".into(),
+            })?)),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| SourceError::Secret {
+                    name: path.display().to_string(),
+                    detail: format!("cannot read the password file: {}", e.kind()),
+                })?;
+                Some(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            (None, None) => None,
+        };
+        let key_passphrase = match &spec.private_key_passphrase_env {
+            Some(var) => Some(SecretString::from(std::env::var(var).map_err(|_| SourceError::Secret {
+                name: var.clone(),
+                detail: "environment variable is not set".into(),
+            })?)),
+            None => None,
+        };
+        Ok(SourceConfig {
+            endpoint,
+            password,
+            private_key: spec.private_key_file.clone(),
+            key_passphrase,
+            host_key: spec.host_key.clone(),
+            known_hosts: spec.known_hosts.clone(),
+            tls_ca_file: spec.tls_ca_file.clone(),
+            tls_fingerprint: spec.tls_fingerprint.clone(),
+            connect_timeout: Duration::from_secs(spec.connect_timeout_secs.max(1)),
+            io_timeout: Duration::from_secs(spec.io_timeout_secs.max(1)),
+        })
+    }
+}
+
+/// Why talking to a source failed. Messages name the endpoint (user, host,
+/// port, folder) and never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("invalid source: {detail}")]
+    Config { detail: String },
+    #[error("secret {name}: {detail}")]
+    Secret { name: String, detail: String },
+    #[error("cannot connect to {endpoint}: {detail}")]
+    Connect { endpoint: String, detail: String },
+    #[error("timed out while {doing} on {endpoint}")]
+    Timeout { endpoint: String, doing: String },
+    #[error("host key of {endpoint} does not match the pinned one: expected {expected}, the server presented {actual}")]
+    HostKeyMismatch { endpoint: String, expected: String, actual: String },
+    #[error(
+        "host key of {endpoint} is not pinned: the server presented {actual}; set host_key (or known_hosts) in the feed"
+    )]
+    HostKeyUnknown { endpoint: String, actual: String },
+    #[error("authentication failed for user {user} on {endpoint}")]
+    Auth { endpoint: String, user: String },
+    #[error("tls with {endpoint} failed: {detail}")]
+    Tls { endpoint: String, detail: String },
+    #[error("cannot {op} {path} on {endpoint}: {detail}")]
+    Remote { endpoint: String, op: &'static str, path: String, detail: String },
+    #[error("cannot write the spool file {path}: {detail}")]
+    Spool { path: String, detail: String },
+}
+
+impl SourceError {
+    /// The rule code reported in runs, alerts and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SourceError::Config { .. } => "source.config",
+            SourceError::Secret { .. } => "source.secret",
+            SourceError::Connect { .. } => "source.connect",
+            SourceError::Timeout { .. } => "source.timeout",
+            SourceError::HostKeyMismatch { .. } => "source.host_key_mismatch",
+            SourceError::HostKeyUnknown { .. } => "source.host_key_unknown",
+            SourceError::Auth { .. } => "source.auth",
+            SourceError::Tls { .. } => "source.tls",
+            SourceError::Remote { .. } => "source.remote",
+            SourceError::Spool { .. } => "source.spool",
+        }
+    }
+
+    /// Worth retrying with backoff: the network, not the configuration.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Connect { .. } | SourceError::Timeout { .. })
+    }
+}
+
+/// One connection to a drop folder. Names are relative to the folder;
+/// `to` in `rename` may contain one `/` (a subfolder such as `processed/x`).
+pub trait Session: Send {
+    /// Regular files of the folder (not directories, not links).
+    fn list(&mut self) -> impl Future<Output = Result<Vec<RemoteFile>, SourceError>> + Send;
+    /// Streams `name` into `dest` (created or truncated), hashing on the way.
+    fn fetch(&mut self, name: &str, dest: &Path) -> impl Future<Output = Result<Fetched, SourceError>> + Send;
+    /// Creates a subfolder of the drop folder if it does not exist.
+    fn ensure_dir(&mut self, dir: &str) -> impl Future<Output = Result<(), SourceError>> + Send;
+    /// Whether `path` (relative to the folder) exists.
+    fn exists(&mut self, path: &str) -> impl Future<Output = Result<bool, SourceError>> + Send;
+    fn rename(&mut self, from: &str, to: &str) -> impl Future<Output = Result<(), SourceError>> + Send;
+    fn delete(&mut self, name: &str) -> impl Future<Output = Result<(), SourceError>> + Send;
+    /// The server's identity as support pins it (`SHA256:...`), when it has one.
+    fn server_fingerprint(&self) -> Option<String>;
+}
+
+/// A session of any kind: enum dispatch keeps the trait free of boxing.
+pub enum AnySession {
+    Local(local::LocalSession),
+    Sftp(sftp::SftpSession),
+    Ftp(ftp::FtpSession),
+}
+
+/// Opens a session on the source.
+pub async fn connect(cfg: &SourceConfig) -> Result<AnySession, SourceError> {
+    match cfg.endpoint.kind {
+        Kind::File => Ok(AnySession::Local(local::LocalSession::open(cfg)?)),
+        Kind::Sftp => Ok(AnySession::Sftp(sftp::SftpSession::connect(cfg).await?)),
+        Kind::Ftp | Kind::Ftps | Kind::FtpsImplicit => Ok(AnySession::Ftp(ftp::FtpSession::connect(cfg).await?)),
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnySession::Local($s) => $e,
+            AnySession::Sftp($s) => $e,
+            AnySession::Ftp($s) => $e,
+        }
+    };
+}
+
+impl Session for AnySession {
+    async fn list(&mut self) -> Result<Vec<RemoteFile>, SourceError> {
+        dispatch!(self, s => s.list().await)
+    }
+    async fn fetch(&mut self, name: &str, dest: &Path) -> Result<Fetched, SourceError> {
+        dispatch!(self, s => s.fetch(name, dest).await)
+    }
+    async fn ensure_dir(&mut self, dir: &str) -> Result<(), SourceError> {
+        dispatch!(self, s => s.ensure_dir(dir).await)
+    }
+    async fn exists(&mut self, path: &str) -> Result<bool, SourceError> {
+        dispatch!(self, s => s.exists(path).await)
+    }
+    async fn rename(&mut self, from: &str, to: &str) -> Result<(), SourceError> {
+        dispatch!(self, s => s.rename(from, to).await)
+    }
+    async fn delete(&mut self, name: &str) -> Result<(), SourceError> {
+        dispatch!(self, s => s.delete(name).await)
+    }
+    fn server_fingerprint(&self) -> Option<String> {
+        dispatch!(self, s => s.server_fingerprint())
+    }
+}
+
+/// A spool file being written: counts and hashes every byte on the way, so
+/// the SHA-256 is known when the download ends, without a second read.
+pub struct SpoolWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: Sha256,
+    size: u64,
+    path: PathBuf,
+}
+
+impl SpoolWriter {
+    pub fn create(path: &Path) -> Result<SpoolWriter, SourceError> {
+        let file = std::fs::File::create(path)
+            .map_err(|e| SourceError::Spool { path: path.display().to_string(), detail: e.to_string() })?;
+        Ok(SpoolWriter {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            size: 0,
+            path: path.into(),
+        })
+    }
+
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), SourceError> {
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        self.file
+            .write_all(chunk)
+            .map_err(|e| SourceError::Spool { path: self.path.display().to_string(), detail: e.to_string() })
+    }
+
+    /// Flushes to disk and returns size and hash.
+    pub fn finish(mut self) -> Result<Fetched, SourceError> {
+        let spool =
+            |e: std::io::Error| SourceError::Spool { path: self.path.display().to_string(), detail: e.to_string() };
+        self.file.flush().map_err(spool)?;
+        self.file.get_ref().sync_all().map_err(spool)?;
+        let digest = self.hasher.finalize();
+        Ok(Fetched { size: self.size, sha256: digest.iter().map(|b| format!("{b:02x}")).collect() })
+    }
+}
+
+/// Joins a folder and a relative name with exactly one `/`.
+pub fn join(folder: &str, name: &str) -> String {
+    if folder.is_empty() {
+        return name.to_owned();
+    }
+    format!("{}/{}", folder.trim_end_matches('/'), name.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_endpoints_without_secrets() {
+        let e = Endpoint::parse("sftp://ingest@sftp.acme.example:2222/outbox").unwrap();
+        assert_eq!(
+            (e.kind, e.host.as_str(), e.port, e.user.as_str(), e.folder.as_str()),
+            (Kind::Sftp, "sftp.acme.example", 2222, "ingest", "/outbox")
+        );
+        assert_eq!(Endpoint::parse("ftps+implicit://u@h/x").unwrap().port, 990);
+        assert_eq!(Endpoint::parse("ftp://h").unwrap().user, "anonymous");
+        assert_eq!(Endpoint::parse("file:///srv/drop/acme").unwrap().folder, "/srv/drop/acme");
+        let err = Endpoint::parse("sftp://u:secret@h/x").unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+        assert!(Endpoint::parse("http://h/x").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_endpoint_but_never_the_password() {
+        let spec = SourceSpec {
+            url: "sftp://ingest@h:22/outbox".into(),
+            password_env: Some("DROPFEED_TEST_UNSET_VAR".into()),
+            password_file: None,
+            private_key_file: None,
+            private_key_passphrase_env: None,
+            host_key: None,
+            known_hosts: None,
+            tls_ca_file: None,
+            tls_fingerprint: None,
+            pattern: "*.csv".into(),
+            connect_timeout_secs: 1,
+            io_timeout_secs: 1,
+        };
+        let err = SourceConfig::resolve(&spec).unwrap_err();
+        assert_eq!(err.code(), "source.secret");
+        assert!(err.to_string().contains("DROPFEED_TEST_UNSET_VAR"));
+    }
+}
