@@ -1,11 +1,14 @@
 //! The integration tests: one binary, a fresh PostgreSQL database per test.
 
 mod helpers;
+mod servers;
 
 mod cli;
 mod encodings;
 mod file_refusals;
+mod ftp;
 mod modes;
 mod options;
 mod profiles;
 mod rules;
+mod sftp;

@@ -1,0 +1,1 @@
+//! FTP and FTPS sources against a real vsftpd on loopback ports.

@@ -1,0 +1,4 @@
+//! Real servers for the tests, started on loopback ports and stopped on drop.
+
+pub mod sshd;
+pub mod vsftpd;

@@ -1,0 +1,1 @@
+//! SFTP sources against a real OpenSSH sshd on a loopback port.
