@@ -11,13 +11,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::clock::SystemClock;
 use crate::configuration::{self, Settings};
+use crate::daemon::{self, Daemon};
 use crate::domain::{ReportLanguage, TenantSlug};
+use crate::feed::FeedSpec;
 use crate::profile::{Mode, Profile};
 use crate::report::{ProfileRef, Report};
+use crate::source::{self, Session, SourceConfig};
+use crate::store::feeds::{self, Applied, FeedRow};
 use crate::store::{self, contacts::Filter, profiles, runs, tenants};
 use crate::telemetry::{self, LogFormat};
-use crate::{export, import, template};
+use crate::{export, http, import, template};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(name = "dropfeed", version, about = "Scheduled contact-file imports into PostgreSQL")]
@@ -68,6 +75,54 @@ pub enum Command {
     /// Read contacts back.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Register, inspect and run feeds (scheduled imports).
+    #[command(subcommand)]
+    Feed(FeedCommand),
+    /// The daemon: scheduler, workers and HTTP endpoint, until SIGTERM/SIGINT.
+    Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Create or update feeds from YAML files (idempotent); all are checked before any is applied.
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// All feeds with their state.
+    List,
+    /// One feed: its YAML and state.
+    Show { feed: FeedKey },
+    /// Connect, check the host key or certificate, list the matching files; imports nothing.
+    Test { feed: FeedKey },
+    /// One poll now, in the foreground, through the daemon's code path.
+    Run {
+        feed: FeedKey,
+        /// Analyse the files only: nothing written, nothing moved.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop scheduling a feed.
+    Pause { feed: FeedKey },
+    /// Schedule a paused feed again.
+    Resume { feed: FeedKey },
+}
+
+/// `TENANT/FEED` on the command line.
+#[derive(Debug, Clone)]
+pub struct FeedKey {
+    pub tenant: String,
+    pub name: String,
+}
+
+impl std::str::FromStr for FeedKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((t, n)) if !t.is_empty() && !n.is_empty() => Ok(FeedKey { tenant: t.into(), name: n.into() }),
+            _ => Err(format!("{s:?}: write the feed as TENANT/FEED")),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,7 +228,9 @@ pub enum ContactsCommand {
 /// Runs one command; the exit code says whether it did what was asked.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands print their outcome themselves; logs are for the daemon.
-    telemetry::init(cli.log_format, "error");
+    let level =
+        if matches!(cli.command, Command::Run | Command::Feed(FeedCommand::Run { .. })) { "info" } else { "error" };
+    telemetry::init(cli.log_format, level);
     let mut settings = configuration::load(cli.config.as_deref())?;
     if let Some(url) = &cli.database_url {
         settings.database_url = url.clone();
@@ -198,6 +255,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Runs(cmd) => runs_cmd(&pool, cmd, format).await,
+        Command::Feed(cmd) => feed_cmd(&pool, &settings, cmd, format).await,
+        Command::Run => run_daemon(pool, &settings).await,
         Command::Contacts(ContactsCommand::Export { tenant, list, created_by_run, old_new, output }) => {
             let t = tenants::find(&pool, &tenant).await?;
             let filter = Filter { tenant_id: t.id, list, created_by_run };
@@ -310,6 +369,7 @@ async fn import_file(
         progress,
         max_messages: settings.limits.max_messages_per_run,
         today: chrono::Utc::now().date_naive(),
+        pickup: None,
     };
     let run_id = import::run(pool, request).await?;
     let report = load_report(pool, run_id, args.max_messages).await?;
@@ -406,4 +466,242 @@ async fn runs_cmd(pool: &PgPool, cmd: RunsCommand, format: OutputFormat) -> anyh
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn daemon(pool: &PgPool, settings: &Settings) -> Daemon {
+    Daemon {
+        pool: pool.clone(),
+        clock: Arc::new(SystemClock),
+        owner: daemon::owner_name(),
+        workers: settings.workers,
+        spool_dir: settings.spool_dir.clone(),
+        max_messages: settings.limits.max_messages_per_run,
+        scheduler: settings.scheduler.clone(),
+    }
+}
+
+async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &settings.feeds_dir {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read feeds_dir {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort();
+        if !files.is_empty() {
+            apply_feeds(&pool, &files).await?;
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(&settings.http.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.http.bind))?;
+    tracing::info!(bind = %settings.http.bind, "http endpoint listening");
+    let stop_http = CancellationToken::new();
+    let http = tokio::spawn(http::serve(listener, pool.clone(), stop_http.clone()));
+    daemon(&pool, settings).run(shutdown_signal()).await?;
+    stop_http.cancel();
+    let _ = http.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Checks every file, then applies them all; nothing is applied if one is wrong.
+async fn apply_feeds(pool: &PgPool, files: &[PathBuf]) -> anyhow::Result<Vec<(String, Applied)>> {
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for path in files {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
+        let spec = match FeedSpec::from_yaml(&text, &shown) {
+            Ok(spec) => spec,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        let tenant = match TenantSlug::parse(&spec.tenant) {
+            Ok(slug) => match tenants::find(pool, &slug).await {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("{shown}: tenant: {e}"));
+                    continue;
+                }
+            },
+            Err(e) => {
+                problems.push(format!("{shown}: tenant: {e}"));
+                continue;
+            }
+        };
+        match spec.check(&tenant.timezone) {
+            Ok(valid) => {
+                if let Err(e) = profiles::latest(pool, tenant.id, &spec.profile).await {
+                    problems.push(format!(
+                        "{shown}: profile: {e}; save it with `dropfeed import {} FILE --save-profile {}`",
+                        tenant.slug, spec.profile
+                    ));
+                    continue;
+                }
+                checked.push((spec, tenant, valid));
+            }
+            Err(list) => problems.extend(list.into_iter().map(|p| format!("{shown}: {p}"))),
+        }
+    }
+    if !problems.is_empty() {
+        bail!("no feed applied:\n  {}", problems.join("\n  "));
+    }
+    let mut out = Vec::new();
+    for (spec, tenant, valid) in checked {
+        let next = valid.schedule.next_after(chrono::Utc::now()).context("the schedule never fires")?;
+        let applied = feeds::apply(pool, tenant.id, &spec, next)
+            .await
+            .with_context(|| format!("cannot store feed {}/{}", tenant.slug, spec.name))?;
+        out.push((format!("{}/{}", tenant.slug, spec.name), applied));
+    }
+    Ok(out)
+}
+
+async fn find_feed(pool: &PgPool, key: &FeedKey) -> anyhow::Result<FeedRow> {
+    feeds::find(pool, &key.tenant, &key.name)
+        .await?
+        .with_context(|| format!("feed {}/{} not found", key.tenant, key.name))
+}
+
+async fn feed_cmd(
+    pool: &PgPool,
+    settings: &Settings,
+    cmd: FeedCommand,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FeedCommand::Apply { files } => {
+            for (key, applied) in apply_feeds(pool, &files).await? {
+                println!(
+                    "{key}: {}",
+                    match applied {
+                        Applied::Created => "created",
+                        Applied::Updated => "updated",
+                        Applied::Unchanged => "unchanged",
+                    }
+                );
+            }
+        }
+        FeedCommand::List => {
+            let list = feeds::list(pool).await?;
+            if format == OutputFormat::Json {
+                let rows: Vec<_> = list.iter().map(feed_json).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for f in list {
+                    println!(
+                        "{:<32} {:<7} next {}  last {} {}",
+                        f.key(),
+                        if f.paused { "paused" } else { "active" },
+                        f.next_run_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        f.last_run_at
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                            .unwrap_or_else(|| "never".into()),
+                        f.last_status.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        FeedCommand::Show { feed } => {
+            let f = find_feed(pool, &feed).await?;
+            if format == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&feed_json(&f))?);
+            } else {
+                println!(
+                    "# {} ({}), next run {}, last run {} {}",
+                    f.key(),
+                    if f.paused { "paused" } else { "active" },
+                    f.next_run_at,
+                    f.last_run_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
+                    f.last_status.as_deref().unwrap_or("")
+                );
+                if let Some(e) = &f.last_error {
+                    println!("# last error: {e}");
+                }
+                print!("{}", serde_saphyr::to_string(&f.spec).unwrap_or_default());
+            }
+        }
+        FeedCommand::Test { feed } => {
+            let f = find_feed(pool, &feed).await?;
+            let tenant = tenants::find_by_id(pool, f.tenant_id).await?;
+            let checked =
+                f.spec.check(&tenant.timezone).map_err(|p| anyhow::anyhow!("feed {}: {}", f.key(), p.join("; ")))?;
+            let cfg = SourceConfig::resolve(&f.spec.source)?;
+            println!("connecting to {}", cfg.endpoint);
+            let mut session = source::connect(&cfg).await?;
+            if let Some(fp) = session.server_fingerprint() {
+                println!("server fingerprint: {fp}");
+            }
+            let mut files = session.list().await?;
+            files.retain(|x| checked.pattern.is_match(&x.name));
+            files.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
+            println!("{} file(s) match {:?}:", files.len(), f.spec.source.pattern);
+            for x in files {
+                println!(
+                    "  {:<40} {:>12} bytes  {}",
+                    x.name,
+                    x.size,
+                    x.mtime.map(|t| t.to_string()).unwrap_or_default()
+                );
+            }
+        }
+        FeedCommand::Run { feed, dry_run } => {
+            let f = find_feed(pool, &feed).await?;
+            let report = daemon(pool, settings).run_once(&f, dry_run).await?;
+            if format == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}: {} file(s) listed", f.key(), report.listed);
+                for (name, outcome) in &report.files {
+                    println!("  {name}: {}", serde_json::to_string(outcome)?);
+                }
+            }
+            if report.refused() > 0 {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        FeedCommand::Pause { feed } => {
+            let f = find_feed(pool, &feed).await?;
+            feeds::set_paused(pool, f.id, true).await?;
+            println!("{} paused", f.key());
+        }
+        FeedCommand::Resume { feed } => {
+            let f = find_feed(pool, &feed).await?;
+            feeds::set_paused(pool, f.id, false).await?;
+            println!("{} resumed", f.key());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn feed_json(f: &FeedRow) -> serde_json::Value {
+    serde_json::json!({
+        "feed": f.key(), "paused": f.paused, "next_run_at": f.next_run_at, "last_run_at": f.last_run_at,
+        "last_status": f.last_status, "last_error": f.last_error, "lease_owner": f.lease_owner, "spec": f.spec,
+    })
 }

@@ -25,6 +25,11 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub scheduler: crate::daemon::SchedulerSettings,
+    /// Feed files applied when the daemon starts (as `feed apply` would).
+    #[serde(default)]
+    pub feeds_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

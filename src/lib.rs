@@ -2,12 +2,18 @@
 //! every row, manually from the command line or on each tenant's schedule.
 
 pub mod cli;
+pub mod clock;
 pub mod configuration;
+pub mod daemon;
 pub mod domain;
 pub mod export;
+pub mod feed;
+pub mod http;
 pub mod import;
+pub mod pickup;
 pub mod profile;
 pub mod report;
+pub mod schedule;
 pub mod source;
 pub mod store;
 pub mod telemetry;

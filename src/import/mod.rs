@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::profile::{OnInvalidRow, Profile};
 use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Status};
-use crate::store::{profiles, runs, tenants::Tenant};
+use crate::store::{feeds, profiles, runs, tenants::Tenant};
 
 use self::csv::{Batch, FileFailure};
 use self::rules::Rule;
@@ -45,6 +45,9 @@ pub struct Request {
     pub max_messages: i64,
     /// "Today" for the birthdate rule; injected so tests control the clock.
     pub today: NaiveDate,
+    /// For feed runs: the remote file, recorded as processed in the import's
+    /// own transaction (at-most-once pickup).
+    pub pickup: Option<feeds::PickedFile>,
 }
 
 /// Runs one import and returns its run id. A file that cannot be imported is
@@ -258,6 +261,12 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
     )
     .await
     .context("cannot record the run's outcome")?;
+    if let Some(file) = req.pickup.as_ref().filter(|_| !req.dry_run) {
+        let outcome = if status.is_success() { "imported" } else { "failed" };
+        feeds::record_processed(&mut tx, req.tenant.id, file, &facts.sha256, Some(run_id), outcome)
+            .await
+            .context("cannot record the processed file")?;
+    }
     tx.commit().await.context("cannot commit the import")?;
     debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "messages kept and committed");
     if let Some(p) = &req.progress {
@@ -326,6 +335,9 @@ async fn record_failure(
         },
     )
     .await?;
+    if let Some(file) = req.pickup.as_ref().filter(|_| !req.dry_run) {
+        feeds::record_processed(&mut tx, req.tenant.id, file, &run.file.sha256, Some(run.id), "failed").await?;
+    }
     tx.commit().await.context("cannot record the failed run")?;
     Ok(run.id)
 }

@@ -2,6 +2,7 @@
 //! embedded migrations), and the queries of each table family.
 
 pub mod contacts;
+pub mod feeds;
 pub mod profiles;
 pub mod runs;
 pub mod tenants;

@@ -82,6 +82,16 @@ pub async fn find(pool: &PgPool, slug: &TenantSlug) -> Result<Tenant, TenantErro
         .ok_or_else(|| TenantError::NotFound(slug.to_string()))
 }
 
+pub async fn find_by_id(pool: &PgPool, id: i64) -> Result<Tenant, TenantError> {
+    sqlx::query("SELECT * FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|source| TenantError::Db { slug: format!("#{id}"), source })?
+        .map(|r| from_row(&r))
+        .ok_or_else(|| TenantError::NotFound(format!("#{id}")))
+}
+
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Tenant>> {
     Ok(sqlx::query("SELECT * FROM tenants ORDER BY slug").fetch_all(pool).await?.iter().map(from_row).collect())
 }

@@ -88,6 +88,7 @@ impl TestApp {
             progress: None,
             max_messages: 1_000_000,
             today: today(),
+            pickup: None,
         };
         let run_id = import::run(&self.pool, request).await.expect("import runs");
         runs::report(&self.pool, run_id, None).await.unwrap().expect("report")

@@ -1,0 +1,266 @@
+//! `dropfeed run`: the scheduler claims due feeds in PostgreSQL (leases, so
+//! several daemons share the work and a dead one's feeds are taken over), a
+//! bounded pool of workers polls them, and an HTTP endpoint answers probes.
+//! Shutdown is a future passed in (SIGTERM/SIGINT in `main`, anything in tests).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use serde::Deserialize;
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::clock::Clock;
+use crate::pickup::{self, Job, PollContext, PollError, PollReport};
+use crate::store::feeds::{self, FeedRow};
+
+/// Scheduler knobs (the `scheduler:` block of the configuration).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// How often due feeds are looked for.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// A claim lasts this long and is renewed every third of it while the
+    /// poll runs; a daemon that dies loses its feeds after at most this.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// After a failed poll (server unreachable), try again this soon rather
+    /// than at the next scheduled time.
+    #[serde(default = "default_retry_secs")]
+    pub retry_after_secs: u64,
+    /// Connection attempts per poll for transient errors, with backoff.
+    #[serde(default = "default_attempts")]
+    pub connect_attempts: usize,
+    /// On shutdown, how long polls in hand may run on before being abandoned
+    /// (rolled back; the file is taken again next time).
+    #[serde(default = "default_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            tick_ms: default_tick_ms(),
+            lease_secs: default_lease_secs(),
+            retry_after_secs: default_retry_secs(),
+            connect_attempts: default_attempts(),
+            shutdown_grace_secs: default_grace_secs(),
+        }
+    }
+}
+
+fn default_tick_ms() -> u64 {
+    1000
+}
+fn default_lease_secs() -> u64 {
+    60
+}
+fn default_retry_secs() -> u64 {
+    300
+}
+fn default_attempts() -> usize {
+    3
+}
+fn default_grace_secs() -> u64 {
+    20
+}
+
+/// Everything a daemon runs with.
+#[derive(Clone)]
+pub struct Daemon {
+    pub pool: PgPool,
+    pub clock: Arc<dyn Clock>,
+    /// This daemon's name in leases: host, pid and a random part.
+    pub owner: String,
+    pub workers: usize,
+    pub spool_dir: PathBuf,
+    pub max_messages: i64,
+    pub scheduler: SchedulerSettings,
+}
+
+/// What one scheduler tick did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Claimed(usize),
+    Idle,
+}
+
+pub fn owner_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..])
+}
+
+impl Daemon {
+    /// Runs the scheduler until `shutdown` completes, then stops taking work,
+    /// lets polls in hand finish within the grace period and releases its leases.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(self.workers.max(1)));
+        info!(owner = %self.owner, workers = self.workers, "scheduler started");
+        tokio::pin!(shutdown);
+        loop {
+            match self.tick(&permits, &tracker, &cancel).await {
+                Ok(_) => {}
+                Err(e) => error!("scheduler tick failed: {e:#}"),
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(Duration::from_millis(self.scheduler.tick_ms)) => {}
+            }
+        }
+        info!(in_flight = tracker.len(), "shutting down: no new work");
+        cancel.cancel();
+        tracker.close();
+        let grace = Duration::from_secs(self.scheduler.shutdown_grace_secs);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            warn!("polls still running after the grace period are abandoned; their files are taken again next time");
+        }
+        let released = feeds::release_all(&self.pool, &self.owner).await.context("cannot release leases")?;
+        info!(released, "scheduler stopped");
+        Ok(())
+    }
+
+    /// Claims as many due feeds as there are idle workers and starts them.
+    pub async fn tick(
+        &self,
+        permits: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Tick> {
+        let free = permits.available_permits();
+        if free == 0 || cancel.is_cancelled() {
+            return Ok(Tick::Idle);
+        }
+        let claimed =
+            feeds::claim_due(&self.pool, self.clock.now(), &self.owner, self.scheduler.lease_secs as f64, free as i64)
+                .await
+                .context("cannot claim due feeds")?;
+        if claimed.is_empty() {
+            return Ok(Tick::Idle);
+        }
+        let n = claimed.len();
+        for feed in claimed {
+            let permit = Arc::clone(permits).try_acquire_owned().context("worker count changed under the scheduler")?;
+            let daemon = self.clone();
+            let cancel = cancel.child_token();
+            tracker.spawn(async move {
+                daemon.work(feed, cancel).await;
+                drop(permit);
+            });
+        }
+        Ok(Tick::Claimed(n))
+    }
+
+    /// Polls one claimed feed, renewing its lease, then records the outcome
+    /// and its next run.
+    async fn work(&self, feed: FeedRow, cancel: CancellationToken) {
+        let key = feed.key();
+        let id = feed.id;
+        let heartbeat = self.heartbeat(id, cancel.clone());
+        let result = tokio::select! {
+            r = self.poll_feed(feed, cancel.clone(), false) => r,
+            lost = heartbeat => Err((PollError::Internal(anyhow::anyhow!("lease lost: {lost}")), None)),
+        };
+        let now = self.clock.now();
+        let (status, error, next) = match &result {
+            Ok((report, next)) => {
+                let status = if report.refused() > 0 { "failed_files" } else { "ok" };
+                (status.to_owned(), None, *next)
+            }
+            Err((e, next)) => {
+                let retry = now + chrono::Duration::seconds(self.scheduler.retry_after_secs as i64);
+                let next = if e.is_transient() { next.map(|n| n.min(retry)).or(Some(retry)) } else { *next };
+                (e.code().to_owned(), Some(e.to_string()), next)
+            }
+        };
+        match &result {
+            Ok((report, _)) if report.imported() + report.refused() > 0 => {
+                info!(feed = %key, imported = report.imported(), refused = report.refused(), "poll done")
+            }
+            Ok(_) => {}
+            Err((e, _)) => error!(feed = %key, code = e.code(), "poll failed: {e}"),
+        }
+        if let Err(e) = feeds::complete(&self.pool, id, &self.owner, now, next, &status, error.as_deref()).await {
+            error!(feed = %key, "cannot record the poll outcome: {e}");
+        }
+    }
+
+    /// Loads and polls a feed; returns the report (or error) with the next
+    /// scheduled run computed from now, so missed slots collapse into one.
+    async fn poll_feed(
+        &self,
+        feed: FeedRow,
+        cancel: CancellationToken,
+        dry_run: bool,
+    ) -> Result<(PollReport, Option<chrono::DateTime<Utc>>), (PollError, Option<chrono::DateTime<Utc>>)> {
+        let job = match Job::load(&self.pool, feed).await {
+            Ok(job) => job,
+            Err(e) => return Err((e, None)),
+        };
+        let next = job.checked.schedule.next_after(self.clock.now());
+        let ctx = PollContext {
+            pool: &self.pool,
+            spool_dir: &self.spool_dir,
+            clock: self.clock.as_ref(),
+            max_messages: self.max_messages,
+            cancel,
+            connect_attempts: self.scheduler.connect_attempts,
+            retry_delay: Duration::from_secs(1),
+        };
+        pickup::poll(&ctx, &job, dry_run).await.map(|r| (r, next)).map_err(|e| (e, next))
+    }
+
+    /// Renews the lease every third of its length; returns only when it was
+    /// lost (another daemon took the feed) or cannot be renewed.
+    async fn heartbeat(&self, id: i64, cancel: CancellationToken) -> String {
+        let every = Duration::from_secs((self.scheduler.lease_secs / 3).max(1));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = cancel.cancelled() => {
+                    // Keep the lease while the poll winds down.
+                    tokio::time::sleep(Duration::from_secs(self.scheduler.shutdown_grace_secs + 1)).await;
+                }
+            }
+            match feeds::heartbeat(&self.pool, id, &self.owner, self.clock.now(), self.scheduler.lease_secs as f64)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return "another daemon holds the feed".into(),
+                Err(e) => warn!("cannot renew lease: {e}"),
+            }
+        }
+    }
+
+    /// `feed run`: one poll of one feed now, in the foreground, through the
+    /// same claim and poll as the scheduler. The schedule is left as it was.
+    pub async fn run_once(&self, feed: &FeedRow, dry_run: bool) -> anyhow::Result<PollReport> {
+        let claimed =
+            feeds::claim_one(&self.pool, feed.id, self.clock.now(), &self.owner, self.scheduler.lease_secs as f64)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "feed {} is being polled by {}",
+                        feed.key(),
+                        feed.lease_owner.as_deref().unwrap_or("another daemon")
+                    )
+                })?;
+        let result = self.poll_feed(claimed, CancellationToken::new(), dry_run).await;
+        let now = self.clock.now();
+        let (status, error) = match &result {
+            Ok(_) => ("ok".to_owned(), None),
+            Err((e, _)) => (e.code().to_owned(), Some(e.to_string())),
+        };
+        feeds::complete(&self.pool, feed.id, &self.owner, now, None, &status, error.as_deref()).await?;
+        result.map(|(r, _)| r).map_err(|(e, _)| anyhow::Error::new(e))
+    }
+}

@@ -1,0 +1,286 @@
+//! Feeds (SPEC §5): a tenant's drop folder, schedule, pickup rules and
+//! profile, as written in YAML by support and validated once at `feed apply`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ReportLanguage;
+use crate::schedule::Schedule;
+use crate::source::{Endpoint, Kind, SourceSpec};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSpec {
+    pub tenant: String,
+    pub name: String,
+    pub source: SourceSpec,
+    pub schedule: ScheduleSpec,
+    #[serde(default)]
+    pub pickup: PickupSpec,
+    #[serde(default = "default_after_success")]
+    pub after_success: AfterSpec,
+    #[serde(default = "default_after_failure")]
+    pub after_failure: AfterSpec,
+    /// The saved profile replayed by every run (its latest version).
+    pub profile: String,
+    /// "HH:MM" in the feed's timezone: alert when no file has arrived by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_file_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// `sec min hour dom mon dow`, or 5 fields without seconds.
+    pub cron: String,
+    /// IANA timezone; the tenant's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PickupSpec {
+    /// A file younger than this (by its mtime) is left for the next poll.
+    #[serde(default = "default_min_age")]
+    pub min_age_secs: u64,
+    /// Size and mtime must not change over this interval.
+    #[serde(default = "default_stable")]
+    pub stable_secs: u64,
+    /// Take NAME only once NAME.done exists.
+    #[serde(default)]
+    pub done_marker: bool,
+}
+
+impl Default for PickupSpec {
+    fn default() -> Self {
+        PickupSpec { min_age_secs: default_min_age(), stable_secs: default_stable(), done_marker: false }
+    }
+}
+
+fn default_min_age() -> u64 {
+    60
+}
+fn default_stable() -> u64 {
+    5
+}
+
+/// `{ move_to: processed }`, `{ delete: true }` or `{ leave: true }`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave: Option<bool>,
+}
+
+fn default_after_success() -> AfterSpec {
+    AfterSpec { move_to: Some("processed".into()), ..AfterSpec::default() }
+}
+fn default_after_failure() -> AfterSpec {
+    AfterSpec { move_to: Some("failed".into()), ..AfterSpec::default() }
+}
+
+/// What becomes of a remote file once its run has committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposal {
+    MoveTo(String),
+    Delete,
+    Leave,
+}
+
+impl AfterSpec {
+    pub fn disposal(&self) -> Result<Disposal, String> {
+        match (&self.move_to, self.delete, self.leave) {
+            (Some(dir), None | Some(false), None | Some(false)) => {
+                let ok = !dir.is_empty()
+                    && !dir.starts_with('/')
+                    && dir.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
+                if ok {
+                    Ok(Disposal::MoveTo(dir.clone()))
+                } else {
+                    Err(format!("move_to {dir:?} must be a subfolder name"))
+                }
+            }
+            (None, Some(true), None | Some(false)) => Ok(Disposal::Delete),
+            (None, None | Some(false), Some(true)) => Ok(Disposal::Leave),
+            _ => Err("give exactly one of move_to: FOLDER, delete: true, leave: true".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOn {
+    Success,
+    Warnings,
+    Failure,
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default = "default_report_on")]
+    pub on: Vec<ReportOn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<ReportLanguage>,
+}
+
+fn default_report_on() -> Vec<ReportOn> {
+    vec![ReportOn::Success, ReportOn::Warnings, ReportOn::Failure, ReportOn::Missing]
+}
+
+impl FeedSpec {
+    /// Parses one YAML document; `origin` (the file) names errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<FeedSpec, String> {
+        serde_saphyr::from_str(text).map_err(|e| format!("{origin}: {e}"))
+    }
+
+    /// Checks everything that does not need the database. `tenant_tz` is
+    /// the tenant's timezone, used when the feed names none. Returns every
+    /// problem found, each naming its key.
+    pub fn check(&self, tenant_tz: &str) -> Result<Checked, Vec<String>> {
+        let mut problems = Vec::new();
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 63
+            && self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !name_ok {
+            problems.push(format!("name {:?}: use lower-case letters, digits, '-' or '_'", self.name));
+        }
+        let tz = self.schedule.timezone.clone().unwrap_or_else(|| tenant_tz.to_owned());
+        let schedule =
+            Schedule::parse(&self.schedule.cron, &tz).map_err(|e| problems.push(format!("schedule: {e}"))).ok();
+        let endpoint = Endpoint::parse(&self.source.url).map_err(|e| problems.push(format!("source.url: {e}"))).ok();
+        if let Some(ep) = &endpoint {
+            if ep.kind == Kind::Sftp && self.source.host_key.is_none() && self.source.known_hosts.is_none() {
+                problems.push(
+                    "source: sftp needs host_key (SHA256:...) or known_hosts; `dropfeed feed test` prints the server's key"
+                        .into(),
+                );
+            }
+            if matches!(ep.kind, Kind::Ftp | Kind::Ftps | Kind::FtpsImplicit | Kind::Sftp)
+                && self.source.password_env.is_none()
+                && self.source.password_file.is_none()
+                && self.source.private_key_file.is_none()
+                && ep.user != "anonymous"
+            {
+                problems.push("source: give password_env, password_file or private_key_file".into());
+            }
+            if ep.kind != Kind::Sftp && (self.source.host_key.is_some() || self.source.known_hosts.is_some()) {
+                problems.push("source: host_key and known_hosts apply to sftp only".into());
+            }
+        }
+        for var in [&self.source.password_env, &self.source.private_key_passphrase_env].into_iter().flatten() {
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                problems.push(format!("source: {var:?} is not an environment variable name"));
+            }
+        }
+        let pattern = globset::Glob::new(&self.source.pattern)
+            .map(|g| g.compile_matcher())
+            .map_err(|e| problems.push(format!("source.pattern: {e}")))
+            .ok();
+        let after_success =
+            self.after_success.disposal().map_err(|e| problems.push(format!("after_success: {e}"))).ok();
+        let after_failure =
+            self.after_failure.disposal().map_err(|e| problems.push(format!("after_failure: {e}"))).ok();
+        if let Some(by) = &self.expect_file_by
+            && chrono::NaiveTime::parse_from_str(by, "%H:%M").is_err()
+        {
+            problems.push(format!("expect_file_by {by:?}: use HH:MM"));
+        }
+        if let Some(report) = &self.report {
+            for to in &report.to {
+                if !email_address::EmailAddress::is_valid(to) {
+                    problems.push(format!("report.to: {to:?} is not an e-mail address"));
+                }
+            }
+        }
+        if self.profile.trim().is_empty() {
+            problems.push("profile: name the saved profile this feed replays".into());
+        }
+        match (schedule, pattern, after_success, after_failure, endpoint) {
+            (Some(schedule), Some(pattern), Some(after_success), Some(after_failure), Some(endpoint))
+                if problems.is_empty() =>
+            {
+                Ok(Checked { schedule, pattern, after_success, after_failure, endpoint })
+            }
+            _ => Err(problems),
+        }
+    }
+}
+
+/// The parsed parts of a valid feed.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub schedule: Schedule,
+    pub pattern: globset::GlobMatcher,
+    pub after_success: Disposal,
+    pub after_failure: Disposal,
+    pub endpoint: Endpoint,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+tenant: acme
+name: nightly-contacts
+source:
+  url: sftp://ingest@sftp.acme.example:22/outbox
+  password_env: ACME_SFTP_PASSWORD
+  host_key: "SHA256:Zc0mAbC"
+  pattern: "contacts_*.csv"
+schedule:
+  cron: "0 30 2 * * *"
+  timezone: America/Montreal
+pickup:
+  min_age_secs: 60
+  stable_secs: 5
+  done_marker: false
+after_success: { move_to: processed }
+after_failure: { move_to: failed }
+profile: nightly
+expect_file_by: "04:00"
+report:
+  to: [crm@acme.example]
+  on: [success, failure, missing]
+  language: fr
+"#;
+
+    #[test]
+    fn the_spec_example_feed_is_valid() {
+        let spec = FeedSpec::from_yaml(SPEC, "acme.yaml").unwrap();
+        let checked = spec.check("UTC").unwrap();
+        assert_eq!(checked.after_success, Disposal::MoveTo("processed".into()));
+        assert!(checked.pattern.is_match("contacts_20261121.csv"));
+        assert!(!checked.pattern.is_match("other.csv"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let bad = SPEC
+            .replace("0 30 2 * * *", "0 30 25 * * *")
+            .replace("America/Montreal", "Mars/Olympus")
+            .replace("host_key: \"SHA256:Zc0mAbC\"", "pattern2: x")
+            .replace("{ move_to: processed }", "{ move_to: processed, delete: true }");
+        let err = FeedSpec::from_yaml(&bad, "bad.yaml").unwrap_err();
+        assert!(err.contains("bad.yaml") && err.contains("pattern2"), "unknown keys are refused: {err}");
+        let bad = SPEC
+            .replace("America/Montreal", "Mars/Olympus")
+            .replace("{ move_to: processed }", "{ delete: true, leave: true }");
+        let problems = FeedSpec::from_yaml(&bad, "bad.yaml").unwrap().check("UTC").unwrap_err();
+        assert!(problems.iter().any(|p| p.contains("Mars/Olympus")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("after_success")), "{problems:?}");
+        let no_pin = SPEC.replace("  host_key: \"SHA256:Zc0mAbC\"\n", "");
+        let problems = FeedSpec::from_yaml(&no_pin, "x").unwrap().check("UTC").unwrap_err();
+        assert!(problems.iter().any(|p| p.contains("host_key")), "{problems:?}");
+    }
+}

@@ -1,0 +1,405 @@
+//! One poll of a feed (SPEC §5): list the drop folder, choose the files that
+//! are ready, download each into the spool while hashing it, import it, and
+//! only after the import has committed move, delete or leave the remote file.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::feed::{Checked, Disposal};
+use crate::import;
+use crate::report::ProfileRef;
+use crate::source::{self, RemoteFile, Session, SourceConfig, SourceError};
+use crate::store::feeds::{self, FeedRow, PickedFile};
+use crate::store::profiles::{self, SavedProfile};
+use crate::store::runs;
+use crate::store::tenants::{self, Tenant};
+
+/// What a poll needs from its surroundings.
+pub struct PollContext<'a> {
+    pub pool: &'a PgPool,
+    pub spool_dir: &'a Path,
+    pub clock: &'a dyn Clock,
+    pub max_messages: i64,
+    /// Cancelled on shutdown: the poll stops between files and during waits.
+    pub cancel: CancellationToken,
+    /// Connection attempts for transient errors (refused, timed out).
+    pub connect_attempts: usize,
+    pub retry_delay: Duration,
+}
+
+/// A feed with everything it needs loaded and validated.
+pub struct Job {
+    pub feed: FeedRow,
+    pub tenant: Tenant,
+    pub checked: Checked,
+    pub profile: SavedProfile,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("feed {feed}: {detail}")]
+    Config { feed: String, detail: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl PollError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PollError::Source(e) => e.code(),
+            PollError::Config { .. } => "feed.config",
+            PollError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PollError::Source(e) => e.is_transient(),
+            PollError::Config { .. } => false,
+            PollError::Internal(_) => true,
+        }
+    }
+}
+
+impl Job {
+    pub async fn load(pool: &PgPool, feed: FeedRow) -> Result<Job, PollError> {
+        let config = |detail: String| PollError::Config { feed: feed.key(), detail };
+        let tenant = tenants::find_by_id(pool, feed.tenant_id).await.map_err(|e| config(e.to_string()))?;
+        let checked = feed.spec.check(&tenant.timezone).map_err(|p| config(p.join("; ")))?;
+        let profile = profiles::latest(pool, tenant.id, &feed.spec.profile).await.map_err(|e| config(e.to_string()))?;
+        Ok(Job { feed, tenant, checked, profile })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FileOutcome {
+    /// Imported (status succeeded or succeeded_with_warnings).
+    Imported {
+        run_id: Uuid,
+        status: String,
+    },
+    /// Refused or aborted: nothing written, moved to the failure folder.
+    Refused {
+        run_id: Uuid,
+        status: String,
+    },
+    /// Same content as a file already imported for this tenant.
+    Duplicate {
+        of_run: Option<Uuid>,
+    },
+    DryRun {
+        run_id: Uuid,
+    },
+    /// Imported earlier; this poll finished moving or deleting it.
+    Disposed,
+    /// Left for a later poll.
+    Waiting {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PollReport {
+    pub listed: usize,
+    pub files: Vec<(String, FileOutcome)>,
+}
+
+impl PollReport {
+    pub fn imported(&self) -> usize {
+        self.files.iter().filter(|(_, o)| matches!(o, FileOutcome::Imported { .. })).count()
+    }
+
+    pub fn refused(&self) -> usize {
+        self.files.iter().filter(|(_, o)| matches!(o, FileOutcome::Refused { .. })).count()
+    }
+}
+
+/// Polls the feed once.
+pub async fn poll(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<PollReport, PollError> {
+    let span = info_span!("poll", tenant = %job.tenant.slug, feed = %job.feed.name);
+    poll_inner(ctx, job, dry_run).instrument(span).await
+}
+
+async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<PollReport, PollError> {
+    let cfg = SourceConfig::resolve(&job.feed.spec.source)?;
+    let mut session = connect(ctx, &cfg).await?;
+    let mut report = PollReport::default();
+    let listing = session.list().await?;
+    report.listed = listing.len();
+    let names: std::collections::HashSet<&str> = listing.iter().map(|f| f.name.as_str()).collect();
+    let pickup = &job.feed.spec.pickup;
+    let now = ctx.clock.now();
+
+    let mut candidates: Vec<RemoteFile> = listing
+        .iter()
+        .filter(|f| job.checked.pattern.is_match(&f.name) && !f.name.ends_with(".done"))
+        .cloned()
+        .map(|mut f| {
+            // Servers list whole seconds; so do our records.
+            f.mtime = f.mtime.map(|t| t.trunc_subsecs(0));
+            f
+        })
+        .collect();
+    candidates.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
+
+    let mut ready = Vec::new();
+    for file in candidates {
+        let picked = picked(job, &file);
+        if let Some(record) = feeds::find_processed(ctx.pool, &picked).await.context("cannot read processed files")? {
+            let retry_of_failure =
+                record.outcome == "failed" && record.disposed && job.checked.after_failure != Disposal::Leave;
+            if !retry_of_failure {
+                if !record.disposed && !dry_run {
+                    // The import committed but the daemon stopped before the
+                    // remote move: finish it now.
+                    let disposal = if record.outcome == "failed" {
+                        &job.checked.after_failure
+                    } else {
+                        &job.checked.after_success
+                    };
+                    dispose(&mut session, &file.name, disposal, now).await?;
+                    feeds::mark_disposed(ctx.pool, record.id).await.context("cannot mark the file disposed")?;
+                    report.files.push((file.name.clone(), FileOutcome::Disposed));
+                }
+                continue;
+            }
+        }
+        if let Some(mtime) = file.mtime
+            && now.signed_duration_since(mtime).num_seconds() < pickup.min_age_secs as i64
+        {
+            report.files.push((file.name.clone(), FileOutcome::Waiting { reason: "younger than min_age_secs".into() }));
+            continue;
+        }
+        if pickup.done_marker && !names.contains(format!("{}.done", file.name).as_str()) {
+            report.files.push((file.name.clone(), FileOutcome::Waiting { reason: "no .done marker yet".into() }));
+            continue;
+        }
+        ready.push(file);
+    }
+    if ready.is_empty() {
+        return Ok(report);
+    }
+
+    // Stability: size and mtime must not move over stable_secs. A file being
+    // uploaded grows; it is left for the next poll.
+    if pickup.stable_secs > 0 {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(pickup.stable_secs)) => {}
+            _ = ctx.cancel.cancelled() => return Ok(report),
+        }
+        let again = session.list().await?;
+        ready.retain(|f| {
+            let same = again
+                .iter()
+                .any(|g| g.name == f.name && g.size == f.size && g.mtime.map(|t| t.trunc_subsecs(0)) == f.mtime);
+            if !same {
+                report.files.push((f.name.clone(), FileOutcome::Waiting { reason: "still changing".into() }));
+            }
+            same
+        });
+    }
+
+    std::fs::create_dir_all(ctx.spool_dir)
+        .with_context(|| format!("cannot create the spool folder {}", ctx.spool_dir.display()))?;
+    for file in ready {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        let outcome = take(ctx, job, &mut session, &file, dry_run).await?;
+        report.files.push((file.name.clone(), outcome));
+    }
+    Ok(report)
+}
+
+async fn connect(ctx: &PollContext<'_>, cfg: &SourceConfig) -> Result<source::AnySession, SourceError> {
+    let policy = ExponentialBuilder::default()
+        .with_min_delay(ctx.retry_delay)
+        .with_max_times(ctx.connect_attempts.saturating_sub(1));
+    (|| source::connect(cfg))
+        .retry(policy)
+        .when(SourceError::is_transient)
+        .notify(|e, wait| {
+            warn!(code = e.code(), retry_in_ms = wait.as_millis() as u64, "connection failed, retrying: {e}")
+        })
+        .await
+}
+
+fn picked(job: &Job, file: &RemoteFile) -> PickedFile {
+    PickedFile { feed_id: job.feed.id, name: file.name.clone(), size: file.size as i64, mtime: file.mtime }
+}
+
+/// Downloads, imports and disposes of one file.
+async fn take(
+    ctx: &PollContext<'_>,
+    job: &Job,
+    session: &mut source::AnySession,
+    file: &RemoteFile,
+    dry_run: bool,
+) -> Result<FileOutcome, PollError> {
+    let spool = ctx.spool_dir.join(format!("feed-{}-{}.part", job.feed.id, Uuid::now_v7()));
+    let _cleanup = RemoveOnDrop(spool.clone());
+    let started = Instant::now();
+    let fetched = session.fetch(&file.name, &spool).await?;
+    let secs = started.elapsed().as_secs_f64();
+    info!(
+        file = %file.name, bytes = fetched.size, secs = format!("{secs:.2}"),
+        mib_per_sec = format!("{:.1}", fetched.size as f64 / 1048576.0 / secs.max(1e-6)), "fetched"
+    );
+    if fetched.size != file.size {
+        return Ok(FileOutcome::Waiting {
+            reason: format!("changed during download ({} -> {} bytes)", file.size, fetched.size),
+        });
+    }
+    let now = ctx.clock.now();
+    let picked = picked(job, file);
+
+    if !dry_run
+        && let Some(of_run) =
+            feeds::content_imported(ctx.pool, job.tenant.id, &fetched.sha256).await.context("cannot check content")?
+    {
+        return duplicate(ctx, job, session, file, &picked, &fetched.sha256, Some(of_run), now).await;
+    }
+
+    let today = now.with_timezone(&job.checked.schedule.timezone()).date_naive();
+    let request = import::Request {
+        tenant: job.tenant.clone(),
+        path: spool.clone(),
+        file_name: file.name.clone(),
+        profile: job.profile.profile.clone(),
+        profile_ref: Some(ProfileRef { name: job.profile.name.clone(), version: job.profile.version }),
+        save_as: None,
+        dry_run,
+        feed: Some(job.feed.name.clone()),
+        progress: None,
+        max_messages: ctx.max_messages,
+        today,
+        pickup: Some(picked.clone()),
+    };
+    let run_id = match import::run(ctx.pool, request).await {
+        Ok(id) => id,
+        Err(e) if is_content_conflict(&e) => {
+            // Another daemon committed the same content while we imported it.
+            return duplicate(ctx, job, session, file, &picked, &fetched.sha256, None, now).await;
+        }
+        Err(e) => return Err(PollError::Internal(e.context(format!("cannot import {}", file.name)))),
+    };
+    let report =
+        runs::report(ctx.pool, run_id, Some(0)).await.context("cannot read the run")?.context("run vanished")?;
+    let status = report.status.as_str().to_owned();
+    if dry_run {
+        return Ok(FileOutcome::DryRun { run_id });
+    }
+    let success = report.status.is_success();
+    info!(
+        file = %file.name, %run_id, status = %status, rows = report.counts.rows, inserted = report.counts.inserted,
+        updated = report.counts.updated, rejected = report.counts.rejected, "imported"
+    );
+    let disposal = if success { &job.checked.after_success } else { &job.checked.after_failure };
+    match dispose(session, &file.name, disposal, now).await {
+        Ok(()) => {
+            if let Some((id, _)) =
+                feeds::processed_of_run(ctx.pool, run_id).await.context("cannot read processed file")?
+            {
+                feeds::mark_disposed(ctx.pool, id).await.context("cannot mark the file disposed")?;
+            }
+            info!(file = %file.name, action = ?disposal, "remote file disposed");
+        }
+        // The run is committed; the next poll finishes the move.
+        Err(e) => warn!(file = %file.name, code = e.code(), "cannot dispose of the remote file yet: {e}"),
+    }
+    Ok(if success { FileOutcome::Imported { run_id, status } } else { FileOutcome::Refused { run_id, status } })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn duplicate(
+    ctx: &PollContext<'_>,
+    job: &Job,
+    session: &mut source::AnySession,
+    file: &RemoteFile,
+    picked: &PickedFile,
+    sha256: &str,
+    of_run: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<FileOutcome, PollError> {
+    info!(file = %file.name, sha256, "same content as a file already imported: not imported again");
+    let mut conn = ctx.pool.acquire().await.context("cannot reach the database")?;
+    let id = feeds::record_processed(&mut conn, job.tenant.id, picked, sha256, of_run, "duplicate")
+        .await
+        .context("cannot record the duplicate")?;
+    drop(conn);
+    if dispose(session, &file.name, &job.checked.after_success, now).await.is_ok() {
+        feeds::mark_disposed(ctx.pool, id).await.context("cannot mark the file disposed")?;
+    }
+    Ok(FileOutcome::Duplicate { of_run })
+}
+
+fn is_content_conflict(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(cause.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(db)) if db.constraint() == Some("processed_files_content"))
+    })
+}
+
+/// Moves (into a subfolder, with a timestamp suffix when the name is taken),
+/// deletes or leaves the remote file.
+async fn dispose(
+    session: &mut source::AnySession,
+    name: &str,
+    disposal: &Disposal,
+    now: DateTime<Utc>,
+) -> Result<(), SourceError> {
+    match disposal {
+        Disposal::Leave => Ok(()),
+        Disposal::Delete => session.delete(name).await,
+        Disposal::MoveTo(dir) => {
+            session.ensure_dir(dir).await?;
+            let mut target = source::join(dir, name);
+            if session.exists(&target).await? {
+                target = source::join(dir, &stamped(name, now));
+            }
+            session.rename(name, &target).await
+        }
+    }
+}
+
+/// `contacts.csv` -> `contacts_20261122T043000Z.csv`.
+fn stamped(name: &str, at: DateTime<Utc>) -> String {
+    let stamp = at.format("%Y%m%dT%H%M%SZ");
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}_{stamp}.{ext}"),
+        _ => format!("{name}_{stamp}"),
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_moved_file_whose_name_is_taken_gets_a_timestamp_suffix() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 4, 30, 0).unwrap();
+        assert_eq!(stamped("contacts.csv", at), "contacts_20261122T043000Z.csv");
+        assert_eq!(stamped("README", at), "README_20261122T043000Z");
+    }
+}

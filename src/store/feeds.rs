@@ -1,0 +1,314 @@
+//! Feeds in PostgreSQL: the registry, the scheduler's claims (leases taken
+//! with `FOR UPDATE SKIP LOCKED`) and the record of files taken.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::feed::FeedSpec;
+
+#[derive(Debug, Clone)]
+pub struct FeedRow {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub tenant: String,
+    pub name: String,
+    pub spec: FeedSpec,
+    pub paused: bool,
+    pub next_run_at: DateTime<Utc>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl FeedRow {
+    /// `tenant/name`, as the CLI and logs show a feed.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.tenant, self.name)
+    }
+}
+
+const COLUMNS: &str = "f.id, f.tenant_id, t.slug, f.name, f.spec, f.paused, f.next_run_at, f.last_run_at,
+    f.last_status, f.last_error, f.lease_owner, f.lease_expires_at";
+
+fn from_row(r: &PgRow) -> sqlx::Result<FeedRow> {
+    let spec: String = r.try_get(4)?;
+    let spec: FeedSpec = serde_json::from_str(&spec).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(FeedRow {
+        id: r.try_get(0)?,
+        tenant_id: r.try_get(1)?,
+        tenant: r.try_get(2)?,
+        name: r.try_get(3)?,
+        spec,
+        paused: r.try_get(5)?,
+        next_run_at: r.try_get(6)?,
+        last_run_at: r.try_get(7)?,
+        last_status: r.try_get(8)?,
+        last_error: r.try_get(9)?,
+        lease_owner: r.try_get(10)?,
+        lease_expires_at: r.try_get(11)?,
+    })
+}
+
+/// What `feed apply` did to one feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Creates or updates a feed. Re-applying an identical spec changes nothing;
+/// a changed spec takes `next_run_at` (the schedule may have changed).
+pub async fn apply(
+    pool: &PgPool,
+    tenant_id: i64,
+    spec: &FeedSpec,
+    next_run_at: DateTime<Utc>,
+) -> sqlx::Result<Applied> {
+    let body = serde_json::to_string(spec).expect("a feed spec serialises to JSON");
+    let row = sqlx::query(
+        "INSERT INTO feeds (tenant_id, name, spec, next_run_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id, name) DO UPDATE
+            SET spec = excluded.spec, next_run_at = excluded.next_run_at, updated_at = now()
+            WHERE feeds.spec IS DISTINCT FROM excluded.spec
+         RETURNING (xmax = 0) AS inserted",
+    )
+    .bind(tenant_id)
+    .bind(&spec.name)
+    .bind(body)
+    .bind(next_run_at)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => Applied::Unchanged,
+        Some(r) if r.get::<bool, _>("inserted") => Applied::Created,
+        Some(_) => Applied::Updated,
+    })
+}
+
+pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<FeedRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM feeds f JOIN tenants t ON t.id = f.tenant_id ORDER BY t.slug, f.name"
+    )))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn find(pool: &PgPool, tenant: &str, name: &str) -> sqlx::Result<Option<FeedRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM feeds f JOIN tenants t ON t.id = f.tenant_id WHERE t.slug = $1 AND f.name = $2"
+    )))
+    .bind(tenant)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn set_paused(pool: &PgPool, id: i64, paused: bool) -> sqlx::Result<()> {
+    sqlx::query("UPDATE feeds SET paused = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(paused)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due feeds for `owner` until `now + lease`. Feeds
+/// locked by another claimant are skipped, not waited for; an expired lease
+/// (its daemon died) is taken over.
+pub async fn claim_due(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    owner: &str,
+    lease_secs: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<FeedRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH due AS (
+            SELECT id FROM feeds
+            WHERE NOT paused AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+            ORDER BY next_run_at, id
+            LIMIT $4
+            FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE feeds f SET lease_owner = $2, lease_expires_at = $1 + make_interval(secs => $3)
+            FROM due WHERE f.id = due.id
+            RETURNING f.*
+        )
+        SELECT {COLUMNS} FROM claimed f JOIN tenants t ON t.id = f.tenant_id ORDER BY f.next_run_at, f.id"
+    )))
+    .bind(now)
+    .bind(owner)
+    .bind(lease_secs)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Claims one feed now, whatever its schedule (`feed run`). Fails when
+/// another daemon holds a live lease on it.
+pub async fn claim_one(
+    pool: &PgPool,
+    id: i64,
+    now: DateTime<Utc>,
+    owner: &str,
+    lease_secs: f64,
+) -> sqlx::Result<Option<FeedRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH claimed AS (
+            UPDATE feeds f SET lease_owner = $2, lease_expires_at = $1 + make_interval(secs => $3)
+            WHERE f.id = $4 AND (f.lease_expires_at IS NULL OR f.lease_expires_at < $1 OR f.lease_owner = $2)
+            RETURNING f.*
+        )
+        SELECT {COLUMNS} FROM claimed f JOIN tenants t ON t.id = f.tenant_id"
+    )))
+    .bind(now)
+    .bind(owner)
+    .bind(lease_secs)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Extends a lease still held by `owner`; false when it was lost.
+pub async fn heartbeat(pool: &PgPool, id: i64, owner: &str, now: DateTime<Utc>, lease_secs: f64) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE feeds SET lease_expires_at = $3 + make_interval(secs => $4) WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(now)
+    .bind(lease_secs)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a claim: records the poll's outcome and, when given, the next run.
+pub async fn complete(
+    pool: &PgPool,
+    id: i64,
+    owner: &str,
+    now: DateTime<Utc>,
+    next_run_at: Option<DateTime<Utc>>,
+    status: &str,
+    error: Option<&str>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE feeds SET next_run_at = coalesce($3, next_run_at), last_run_at = $4, last_status = $5, last_error = $6,
+            lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(next_run_at)
+    .bind(now)
+    .bind(status)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Drops every lease `owner` holds (clean shutdown): the feeds are due again
+/// for any daemon at once.
+pub async fn release_all(pool: &PgPool, owner: &str) -> sqlx::Result<u64> {
+    let done = sqlx::query("UPDATE feeds SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1")
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// A remote file as it was when taken.
+#[derive(Debug, Clone)]
+pub struct PickedFile {
+    pub feed_id: i64,
+    pub name: String,
+    pub size: i64,
+    pub mtime: Option<DateTime<Utc>>,
+}
+
+/// The latest record of a file with this identity (name, size, mtime).
+#[derive(Debug, Clone)]
+pub struct ProcessedRecord {
+    pub id: i64,
+    pub outcome: String,
+    pub run_id: Option<Uuid>,
+    pub disposed: bool,
+}
+
+pub async fn find_processed(pool: &PgPool, file: &PickedFile) -> sqlx::Result<Option<ProcessedRecord>> {
+    let row = sqlx::query(
+        "SELECT id, outcome, run_id, disposed_at IS NOT NULL AS disposed FROM processed_files
+         WHERE feed_id = $1 AND name = $2 AND size = $3 AND mtime IS NOT DISTINCT FROM $4
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(file.feed_id)
+    .bind(&file.name)
+    .bind(file.size)
+    .bind(file.mtime)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| ProcessedRecord { id: r.get(0), outcome: r.get(1), run_id: r.get(2), disposed: r.get(3) }))
+}
+
+/// The run that imported this content for the tenant, if any.
+pub async fn content_imported(pool: &PgPool, tenant_id: i64, sha256: &str) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT run_id FROM processed_files WHERE tenant_id = $1 AND sha256 = $2 AND outcome = 'imported'",
+    )
+    .bind(tenant_id)
+    .bind(sha256)
+    .fetch_optional(pool)
+    .await
+    .map(Option::flatten)
+}
+
+/// Records a taken file; called inside the import's own transaction so the
+/// record and the rows commit together.
+pub async fn record_processed(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    file: &PickedFile,
+    sha256: &str,
+    run_id: Option<Uuid>,
+    outcome: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO processed_files (tenant_id, feed_id, name, size, mtime, sha256, run_id, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(tenant_id)
+    .bind(file.feed_id)
+    .bind(&file.name)
+    .bind(file.size)
+    .bind(file.mtime)
+    .bind(sha256)
+    .bind(run_id)
+    .bind(outcome)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn mark_disposed(pool: &PgPool, id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE processed_files SET disposed_at = now() WHERE id = $1").bind(id).execute(pool).await?;
+    Ok(())
+}
+
+/// The id of the processed record of a run (set by the import).
+pub async fn processed_of_run(pool: &PgPool, run_id: Uuid) -> sqlx::Result<Option<(i64, String)>> {
+    let row = sqlx::query("SELECT id, outcome FROM processed_files WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
