@@ -131,6 +131,50 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Saves a profile under `name` by importing (dry run) a one-line sample.
+    pub async fn save_profile(&self, name: &str, yaml: &str, sample: &str) {
+        let path = self.write(&format!("sample-{name}.csv"), sample);
+        let report = self
+            .import_with(&path, &profile(yaml), Opts { dry_run: true, save_as: Some(name.into()), ..Opts::default() })
+            .await;
+        assert!(report.profile.is_some(), "profile saved: {:?}", report.error);
+    }
+
+    /// Applies a feed YAML through the CLI, as support would.
+    pub fn apply_feed(&self, yaml: &str) -> Output {
+        let path = self.write(&format!("feed-{}.yaml", uuid::Uuid::now_v7().simple()), yaml);
+        self.cli(&["feed", "apply", path.to_str().unwrap()])
+    }
+
+    pub async fn feed(&self, name: &str) -> dropfeed::store::feeds::FeedRow {
+        dropfeed::store::feeds::find(&self.pool, "acme", name).await.unwrap().expect("feed exists")
+    }
+
+    /// A daemon on this app's database with the given clock.
+    pub fn daemon(&self, clock: std::sync::Arc<dyn dropfeed::clock::Clock>, owner: &str) -> dropfeed::daemon::Daemon {
+        dropfeed::daemon::Daemon {
+            pool: self.pool.clone(),
+            clock,
+            owner: owner.into(),
+            workers: 2,
+            spool_dir: self.dir.path().join("spool"),
+            max_messages: 1000,
+            scheduler: dropfeed::daemon::SchedulerSettings {
+                tick_ms: 50,
+                lease_secs: 30,
+                retry_after_secs: 300,
+                connect_attempts: 1,
+                shutdown_grace_secs: 5,
+            },
+        }
+    }
+
+    pub async fn scalar(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
 /// The rejected lines of a report for one rule code.
 pub fn lines_with(report: &Report, code: &str) -> Vec<i64> {
     report.messages.iter().filter(|m| m.code == code).map(|m| m.line).collect()

@@ -4,7 +4,9 @@ mod helpers;
 mod servers;
 
 mod cli;
+mod daemon;
 mod encodings;
+mod feeds;
 mod file_refusals;
 mod ftp;
 mod modes;
