@@ -94,7 +94,8 @@ pub enum FeedCommand {
     /// One feed: its YAML and state.
     Show { feed: FeedKey },
     /// Connect, check the host key or certificate, list the matching files; imports nothing.
-    Test { feed: FeedKey },
+    /// Takes TENANT/FEED or a feed YAML file (to read the server's fingerprint before pinning it).
+    Test { feed: String },
     /// One poll now, in the foreground, through the daemon's code path.
     Run {
         feed: FeedKey,
@@ -647,27 +648,27 @@ async fn feed_cmd(
             }
         }
         FeedCommand::Test { feed } => {
-            let f = find_feed(pool, &feed).await?;
-            let tenant = tenants::find_by_id(pool, f.tenant_id).await?;
-            let checked =
-                f.spec.check(&tenant.timezone).map_err(|p| anyhow::anyhow!("feed {}: {}", f.key(), p.join("; ")))?;
-            let cfg = SourceConfig::resolve(&f.spec.source)?;
+            let spec = if feed.ends_with(".yaml") || feed.ends_with(".yml") {
+                let text = std::fs::read_to_string(&feed).with_context(|| format!("cannot read {feed}"))?;
+                FeedSpec::from_yaml(&text, &feed).map_err(anyhow::Error::msg)?
+            } else {
+                find_feed(pool, &feed.parse::<FeedKey>().map_err(anyhow::Error::msg)?).await?.spec
+            };
+            let pattern = globset::Glob::new(&spec.source.pattern)
+                .with_context(|| format!("invalid pattern {:?}", spec.source.pattern))?
+                .compile_matcher();
+            let cfg = SourceConfig::resolve(&spec.source)?;
             println!("connecting to {}", cfg.endpoint);
             let mut session = source::connect(&cfg).await?;
             if let Some(fp) = session.server_fingerprint() {
                 println!("server fingerprint: {fp}");
             }
             let mut files = session.list().await?;
-            files.retain(|x| checked.pattern.is_match(&x.name));
+            files.retain(|x| pattern.is_match(&x.name));
             files.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
-            println!("{} file(s) match {:?}:", files.len(), f.spec.source.pattern);
+            println!("{} file(s) match {:?}:", files.len(), spec.source.pattern);
             for x in files {
-                println!(
-                    "  {:<40} {:>12} bytes  {}",
-                    x.name,
-                    x.size,
-                    x.mtime.map(|t| t.to_string()).unwrap_or_default()
-                );
+                println!("  {:<40} {:>12} bytes  {}", x.name, x.size, x.mtime.map(|t| t.to_string()).unwrap_or_default());
             }
         }
         FeedCommand::Run { feed, dry_run } => {
