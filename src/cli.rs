@@ -230,7 +230,7 @@ pub enum ContactsCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands print their outcome themselves; logs are for the daemon.
     let level =
-        if matches!(cli.command, Command::Run | Command::Feed(FeedCommand::Run { .. })) { "info" } else { "error" };
+        if matches!(cli.command, Command::Run | Command::Feed(FeedCommand::Run { .. })) { "info,sqlx=warn" } else { "error" };
     telemetry::init(cli.log_format, level);
     let mut settings = configuration::load(cli.config.as_deref())?;
     if let Some(url) = &cli.database_url {
