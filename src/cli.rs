@@ -229,8 +229,11 @@ pub enum ContactsCommand {
 /// Runs one command; the exit code says whether it did what was asked.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands print their outcome themselves; logs are for the daemon.
-    let level =
-        if matches!(cli.command, Command::Run | Command::Feed(FeedCommand::Run { .. })) { "info,sqlx=warn" } else { "error" };
+    let level = if matches!(cli.command, Command::Run | Command::Feed(FeedCommand::Run { .. })) {
+        "info,sqlx=warn"
+    } else {
+        "error"
+    };
     telemetry::init(cli.log_format, level);
     let mut settings = configuration::load(cli.config.as_deref())?;
     if let Some(url) = &cli.database_url {
@@ -478,6 +481,7 @@ fn daemon(pool: &PgPool, settings: &Settings) -> Daemon {
         spool_dir: settings.spool_dir.clone(),
         max_messages: settings.limits.max_messages_per_run,
         scheduler: settings.scheduler.clone(),
+        servers: Arc::new(crate::pickup::ServerLimits::new(settings.scheduler.max_connections_per_server)),
     }
 }
 
@@ -668,7 +672,12 @@ async fn feed_cmd(
             files.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
             println!("{} file(s) match {:?}:", files.len(), spec.source.pattern);
             for x in files {
-                println!("  {:<40} {:>12} bytes  {}", x.name, x.size, x.mtime.map(|t| t.to_string()).unwrap_or_default());
+                println!(
+                    "  {:<40} {:>12} bytes  {}",
+                    x.name,
+                    x.size,
+                    x.mtime.map(|t| t.to_string()).unwrap_or_default()
+                );
             }
         }
         FeedCommand::Run { feed, dry_run } => {

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::pickup::{self, Job, PollContext, PollError, PollReport};
+use crate::pickup::{self, Job, PollContext, PollError, PollReport, ServerLimits};
 use crate::store::feeds::{self, FeedRow};
 
 /// Scheduler knobs (the `scheduler:` block of the configuration).
@@ -43,6 +43,9 @@ pub struct SchedulerSettings {
     /// (rolled back; the file is taken again next time).
     #[serde(default = "default_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Connections at once to one server (host:port), across all feeds.
+    #[serde(default = "default_per_server")]
+    pub max_connections_per_server: usize,
 }
 
 impl Default for SchedulerSettings {
@@ -53,6 +56,7 @@ impl Default for SchedulerSettings {
             retry_after_secs: default_retry_secs(),
             connect_attempts: default_attempts(),
             shutdown_grace_secs: default_grace_secs(),
+            max_connections_per_server: default_per_server(),
         }
     }
 }
@@ -72,6 +76,9 @@ fn default_attempts() -> usize {
 fn default_grace_secs() -> u64 {
     20
 }
+fn default_per_server() -> usize {
+    2
+}
 
 /// Everything a daemon runs with.
 #[derive(Clone)]
@@ -84,6 +91,7 @@ pub struct Daemon {
     pub spool_dir: PathBuf,
     pub max_messages: i64,
     pub scheduler: SchedulerSettings,
+    pub servers: Arc<ServerLimits>,
 }
 
 /// What one scheduler tick did.
@@ -215,6 +223,7 @@ impl Daemon {
             cancel,
             connect_attempts: self.scheduler.connect_attempts,
             retry_delay: Duration::from_secs(1),
+            servers: &self.servers,
         };
         pickup::poll(&ctx, &job, dry_run).await.map(|r| (r, next)).map_err(|e| (e, next))
     }

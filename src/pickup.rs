@@ -35,6 +35,34 @@ pub struct PollContext<'a> {
     /// Connection attempts for transient errors (refused, timed out).
     pub connect_attempts: usize,
     pub retry_delay: Duration,
+    /// Connections allowed at once per server (host:port), across feeds.
+    pub servers: &'a ServerLimits,
+}
+
+/// Caps concurrent connections per server: customers' small FTP servers
+/// refuse (or ban) clients that open many sessions at once.
+#[derive(Debug)]
+pub struct ServerLimits {
+    per_server: usize,
+    slots: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
+}
+
+impl ServerLimits {
+    pub fn new(per_server: usize) -> ServerLimits {
+        ServerLimits { per_server: per_server.max(1), slots: Default::default() }
+    }
+
+    async fn acquire(&self, server: String) -> tokio::sync::OwnedSemaphorePermit {
+        let sem = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            std::sync::Arc::clone(
+                slots
+                    .entry(server)
+                    .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.per_server))),
+            )
+        };
+        sem.acquire_owned().await.expect("server semaphores are never closed")
+    }
 }
 
 /// A feed with everything it needs loaded and validated.
@@ -135,6 +163,8 @@ pub async fn poll(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<Pol
 
 async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<PollReport, PollError> {
     let cfg = SourceConfig::resolve(&job.feed.spec.source)?;
+    let server = format!("{}:{}", cfg.endpoint.host, cfg.endpoint.port);
+    let _slot = ctx.servers.acquire(server).await;
     let mut session = connect(ctx, &cfg).await?;
     let mut report = PollReport::default();
     let listing = session.list().await?;

@@ -166,7 +166,9 @@ impl TestApp {
                 retry_after_secs: 300,
                 connect_attempts: 1,
                 shutdown_grace_secs: 5,
+                max_connections_per_server: 2,
             },
+            servers: std::sync::Arc::new(dropfeed::pickup::ServerLimits::new(2)),
         }
     }
 
