@@ -16,13 +16,14 @@ use crate::configuration::{self, Settings};
 use crate::daemon::{self, Daemon};
 use crate::domain::{ReportLanguage, TenantSlug};
 use crate::feed::FeedSpec;
+use crate::mail::{self, Mailer};
 use crate::profile::{Mode, Profile};
 use crate::report::{ProfileRef, Report};
 use crate::source::{self, Session, SourceConfig};
 use crate::store::feeds::{self, Applied, FeedRow};
 use crate::store::{self, contacts::Filter, profiles, runs, tenants};
 use crate::telemetry::{self, LogFormat};
-use crate::{export, http, import, template};
+use crate::{export, http, import, notify, template};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -176,6 +177,9 @@ pub struct ImportArgs {
     /// Messages printed in the report (all by default; counts per code are always complete).
     #[arg(long, value_name = "N")]
     pub max_messages: Option<i64>,
+    /// E-mail the completion report to these addresses (needs `smtp:` in the configuration).
+    #[arg(long = "report-to", value_name = "EMAIL")]
+    pub report_to: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,6 +351,14 @@ async fn import_file(
         profile.lists = args.lists.clone();
     }
     profile.check("the command line")?;
+    // Mail problems are found before the import, not after it.
+    let mailer = if args.report_to.is_empty() {
+        None
+    } else {
+        mail::check_recipients(&args.report_to)?;
+        let smtp = settings.smtp.as_ref().context("--report-to needs an smtp block in the configuration")?;
+        Some(Mailer::from_settings(smtp)?)
+    };
     let meta = std::fs::metadata(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(meta.len());
@@ -375,7 +387,17 @@ async fn import_file(
         today: chrono::Utc::now().date_naive(),
         pickup: None,
     };
+    let tenant_id = request.tenant.id;
+    let lang = request.tenant.language;
     let run_id = import::run(pool, request).await?;
+    if let Some(mailer) = &mailer {
+        // The report is stored first; a failed send is retried by the daemon
+        // and never fails the import.
+        let queued = notify::queue_report(pool, run_id, tenant_id, None, &args.report_to, lang).await?;
+        if let Some(id) = queued {
+            let _ = notify::deliver_due(pool, mailer, chrono::Utc::now(), 1, Some(id)).await;
+        }
+    }
     let report = load_report(pool, run_id, args.max_messages).await?;
     print_report(&report, format)?;
     Ok(exit_for(&report))
@@ -482,10 +504,16 @@ fn daemon(pool: &PgPool, settings: &Settings) -> Daemon {
         max_messages: settings.limits.max_messages_per_run,
         scheduler: settings.scheduler.clone(),
         servers: Arc::new(crate::pickup::ServerLimits::new(settings.scheduler.max_connections_per_server)),
+        mailer: None,
     }
 }
 
 async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<ExitCode> {
+    // A bad smtp block refuses to start, rather than failing the first report.
+    let mailer = settings.smtp.as_ref().map(Mailer::from_settings).transpose()?;
+    if mailer.is_none() {
+        tracing::warn!("no smtp configured: reports and alerts are stored but not sent");
+    }
     if let Some(dir) = &settings.feeds_dir {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read feeds_dir {}", dir.display()))?
@@ -503,7 +531,7 @@ async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<ExitCod
     tracing::info!(bind = %settings.http.bind, "http endpoint listening");
     let stop_http = CancellationToken::new();
     let http = tokio::spawn(http::serve(listener, pool.clone(), stop_http.clone()));
-    daemon(&pool, settings).run(shutdown_signal()).await?;
+    Daemon { mailer, ..daemon(&pool, settings) }.run(shutdown_signal()).await?;
     stop_http.cancel();
     let _ = http.await;
     Ok(ExitCode::SUCCESS)
@@ -682,7 +710,10 @@ async fn feed_cmd(
         }
         FeedCommand::Run { feed, dry_run } => {
             let f = find_feed(pool, &feed).await?;
-            let report = daemon(pool, settings).run_once(&f, dry_run).await?;
+            let mailer = settings.smtp.as_ref().map(Mailer::from_settings).transpose()?;
+            let daemon = Daemon { mailer, ..daemon(pool, settings) };
+            let report = daemon.run_once(&f, dry_run).await?;
+            daemon.deliver_mail().await;
             if format == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

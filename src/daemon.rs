@@ -18,6 +18,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
+use crate::mail::Mailer;
+use crate::notify;
 use crate::pickup::{self, Job, PollContext, PollError, PollReport, ServerLimits};
 use crate::store::feeds::{self, FeedRow};
 
@@ -92,6 +94,8 @@ pub struct Daemon {
     pub max_messages: i64,
     pub scheduler: SchedulerSettings,
     pub servers: Arc<ServerLimits>,
+    /// Sends queued reports and alerts; `None`: they stay queued.
+    pub mailer: Option<Mailer>,
 }
 
 /// What one scheduler tick did.
@@ -114,6 +118,11 @@ impl Daemon {
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(self.workers.max(1)));
         info!(owner = %self.owner, workers = self.workers, "scheduler started");
+        let housekeeping = tokio::spawn({
+            let daemon = self.clone();
+            let cancel = cancel.clone();
+            async move { daemon.housekeeping(cancel).await }
+        });
         tokio::pin!(shutdown);
         loop {
             match self.tick(&permits, &tracker, &cancel).await {
@@ -132,9 +141,44 @@ impl Daemon {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!("polls still running after the grace period are abandoned; their files are taken again next time");
         }
+        let _ = housekeeping.await;
         let released = feeds::release_all(&self.pool, &self.owner).await.context("cannot release leases")?;
         info!(released, "scheduler stopped");
         Ok(())
+    }
+
+    /// Mail delivery and the missing-file check, every few seconds until cancelled.
+    async fn housekeeping(&self, cancel: CancellationToken) {
+        let mut last_missing_check = None;
+        loop {
+            self.deliver_mail().await;
+            let now = self.clock.now();
+            if last_missing_check.is_none_or(|t: chrono::DateTime<Utc>| now - t >= chrono::Duration::seconds(30)) {
+                if let Err(e) = notify::check_missing(&self.pool, now).await {
+                    warn!("missing-file check failed: {e:#}");
+                }
+                last_missing_check = Some(now);
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+        // Reports of the last imports go out before the daemon stops.
+        self.deliver_mail().await;
+    }
+
+    /// Sends what is due in the outbox, if a mailer is configured.
+    pub async fn deliver_mail(&self) {
+        if let Some(mailer) = &self.mailer {
+            match notify::deliver_due(&self.pool, mailer, self.clock.now(), 20, None).await {
+                Ok(d) if d.sent + d.retried + d.failed > 0 => {
+                    info!(sent = d.sent, retried = d.retried, failed = d.failed, "mail delivery")
+                }
+                Ok(_) => {}
+                Err(e) => warn!("mail delivery failed: {e:#}"),
+            }
+        }
     }
 
     /// Claims as many due feeds as there are idle workers and starts them.
@@ -195,7 +239,14 @@ impl Daemon {
                 info!(feed = %key, imported = report.imported(), refused = report.refused(), "poll done")
             }
             Ok(_) => {}
-            Err((e, _)) => error!(feed = %key, code = e.code(), "poll failed: {e}"),
+            Err((e, _)) => {
+                error!(feed = %key, code = e.code(), "poll failed: {e}");
+                if let Err(err) =
+                    notify::queue_alert(&self.pool, id, e.code(), &e.to_string(), e.dedupe_scope(), now).await
+                {
+                    warn!(feed = %key, "cannot queue the alert: {err:#}");
+                }
+            }
         }
         if let Err(e) = feeds::complete(&self.pool, id, &self.owner, now, next, &status, error.as_deref()).await {
             error!(feed = %key, "cannot record the poll outcome: {e}");

@@ -10,6 +10,8 @@ pub mod export;
 pub mod feed;
 pub mod http;
 pub mod import;
+pub mod mail;
+pub mod notify;
 pub mod pickup;
 pub mod profile;
 pub mod report;

@@ -81,6 +81,10 @@ pub enum PollError {
     Config { feed: String, detail: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// A file that could not be taken (download or import failed): tried
+    /// again next poll, alerted once.
+    #[error("file {name}: {detail:#}")]
+    File { name: String, identity: String, detail: anyhow::Error },
 }
 
 impl PollError {
@@ -89,6 +93,16 @@ impl PollError {
             PollError::Source(e) => e.code(),
             PollError::Config { .. } => "feed.config",
             PollError::Internal(_) => "internal",
+            PollError::File { .. } => "file.failed",
+        }
+    }
+
+    /// What makes two alerts the same: the file for file errors (one alert
+    /// per file however many polls fail), else the day.
+    pub fn dedupe_scope(&self) -> Option<String> {
+        match self {
+            PollError::File { identity, .. } => Some(identity.clone()),
+            _ => None,
         }
     }
 
@@ -96,7 +110,7 @@ impl PollError {
         match self {
             PollError::Source(e) => e.is_transient(),
             PollError::Config { .. } => false,
-            PollError::Internal(_) => true,
+            PollError::Internal(_) | PollError::File { .. } => true,
         }
     }
 }
@@ -248,7 +262,15 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let outcome = take(ctx, job, &mut session, &file, dry_run).await?;
+        let outcome = match take(ctx, job, &mut session, &file, dry_run).await {
+            Ok(outcome) => outcome,
+            Err(PollError::Internal(detail)) => {
+                let identity =
+                    format!("{}:{}:{}", file.name, file.size, file.mtime.map(|t| t.timestamp()).unwrap_or(0));
+                return Err(PollError::File { name: file.name.clone(), identity, detail });
+            }
+            Err(e) => return Err(e),
+        };
         report.files.push((file.name.clone(), outcome));
     }
     Ok(report)
@@ -337,6 +359,14 @@ async fn take(
         file = %file.name, %run_id, status = %status, rows = report.counts.rows, inserted = report.counts.inserted,
         updated = report.counts.updated, rejected = report.counts.rejected, "imported"
     );
+    if let Some(spec) = &job.feed.spec.report
+        && crate::notify::category(report.status).is_some_and(|c| spec.on.contains(&c))
+    {
+        let lang = spec.language.unwrap_or(job.tenant.language);
+        crate::notify::queue_report(ctx.pool, run_id, job.tenant.id, Some(job.feed.id), &spec.to, lang)
+            .await
+            .context("cannot queue the report")?;
+    }
     let disposal = if success { &job.checked.after_success } else { &job.checked.after_failure };
     match dispose(session, &file.name, disposal, now).await {
         Ok(()) => {

@@ -118,6 +118,9 @@ pub struct Report {
     pub error: Option<String>,
     pub options: serde_json::Value,
     pub columns: Columns,
+    /// The e-mails of this run's report and their delivery state.
+    #[serde(default)]
+    pub deliveries: Vec<crate::notify::DeliveryState>,
 }
 
 impl Report {
@@ -158,6 +161,17 @@ impl Report {
         }
         if self.messages_truncated {
             let _ = writeln!(out, "\n(messages truncated; counts per code are complete)");
+        }
+        for d in &self.deliveries {
+            let _ = writeln!(
+                out,
+                "\n{} to {}: {}{}{}",
+                d.kind,
+                d.recipients.join(", "),
+                d.status,
+                d.sent_at.map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default(),
+                d.last_error.as_deref().map(|e| format!(" (attempt {}: {e})", d.attempts)).unwrap_or_default()
+            );
         }
         out
     }

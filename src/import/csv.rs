@@ -19,6 +19,8 @@ const BATCH_BYTES: usize = 8 << 20;
 pub struct Batch {
     pub rows: Vec<u8>,
     pub msgs: Vec<u8>,
+    /// Rejected records as they were in the file (`run_rejects`).
+    pub rejects: Vec<u8>,
 }
 
 /// A file that cannot be imported at all: nothing is written.
@@ -92,7 +94,8 @@ pub fn parse(
             ));
         }
     }
-    let mapping = mapping::resolve(headers, profile).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;
+    let mapping =
+        mapping::resolve(headers.clone(), profile).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;
     let width = mapping.width;
     let plan = RowPlan::new(&mapping, profile, ctx);
     let abort_on_invalid = profile.on_invalid_row == crate::profile::OnInvalidRow::Abort;
@@ -100,6 +103,7 @@ pub fn parse(
     let mut scratch = Scratch::default();
     let mut rows = CopyBuf::with_capacity(BATCH_BYTES);
     let mut msgs = CopyBuf::with_capacity(1 << 16);
+    let mut rejects = CopyBuf::with_capacity(1 << 16);
     let mut summary = ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None };
     while read(&mut rdr, &mut rec)? {
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
@@ -115,10 +119,10 @@ pub fn parse(
             ));
         }
         let outcome = if rec.len() < width {
-            plan.short_row(line, rec.len(), width, &mut msgs);
+            plan.short_row(line, &rec, width, &mut msgs, &mut rejects);
             RowOutcome::Rejected
         } else {
-            plan.check(line, &rec, &mut scratch, &mut rows, &mut msgs)
+            plan.check(line, &rec, &mut scratch, &mut rows, &mut msgs, &mut rejects)
         };
         if outcome == RowOutcome::Rejected {
             summary.rejected += 1;
@@ -127,15 +131,26 @@ pub fn parse(
                 break;
             }
         }
-        if rows.rows() >= BATCH_ROWS || rows.bytes() >= BATCH_BYTES || msgs.bytes() >= BATCH_BYTES {
+        if rows.rows() >= BATCH_ROWS
+            || rows.bytes() >= BATCH_BYTES
+            || msgs.bytes() >= BATCH_BYTES
+            || rejects.bytes() >= BATCH_BYTES
+        {
             let full = std::mem::replace(&mut rows, CopyBuf::with_capacity(BATCH_BYTES));
             let full_msgs = std::mem::replace(&mut msgs, CopyBuf::with_capacity(1 << 16));
-            if !emit(Batch { rows: full.into_inner(), msgs: full_msgs.into_inner() }) {
+            let full_rejects = std::mem::replace(&mut rejects, CopyBuf::with_capacity(1 << 16));
+            if !emit(Batch {
+                rows: full.into_inner(),
+                msgs: full_msgs.into_inner(),
+                rejects: full_rejects.into_inner(),
+            }) {
                 return Err(FileFailure::new(Rule::FileNotText, Some(line), "the writer stopped"));
             }
         }
     }
-    if (rows.rows() > 0 || msgs.rows() > 0) && !emit(Batch { rows: rows.into_inner(), msgs: msgs.into_inner() }) {
+    if (rows.rows() > 0 || msgs.rows() > 0 || rejects.rows() > 0)
+        && !emit(Batch { rows: rows.into_inner(), msgs: msgs.into_inner(), rejects: rejects.into_inner() })
+    {
         return Err(FileFailure::new(Rule::FileNotText, None, "the writer stopped"));
     }
     summary.mapping = mapping;

@@ -117,6 +117,7 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
         default_language: req.tenant.language.contact_code().to_owned(),
         extra_languages: req.tenant.extra_languages.clone(),
         today: req.today,
+        run_id,
     };
     let progress = req.progress.clone();
     let parse_path = req.path.clone();
@@ -133,7 +134,9 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
     });
     let phase = std::time::Instant::now();
     while let Some(batch) = receiver.recv().await {
-        write::copy_batch(&mut tx, batch.rows, batch.msgs).await.context("cannot copy rows into the staging table")?;
+        write::copy_batch(&mut tx, batch.rows, batch.msgs, batch.rejects)
+            .await
+            .context("cannot copy rows into the staging table")?;
     }
     let summary = match parser.await.context("the parser panicked")? {
         Ok(summary) => summary,
@@ -257,6 +260,7 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
             error: error.as_deref(),
             columns: &columns,
             profile: profile_ref.as_ref(),
+            header: Some(&mapping.headers),
         },
     )
     .await
@@ -332,6 +336,7 @@ async fn record_failure(
             error: Some(&error),
             columns: &Columns::default(),
             profile: None,
+            header: None,
         },
     )
     .await?;

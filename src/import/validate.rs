@@ -26,6 +26,8 @@ pub struct RowPlan {
     default_language: String,
     extra_languages: Vec<String>,
     today: NaiveDate,
+    /// The run's id as text, written with each kept rejected line.
+    run_id: String,
 }
 
 /// Tenant-level facts the rules need.
@@ -34,6 +36,7 @@ pub struct RuleContext {
     pub default_language: String,
     pub extra_languages: Vec<String>,
     pub today: NaiveDate,
+    pub run_id: uuid::Uuid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,7 @@ impl RowPlan {
             default_language: ctx.default_language,
             extra_languages: ctx.extra_languages,
             today: ctx.today,
+            run_id: ctx.run_id.to_string(),
         }
     }
 
@@ -94,6 +98,7 @@ impl RowPlan {
         scratch: &mut Scratch,
         rows: &mut CopyBuf,
         msgs: &mut CopyBuf,
+        rejects: &mut CopyBuf,
     ) -> RowOutcome {
         scratch.errors.clear();
         scratch.warnings.clear();
@@ -220,9 +225,15 @@ impl RowPlan {
         }
 
         if !scratch.errors.is_empty() || email.is_none() {
+            let mut reason = String::new();
             for (rule, column, value) in &scratch.errors {
-                self.message(msgs, line, *rule, *column, value);
+                let sentence = self.message(msgs, line, *rule, *column, value);
+                if !reason.is_empty() {
+                    reason.push_str(" | ");
+                }
+                reason.push_str(&sentence);
             }
+            self.reject(rejects, line, rec, &reason);
             return RowOutcome::Rejected;
         }
         for (rule, column, value) in &scratch.warnings {
@@ -277,12 +288,47 @@ impl RowPlan {
 
     /// Rejects a record with fewer cells than the header: its values could
     /// sit in the wrong columns.
-    pub fn short_row(&self, line: u64, got: usize, width: usize, msgs: &mut CopyBuf) {
-        let detail = format!("{got} / {width}");
-        self.message(msgs, line, Rule::RowColumns, usize::MAX, &detail);
+    pub fn short_row(
+        &self,
+        line: u64,
+        rec: &csv::StringRecord,
+        width: usize,
+        msgs: &mut CopyBuf,
+        rejects: &mut CopyBuf,
+    ) {
+        let detail = format!("{} / {width}", rec.len());
+        let reason = self.message(msgs, line, Rule::RowColumns, usize::MAX, &detail);
+        self.reject(rejects, line, rec, &reason);
     }
 
-    fn message(&self, msgs: &mut CopyBuf, line: u64, rule: Rule, column: usize, value: &str) {
+    /// Keeps a rejected record as it was in the file, for the rejects file
+    /// the customer fixes and drops again (`run_rejects`: line, cells, reason).
+    fn reject(&self, rejects: &mut CopyBuf, line: u64, rec: &csv::StringRecord, reason: &str) {
+        rejects.text(&self.run_id);
+        rejects.int(line as i64);
+        let mut array = String::with_capacity(rec.as_slice().len() + 4 * rec.len() + 2);
+        array.push('{');
+        for (i, cell) in rec.iter().enumerate() {
+            if i > 0 {
+                array.push(',');
+            }
+            array.push('"');
+            for c in cell.chars() {
+                if c == '"' || c == '\\' {
+                    array.push('\\');
+                }
+                array.push(c);
+            }
+            array.push('"');
+        }
+        array.push('}');
+        rejects.text(&array);
+        rejects.text(reason);
+        rejects.end_row();
+    }
+
+    /// Writes one message and returns its sentence.
+    fn message(&self, msgs: &mut CopyBuf, line: u64, rule: Rule, column: usize, value: &str) -> String {
         let header = self.headers.get(column).map(String::as_str).unwrap_or("");
         let value = excerpt(value);
         msgs.int(line as i64);
@@ -290,8 +336,10 @@ impl RowPlan {
         msgs.text(rule.code());
         msgs.text(rule.severity().as_str());
         msgs.text(value);
-        msgs.text(&rule.sentence(self.lang, header, value));
+        let sentence = rule.sentence(self.lang, header, value);
+        msgs.text(&sentence);
         msgs.end_row();
+        sentence
     }
 }
 

@@ -138,7 +138,12 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
 }
 
 /// Sends one batch of staging rows and messages.
-pub async fn copy_batch(conn: &mut PgConnection, rows: Vec<u8>, msgs: Vec<u8>) -> sqlx::Result<()> {
+pub async fn copy_batch(conn: &mut PgConnection, rows: Vec<u8>, msgs: Vec<u8>, rejects: Vec<u8>) -> sqlx::Result<()> {
+    if !rejects.is_empty() {
+        let mut copy = conn.copy_in_raw("COPY run_rejects (run_id, line, cells, reason) FROM STDIN").await?;
+        copy.send(rejects).await?;
+        copy.finish().await?;
+    }
     if !rows.is_empty() {
         let mut copy = conn.copy_in_raw(&format!("COPY staging ({STAGING_COLUMNS}) FROM STDIN")).await?;
         copy.send(rows).await?;

@@ -110,6 +110,16 @@ pub async fn find(pool: &PgPool, tenant: &str, name: &str) -> sqlx::Result<Optio
     row.as_ref().map(from_row).transpose()
 }
 
+pub async fn find_by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<FeedRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM feeds f JOIN tenants t ON t.id = f.tenant_id WHERE f.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 pub async fn set_paused(pool: &PgPool, id: i64, paused: bool) -> sqlx::Result<()> {
     sqlx::query("UPDATE feeds SET paused = $2, updated_at = now() WHERE id = $1")
         .bind(id)

@@ -29,6 +29,8 @@ pub struct Finish<'a> {
     pub error: Option<&'a str>,
     pub columns: &'a Columns,
     pub profile: Option<&'a ProfileRef>,
+    /// The file's header line (for the rejects file).
+    pub header: Option<&'a [String]>,
 }
 
 pub async fn insert(conn: &mut PgConnection, run: &NewRun<'_>, status: Status) -> sqlx::Result<()> {
@@ -60,7 +62,8 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish<'_>) -> sqlx::
         "UPDATE runs SET status = $2, finished_at = clock_timestamp(), rows = $3, inserted = $4, updated = $5,
             unchanged = $6, skipped_existing = $7, skipped_new = $8, rejected = $9, warnings = $10,
             by_code = $11, messages_truncated = $12, error = $13, columns = $14,
-            profile_name = coalesce($15, profile_name), profile_version = coalesce($16, profile_version)
+            profile_name = coalesce($15, profile_name), profile_version = coalesce($16, profile_version),
+            header = $17
          WHERE id = $1",
     )
     .bind(id)
@@ -79,6 +82,7 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish<'_>) -> sqlx::
     .bind(serde_json::to_value(f.columns).unwrap_or_default())
     .bind(f.profile.map(|p| p.name.as_str()))
     .bind(f.profile.map(|p| p.version))
+    .bind(f.header)
     .execute(conn)
     .await?;
     Ok(())
@@ -166,6 +170,7 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
         error: r.get("error"),
         options: r.get("options"),
         columns: serde_json::from_value(columns).unwrap_or_default(),
+        deliveries: crate::notify::deliveries_of_run(pool, id).await?,
     }))
 }
 

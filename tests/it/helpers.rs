@@ -169,7 +169,12 @@ impl TestApp {
                 max_connections_per_server: 2,
             },
             servers: std::sync::Arc::new(dropfeed::pickup::ServerLimits::new(2)),
+            mailer: None,
         }
+    }
+
+    pub async fn scalar_text(&self, sql: &'static str) -> String {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }
 
     pub async fn scalar(&self, sql: &'static str) -> i64 {

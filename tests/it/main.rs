@@ -1,6 +1,7 @@
 //! The integration tests: one binary, a fresh PostgreSQL database per test.
 
 mod helpers;
+mod mail;
 mod servers;
 
 mod cli;

@@ -1,4 +1,5 @@
 //! Real servers for the tests, started on loopback ports and stopped on drop.
 
+pub mod smtp;
 pub mod sshd;
 pub mod vsftpd;

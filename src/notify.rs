@@ -1,0 +1,588 @@
+//! Completion reports and alerts (SPEC §6, seeds 000-002): composed from the
+//! stored run, queued in the `notifications` outbox in the tenant's (or
+//! feed's) language, and delivered with retries so that mail never blocks or
+//! fails an import.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{PgPool, Row};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::domain::ReportLanguage;
+use crate::feed::ReportOn;
+use crate::mail::{Email, Mailer};
+use crate::report::{Report, Status};
+use crate::store::runs;
+
+/// Rejected lines attached at most; beyond, the e-mail says how many were left out.
+const MAX_ATTACHED_REJECTS: i64 = 100_000;
+/// Example lines shown per rule code.
+const EXAMPLES_PER_CODE: i64 = 5;
+
+/// A message ready to queue.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attachment: Option<(String, Vec<u8>)>,
+}
+
+/// Which `report.on` category a run's status falls in.
+pub fn category(status: Status) -> Option<ReportOn> {
+    match status {
+        Status::Succeeded => Some(ReportOn::Success),
+        Status::SucceededWithWarnings => Some(ReportOn::Warnings),
+        Status::Failed | Status::Aborted => Some(ReportOn::Failure),
+        Status::Running | Status::DryRun => None,
+    }
+}
+
+fn status_words(status: Status, lang: ReportLanguage) -> &'static str {
+    use ReportLanguage::{En, Fr};
+    match (status, lang) {
+        (Status::Succeeded, Fr) => "réussi",
+        (Status::Succeeded, En) => "succeeded",
+        (Status::SucceededWithWarnings, Fr) => "réussi avec avertissements",
+        (Status::SucceededWithWarnings, En) => "succeeded with warnings",
+        (Status::Failed, Fr) => "refusé",
+        (Status::Failed, En) => "failed",
+        (Status::Aborted, Fr) => "interrompu, rien n'a été importé",
+        (Status::Aborted, En) => "aborted, nothing imported",
+        (Status::DryRun, Fr) => "analyse (rien n'a été importé)",
+        (Status::DryRun, En) => "dry run (nothing imported)",
+        (Status::Running, Fr) => "en cours",
+        (Status::Running, En) => "running",
+    }
+}
+
+struct Example {
+    line: i64,
+    column: Option<String>,
+    value: Option<String>,
+    message: String,
+}
+
+/// Builds the completion report of a run: subject with tenant, feed or file,
+/// status and key counts; text and HTML bodies with the counts and the
+/// messages grouped by rule (a few example lines each); the rejected lines
+/// attached as a CSV to fix and drop again.
+pub async fn compose_report(pool: &PgPool, run_id: Uuid, lang: ReportLanguage) -> anyhow::Result<Composed> {
+    let report = runs::report(pool, run_id, Some(0)).await?.with_context(|| format!("run {run_id} not found"))?;
+    let rows = sqlx::query(
+        "SELECT code, line, column_name, value, message FROM (
+            SELECT m.*, row_number() OVER (PARTITION BY code ORDER BY line) AS rn FROM run_messages m WHERE run_id = $1
+         ) x WHERE rn <= $2 ORDER BY code, line",
+    )
+    .bind(run_id)
+    .bind(EXAMPLES_PER_CODE)
+    .fetch_all(pool)
+    .await
+    .context("cannot read the run's messages")?;
+    let mut examples: std::collections::BTreeMap<String, Vec<Example>> = Default::default();
+    for r in rows {
+        examples.entry(r.get("code")).or_default().push(Example {
+            line: r.get("line"),
+            column: r.get("column_name"),
+            value: r.get("value"),
+            message: r.get("message"),
+        });
+    }
+    let attachment = rejects_file(pool, &report, lang).await?;
+    let c = &report.counts;
+    let fr = lang == ReportLanguage::Fr;
+    let what = report.feed.clone().unwrap_or_else(|| report.file.name.clone());
+    let subject = if fr {
+        format!(
+            "[dropfeed] {} / {} : {} — {} créés, {} mis à jour, {} rejetés",
+            report.tenant,
+            what,
+            status_words(report.status, lang),
+            c.inserted,
+            c.updated,
+            c.rejected
+        )
+    } else {
+        format!(
+            "[dropfeed] {} / {}: {} — {} inserted, {} updated, {} rejected",
+            report.tenant,
+            what,
+            status_words(report.status, lang),
+            c.inserted,
+            c.updated,
+            c.rejected
+        )
+    };
+
+    let labels: [(&str, &str, i64); 8] = [
+        ("lignes", "rows", c.rows),
+        ("créés", "inserted", c.inserted),
+        ("mis à jour", "updated", c.updated),
+        ("inchangés", "unchanged", c.unchanged),
+        ("déjà présents", "skipped_existing", c.skipped_existing),
+        ("inconnus", "skipped_new", c.skipped_new),
+        ("rejetés", "rejected", c.rejected),
+        ("avertissements", "warnings", c.warnings),
+    ];
+    let took = report.finished_at.map(|f| (f - report.started_at).num_milliseconds() as f64 / 1000.0);
+    let profile = report.profile.as_ref().map(|p| format!("{} v{}", p.name, p.version)).unwrap_or_else(|| "-".into());
+    let facts: Vec<(&str, String)> = vec![
+        (
+            if fr { "Fichier" } else { "File" },
+            format!("{} ({} {})", report.file.name, report.file.size, if fr { "octets" } else { "bytes" }),
+        ),
+        ("SHA-256", report.file.sha256.clone()),
+        (if fr { "Profil" } else { "Profile" }, profile),
+        (if fr { "Début" } else { "Started" }, report.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        (if fr { "Durée" } else { "Took" }, took.map(|s| format!("{s:.1} s")).unwrap_or_default()),
+        (if fr { "Exécution" } else { "Run" }, report.run_id.to_string()),
+    ];
+
+    let mut text = String::new();
+    let _ = writeln!(text, "{}\n", subject.trim_start_matches("[dropfeed] "));
+    for (k, v) in &facts {
+        let _ = writeln!(text, "{k} : {v}");
+    }
+    let _ = writeln!(text);
+    for (f, e, n) in labels {
+        let _ = writeln!(text, "{:<18} {n}", if fr { f } else { e });
+    }
+    if let Some(e) = &report.error {
+        let _ = writeln!(text, "\n{} : {e}", if fr { "Motif" } else { "Reason" });
+    }
+    if !report.by_code.is_empty() {
+        let _ = writeln!(text, "\n{}", if fr { "Messages par règle :" } else { "Messages by rule:" });
+    }
+    for (code, n) in &report.by_code {
+        let _ = writeln!(text, "\n{code} — {n} {}", if fr { "ligne(s)" } else { "line(s)" });
+        for ex in examples.get(code).map(Vec::as_slice).unwrap_or_default() {
+            let _ = writeln!(
+                text,
+                "  {} {}{}{} : {}",
+                if fr { "ligne" } else { "line" },
+                ex.line,
+                ex.column.as_deref().map(|c| format!(", {c}")).unwrap_or_default(),
+                ex.value.as_deref().filter(|v| !v.is_empty()).map(|v| format!(", « {v} »")).unwrap_or_default(),
+                ex.message
+            );
+        }
+    }
+    if let Some((name, _)) = &attachment {
+        let _ = writeln!(
+            text,
+            "\n{name} : {}",
+            if fr {
+                "les lignes rejetées, avec leur motif : corrigez-les puis déposez ce fichier à nouveau."
+            } else {
+                "the rejected lines with their reason: fix them, then drop this file again."
+            }
+        );
+    }
+
+    let esc = |s: &str| html_escape::encode_text(s).into_owned();
+    let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
+    let _ = write!(html, "<h2>{}</h2><table>", esc(subject.trim_start_matches("[dropfeed] ")));
+    for (k, v) in &facts {
+        let _ = write!(html, "<tr><th align=\"left\">{}</th><td>{}</td></tr>", esc(k), esc(v));
+    }
+    html.push_str(
+        "</table><table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse;margin-top:1em\"><tr>",
+    );
+    for (f, e, _) in labels {
+        let _ = write!(html, "<th>{}</th>", esc(if fr { f } else { e }));
+    }
+    html.push_str("</tr><tr>");
+    for (_, _, n) in labels {
+        let _ = write!(html, "<td align=\"right\">{n}</td>");
+    }
+    html.push_str("</tr></table>");
+    if let Some(e) = &report.error {
+        let _ = write!(html, "<p><b>{}</b> : {}</p>", if fr { "Motif" } else { "Reason" }, esc(e));
+    }
+    for (code, n) in &report.by_code {
+        let _ = write!(html, "<h3>{} — {n} {}</h3><ul>", esc(code), if fr { "ligne(s)" } else { "line(s)" });
+        for ex in examples.get(code).map(Vec::as_slice).unwrap_or_default() {
+            let _ = write!(
+                html,
+                "<li>{} {}{}{} : {}</li>",
+                if fr { "ligne" } else { "line" },
+                ex.line,
+                esc(&ex.column.as_deref().map(|c| format!(", {c}")).unwrap_or_default()),
+                esc(&ex.value.as_deref().filter(|v| !v.is_empty()).map(|v| format!(", « {v} »")).unwrap_or_default()),
+                esc(&ex.message)
+            );
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</body></html>");
+    Ok(Composed { subject, text, html, attachment })
+}
+
+/// The rejected lines as a CSV in the file's own delimiter: its header plus
+/// `line` and `reason` (`ligne`, `motif` in French), cells that a spreadsheet
+/// would run as a formula neutralised by a leading apostrophe.
+async fn rejects_file(
+    pool: &PgPool,
+    report: &Report,
+    lang: ReportLanguage,
+) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+    let header: Option<Vec<String>> = sqlx::query_scalar("SELECT header FROM runs WHERE id = $1")
+        .bind(report.run_id)
+        .fetch_one(pool)
+        .await
+        .context("cannot read the run's header")?;
+    let rows = sqlx::query("SELECT line, cells, reason FROM run_rejects WHERE run_id = $1 ORDER BY line LIMIT $2")
+        .bind(report.run_id)
+        .bind(MAX_ATTACHED_REJECTS)
+        .fetch_all(pool)
+        .await
+        .context("cannot read the rejected lines")?;
+    let Some(header) = header.filter(|_| !rows.is_empty()) else { return Ok(None) };
+    let delimiter =
+        report.options.get("delimiter").and_then(|d| d.as_str()).and_then(|d| d.bytes().next()).unwrap_or(b';');
+    let fr = lang == ReportLanguage::Fr;
+    let mut w = ::csv::WriterBuilder::new().delimiter(delimiter).from_writer(Vec::from(*b"\xEF\xBB\xBF"));
+    let mut head: Vec<String> = header.iter().map(|h| neutralise(h)).collect();
+    head.push(if fr { "ligne" } else { "line" }.into());
+    head.push(if fr { "motif" } else { "reason" }.into());
+    w.write_record(&head)?;
+    for r in rows {
+        let cells: Vec<String> = r.get("cells");
+        let mut record: Vec<String> = cells.iter().map(|c| neutralise(c)).collect();
+        record.resize(header.len(), String::new());
+        record.push(r.get::<i64, _>("line").to_string());
+        record.push(neutralise(&r.get::<String, _>("reason")));
+        w.write_record(&record)?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write the rejects file: {e}"))?;
+    let stem = report.file.name.trim_end_matches(".csv").trim_end_matches(".txt");
+    let name = format!("{}-{stem}.csv", if fr { "rejets" } else { "rejects" });
+    Ok(Some((name, bytes)))
+}
+
+/// Neutralises a cell a spreadsheet would take as a formula (`= + - @`, tab, CR).
+pub fn neutralise(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_owned() }
+}
+
+/// A notification to queue.
+pub struct NewNotification<'a> {
+    pub tenant_id: i64,
+    pub run_id: Option<Uuid>,
+    pub feed_id: Option<i64>,
+    pub kind: &'static str,
+    pub code: &'a str,
+    pub recipients: &'a [String],
+    pub composed: &'a Composed,
+    /// Queued once only: a second notification with the same key is dropped.
+    pub dedupe_key: Option<String>,
+}
+
+/// Queues a notification; `None` when its dedupe key was already used.
+pub async fn enqueue(pool: &PgPool, n: &NewNotification<'_>) -> sqlx::Result<Option<i64>> {
+    let (att_name, att) = match &n.composed.attachment {
+        Some((name, bytes)) => (Some(name.as_str()), Some(bytes.as_slice())),
+        None => (None, None),
+    };
+    sqlx::query_scalar(
+        "INSERT INTO notifications (tenant_id, run_id, feed_id, kind, code, recipients, subject, body_text, body_html,
+            attachment_name, attachment, dedupe_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(n.tenant_id)
+    .bind(n.run_id)
+    .bind(n.feed_id)
+    .bind(n.kind)
+    .bind(n.code)
+    .bind(n.recipients)
+    .bind(&n.composed.subject)
+    .bind(&n.composed.text)
+    .bind(&n.composed.html)
+    .bind(att_name)
+    .bind(att)
+    .bind(&n.dedupe_key)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Queues the completion report of a run for `recipients`.
+pub async fn queue_report(
+    pool: &PgPool,
+    run_id: Uuid,
+    tenant_id: i64,
+    feed_id: Option<i64>,
+    recipients: &[String],
+    lang: ReportLanguage,
+) -> anyhow::Result<Option<i64>> {
+    if recipients.is_empty() {
+        return Ok(None);
+    }
+    let composed = compose_report(pool, run_id, lang).await?;
+    let n = NewNotification {
+        tenant_id,
+        run_id: Some(run_id),
+        feed_id,
+        kind: "report",
+        code: "run.report",
+        recipients,
+        composed: &composed,
+        dedupe_key: None,
+    };
+    enqueue(pool, &n).await.context("cannot queue the report")
+}
+
+/// An alert about a feed (connection, host key, authentication, missing file,
+/// repeated failure). `detail` must not hold secrets: callers pass error
+/// messages that name endpoints only.
+pub fn compose_alert(tenant: &str, feed: &str, code: &str, detail: &str, lang: ReportLanguage) -> Composed {
+    let fr = lang == ReportLanguage::Fr;
+    let (title, advice) = match (code, fr) {
+        ("file.missing", true) => (
+            "aucun fichier reçu",
+            "Le fichier attendu n'est pas arrivé à l'heure prévue. Vérifiez l'export de votre système.",
+        ),
+        ("file.missing", false) => {
+            ("no file received", "The expected file has not arrived by the expected time. Check your system's export.")
+        }
+        ("source.host_key_mismatch", true) => (
+            "clé du serveur différente",
+            "La clé du serveur SFTP ne correspond pas à celle enregistrée : la connexion est refusée. Si le serveur a changé, communiquez la nouvelle empreinte au support.",
+        ),
+        ("source.host_key_mismatch", false) => (
+            "server key changed",
+            "The SFTP server's key does not match the pinned one: the connection is refused. If the server was replaced, send the new fingerprint to support.",
+        ),
+        ("source.auth", true) => {
+            ("authentification refusée", "Le serveur refuse l'identifiant ou le mot de passe enregistré.")
+        }
+        ("source.auth", false) => ("authentication refused", "The server refuses the stored user or password."),
+        (_, true) => (
+            "échec de la récupération",
+            "Le serveur de dépôt n'a pas pu être joint après plusieurs essais ; un nouvel essai aura lieu.",
+        ),
+        (_, false) => {
+            ("fetch failed", "The drop server could not be reached after several attempts; it will be tried again.")
+        }
+    };
+    let subject = format!("[dropfeed] {tenant} / {feed} : {title}");
+    let text = format!("{title}\n\n{advice}\n\n{code}: {detail}\n");
+    let esc = |s: &str| html_escape::encode_text(s).into_owned();
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><h2>{}</h2><p>{}</p><p><code>{}</code> : {}</p></body></html>",
+        esc(title),
+        esc(advice),
+        esc(code),
+        esc(detail)
+    );
+    Composed { subject, text, html, attachment: None }
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+/// Delivers due notifications (at most `limit`), claiming them so several
+/// daemons never send one twice; a failure is retried with backoff (1, 2, 4 …
+/// minutes, at most an hour apart), and given up after `MAX_ATTEMPTS`.
+pub async fn deliver_due(
+    pool: &PgPool,
+    mailer: &Mailer,
+    now: DateTime<Utc>,
+    limit: i64,
+    only: Option<i64>,
+) -> anyhow::Result<Delivery> {
+    const MAX_ATTEMPTS: i32 = 10;
+    let claimed = sqlx::query(
+        "UPDATE notifications n SET next_attempt_at = $1 + interval '10 minutes', attempts = attempts + 1
+         WHERE id IN (SELECT id FROM notifications
+                      WHERE status = 'pending' AND next_attempt_at <= $1 AND ($3::bigint IS NULL OR id = $3)
+                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id, recipients, subject, body_text, body_html, attachment_name, attachment, attempts",
+    )
+    .bind(now)
+    .bind(limit)
+    .bind(only)
+    .fetch_all(pool)
+    .await
+    .context("cannot claim notifications")?;
+    let mut out = Delivery::default();
+    for r in claimed {
+        let id: i64 = r.get("id");
+        let recipients: Vec<String> = r.get("recipients");
+        let name: Option<String> = r.get("attachment_name");
+        let bytes: Option<Vec<u8>> = r.get("attachment");
+        let attempts: i32 = r.get("attempts");
+        let email = Email {
+            to: &recipients,
+            subject: r.get("subject"),
+            text: r.get("body_text"),
+            html: r.get("body_html"),
+            attachment: name.as_deref().zip(bytes.as_deref()),
+        };
+        match mailer.send(&email).await {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .execute(pool)
+                .await?;
+                info!(notification = id, recipients = recipients.len(), "e-mail sent");
+                out.sent += 1;
+            }
+            Err(e) => {
+                let give_up = attempts >= MAX_ATTEMPTS;
+                let wait = Duration::minutes(1i64 << (attempts - 1).clamp(0, 6)).min(Duration::hours(1));
+                sqlx::query(
+                    "UPDATE notifications SET status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,
+                        next_attempt_at = $4, last_error = $2 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(e.to_string())
+                .bind(give_up)
+                .bind(now + wait)
+                .execute(pool)
+                .await?;
+                warn!(notification = id, attempts, give_up, "e-mail not sent: {e}");
+                if give_up {
+                    out.failed += 1;
+                } else {
+                    out.retried += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The delivery state of a run's reports, for `runs show`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryState {
+    pub kind: String,
+    pub recipients: Vec<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+pub async fn deliveries_of_run(pool: &PgPool, run_id: Uuid) -> sqlx::Result<Vec<DeliveryState>> {
+    let rows = sqlx::query(
+        "SELECT kind, recipients, status, attempts, last_error, sent_at FROM notifications WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DeliveryState {
+            kind: r.get(0),
+            recipients: r.get(1),
+            status: r.get(2),
+            attempts: r.get(3),
+            last_error: r.get(4),
+            sent_at: r.get(5),
+        })
+        .collect())
+}
+
+/// Queues an alert about a feed if its `report.on` asks for failures (or
+/// `missing` for `file.missing`). Sent once per `scope` (a file) or else once
+/// per feed, code and day.
+pub async fn queue_alert(
+    pool: &PgPool,
+    feed_id: i64,
+    code: &str,
+    detail: &str,
+    scope: Option<String>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<i64>> {
+    let Some(feed) = crate::store::feeds::find_by_id(pool, feed_id).await? else { return Ok(None) };
+    let Some(spec) = &feed.spec.report else { return Ok(None) };
+    let wanted = if code == "file.missing" { ReportOn::Missing } else { ReportOn::Failure };
+    if spec.to.is_empty() || !spec.on.contains(&wanted) {
+        return Ok(None);
+    }
+    let tenant = crate::store::tenants::find_by_id(pool, feed.tenant_id).await?;
+    let lang = spec.language.unwrap_or(tenant.language);
+    let composed = compose_alert(&feed.tenant, &feed.name, code, detail, lang);
+    let key = match scope {
+        Some(scope) => format!("alert:{feed_id}:{code}:{scope}"),
+        None => format!("alert:{feed_id}:{code}:{}", now.format("%Y-%m-%d")),
+    };
+    let n = NewNotification {
+        tenant_id: feed.tenant_id,
+        run_id: None,
+        feed_id: Some(feed_id),
+        kind: "alert",
+        code,
+        recipients: &spec.to,
+        composed: &composed,
+        dedupe_key: Some(key),
+    };
+    Ok(enqueue(pool, &n).await?)
+}
+
+/// Queues a `file.missing` alert for every feed whose `expect_file_by` time
+/// has passed today (in the feed's timezone) with no file taken since local
+/// midnight; once per feed and day.
+pub async fn check_missing(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let mut queued = 0;
+    for feed in crate::store::feeds::list(pool).await? {
+        let Some(by) =
+            feed.spec.expect_file_by.as_deref().and_then(|b| chrono::NaiveTime::parse_from_str(b, "%H:%M").ok())
+        else {
+            continue;
+        };
+        if feed.paused {
+            continue;
+        }
+        let tenant = crate::store::tenants::find_by_id(pool, feed.tenant_id).await?;
+        let tz_name = feed.spec.schedule.timezone.clone().unwrap_or(tenant.timezone);
+        let Ok(tz) = tz_name.parse::<chrono_tz::Tz>() else { continue };
+        let local = now.with_timezone(&tz);
+        if local.time() < by {
+            continue;
+        }
+        let midnight = local.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists");
+        let Some(since) = midnight.and_local_timezone(tz).earliest() else { continue };
+        let taken: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM processed_files WHERE feed_id = $1 AND recorded_at >= $2")
+                .bind(feed.id)
+                .bind(since.with_timezone(&Utc))
+                .fetch_one(pool)
+                .await?;
+        if taken > 0 {
+            continue;
+        }
+        let detail =
+            format!("no file matching {:?} by {by} ({tz_name}) on {}", feed.spec.source.pattern, local.date_naive());
+        let scope = Some(local.date_naive().to_string());
+        if queue_alert(pool, feed.id, "file.missing", &detail, scope, now).await?.is_some() {
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise;
+
+    #[test]
+    fn cells_a_spreadsheet_would_evaluate_get_an_apostrophe() {
+        assert_eq!(neutralise("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(neutralise("+41 79"), "'+41 79");
+        assert_eq!(neutralise("@sum"), "'@sum");
+        assert_eq!(neutralise("Jean"), "Jean");
+    }
+}
+
