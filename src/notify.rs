@@ -585,4 +585,3 @@ mod tests {
         assert_eq!(neutralise("Jean"), "Jean");
     }
 }
-

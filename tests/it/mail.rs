@@ -155,3 +155,30 @@ async fn feed_reports_follow_report_on_and_a_missing_file_is_alerted_once_a_day(
     assert_eq!(mails.len(), 2);
     assert!(mails.iter().any(|m| m.subject().contains("no file received")));
 }
+
+#[tokio::test]
+async fn an_unreachable_drop_folder_is_alerted_once_however_many_polls_fail() {
+    let (app, drop) = app_with_feed("report:\n  to: [ops@acme.example]\n  on: [failure]\n").await;
+    std::fs::remove_dir_all(&drop).unwrap();
+    let smtp = SmtpServer::start();
+    let mut daemon = app.daemon(Arc::new(SystemClock), "alerts");
+    daemon.mailer = Some(mailer_for(smtp.port));
+    let permits = Arc::new(tokio::sync::Semaphore::new(1));
+    for _ in 0..3 {
+        sqlx::query("UPDATE feeds SET next_run_at = now() - interval '1 second'").execute(&app.pool).await.unwrap();
+        let tracker = tokio_util::task::TaskTracker::new();
+        daemon.tick(&permits, &tracker, &tokio_util::sync::CancellationToken::new()).await.unwrap();
+        tracker.close();
+        tracker.wait().await;
+    }
+    let feed = app.feed("nightly-contacts").await;
+    assert_eq!(feed.last_status.as_deref(), Some("source.connect"));
+    assert!(feed.next_run_at < chrono::Utc::now() + chrono::Duration::minutes(6), "retried soon, not tomorrow");
+    daemon.deliver_mail().await;
+    let mails = smtp.wait_for(1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(smtp.messages().len(), 1, "one alert for three failed polls");
+    let text = mails[0].text();
+    assert!(mails[0].subject().contains("échec de la récupération"), "{}", mails[0].subject());
+    assert!(text.contains("source.connect") && text.contains("outbox"), "{text}");
+}
