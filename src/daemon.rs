@@ -157,6 +157,9 @@ impl Daemon {
                 if let Err(e) = notify::check_missing(&self.pool, now).await {
                     warn!("missing-file check failed: {e:#}");
                 }
+                if let Err(e) = crate::metrics::refresh_backlog(&self.pool, now).await {
+                    warn!("cannot measure the scheduler backlog: {e}");
+                }
                 last_missing_check = Some(now);
             }
             tokio::select! {
@@ -216,11 +219,12 @@ impl Daemon {
     /// and its next run.
     async fn work(&self, feed: FeedRow, cancel: CancellationToken) {
         let key = feed.key();
+        let (tenant, name) = (feed.tenant.clone(), feed.name.clone());
         let id = feed.id;
         let heartbeat = self.heartbeat(id, cancel.clone());
         let result = tokio::select! {
             r = self.poll_feed(feed, cancel.clone(), false) => r,
-            lost = heartbeat => Err((PollError::Internal(anyhow::anyhow!("lease lost: {lost}")), None)),
+            lost = heartbeat => Err((PollError::LeaseLost(lost), None)),
         };
         let now = self.clock.now();
         let (status, error, next) = match &result {
@@ -234,6 +238,15 @@ impl Daemon {
                 (e.code().to_owned(), Some(e.to_string()), next)
             }
         };
+        match &result {
+            Ok(_) => crate::metrics::record_feed_success(&tenant, &name, now),
+            Err((e, _)) => {
+                crate::metrics::record_poll_failure(&tenant, &name, e.code());
+                if e.code() == "lease.lost" {
+                    crate::metrics::record_claim_lost();
+                }
+            }
+        }
         match &result {
             Ok((report, _)) if report.imported() + report.refused() > 0 => {
                 info!(feed = %key, imported = report.imported(), refused = report.refused(), "poll done")

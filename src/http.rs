@@ -1,21 +1,41 @@
 //! The daemon's HTTP endpoint: `/healthz` (the process answers) and
-//! `/readyz` (the database answers and every migration is applied).
+//! `/readyz` (the database answers and every migration is applied) and
+//! `/metrics` (Prometheus text format).
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::MIGRATOR;
 
-pub fn router(pool: PgPool) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz)).with_state(pool)
+#[derive(Clone)]
+struct AppState {
+    pool: PgPool,
+    metrics: Option<PrometheusHandle>,
 }
 
-async fn readyz(State(pool): State<PgPool>) -> (StatusCode, String) {
+pub fn router(pool: PgPool, metrics: Option<PrometheusHandle>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(AppState { pool, metrics })
+}
+
+async fn render_metrics(State(state): State<AppState>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let content_type = [("content-type", "text/plain; version=0.0.4")];
+    match &state.metrics {
+        Some(handle) => (StatusCode::OK, content_type, handle.render()),
+        None => (StatusCode::SERVICE_UNAVAILABLE, content_type, "# metrics recorder not installed\n".into()),
+    }
+}
+
+async fn readyz(State(AppState { pool, .. }): State<AppState>) -> (StatusCode, String) {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     let applied: Result<Option<i64>, _> =
         sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(&pool).await;
@@ -28,5 +48,7 @@ async fn readyz(State(pool): State<PgPool>) -> (StatusCode, String) {
 
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, pool: PgPool, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(pool)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, router(pool, crate::metrics::install()))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }

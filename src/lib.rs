@@ -11,6 +11,7 @@ pub mod feed;
 pub mod http;
 pub mod import;
 pub mod mail;
+pub mod metrics;
 pub mod notify;
 pub mod pickup;
 pub mod profile;

@@ -85,6 +85,9 @@ pub enum PollError {
     /// again next poll, alerted once.
     #[error("file {name}: {detail:#}")]
     File { name: String, identity: String, detail: anyhow::Error },
+    /// Another daemon took the feed over (this one stalled past its lease).
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
 }
 
 impl PollError {
@@ -94,6 +97,7 @@ impl PollError {
             PollError::Config { .. } => "feed.config",
             PollError::Internal(_) => "internal",
             PollError::File { .. } => "file.failed",
+            PollError::LeaseLost(_) => "lease.lost",
         }
     }
 
@@ -110,7 +114,7 @@ impl PollError {
         match self {
             PollError::Source(e) => e.is_transient(),
             PollError::Config { .. } => false,
-            PollError::Internal(_) | PollError::File { .. } => true,
+            PollError::Internal(_) | PollError::File { .. } | PollError::LeaseLost(_) => true,
         }
     }
 }
@@ -306,6 +310,7 @@ async fn take(
     let started = Instant::now();
     let fetched = session.fetch(&file.name, &spool).await?;
     let secs = started.elapsed().as_secs_f64();
+    crate::metrics::record_fetch(job.tenant.slug.as_str(), &job.feed.name, fetched.size, secs);
     info!(
         file = %file.name, bytes = fetched.size, secs = format!("{secs:.2}"),
         mib_per_sec = format!("{:.1}", fetched.size as f64 / 1048576.0 / secs.max(1e-6)), "fetched"

@@ -276,6 +276,9 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
     if let Some(p) = &req.progress {
         p.finish_and_clear();
     }
+    if let Ok(Some(report)) = runs::report(pool, run_id, Some(0)).await {
+        crate::metrics::record_run(&report, (Utc::now() - started_at).num_milliseconds() as f64 / 1000.0);
+    }
     info!(
         run_id = %run_id, status = status.as_str(), rows, inserted = counts.inserted, updated = counts.updated,
         unchanged = counts.unchanged, rejected, warnings = counts.warnings, "import finished"
@@ -344,5 +347,8 @@ async fn record_failure(
         feeds::record_processed(&mut tx, req.tenant.id, file, &run.file.sha256, Some(run.id), "failed").await?;
     }
     tx.commit().await.context("cannot record the failed run")?;
+    if let Ok(Some(report)) = runs::report(pool, run.id, Some(0)).await {
+        crate::metrics::record_run(&report, (Utc::now() - run.started_at).num_milliseconds() as f64 / 1000.0);
+    }
     Ok(run.id)
 }

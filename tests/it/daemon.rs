@@ -124,7 +124,7 @@ async fn a_stopped_daemon_releases_its_leases_and_returns() {
 }
 
 #[tokio::test]
-async fn healthz_answers_and_readyz_checks_the_database_and_migrations() {
+async fn healthz_readyz_and_metrics_answer_on_the_http_endpoint() {
     let (app, _drop) = app_with_feed("").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -134,6 +134,14 @@ async fn healthz_answers_and_readyz_checks_the_database_and_migrations() {
         let reply = get(addr, path).await;
         assert!(reply.starts_with(&format!("HTTP/1.1 {expect}")), "{path}: {reply}");
     }
+    let path = app.write("m.csv", "email\na@x.ch\n");
+    app.import(&path, &Default::default()).await;
+    let metrics = get(addr, "/metrics").await;
+    assert!(metrics.contains("dropfeed_runs_total{") && metrics.contains("status=\"succeeded\""), "{metrics}");
+    assert!(
+        metrics.contains("dropfeed_rows_total{") && metrics.contains("dropfeed_import_duration_seconds_bucket"),
+        "{metrics}"
+    );
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
         .execute(&app.pool)
         .await
