@@ -16,7 +16,7 @@ use chrono::{NaiveDate, Utc};
 use indicatif::ProgressBar;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 use uuid::Uuid;
 
 use crate::profile::{OnInvalidRow, Profile};
@@ -56,6 +56,14 @@ pub struct Request {
 /// file unreadable).
 pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
     let run_id = Uuid::now_v7();
+    // Every log line of the run carries these fields (JSON logs: the span).
+    let span = tracing::info_span!(
+        "run", tenant = %req.tenant.slug, feed = req.feed.as_deref().unwrap_or("-"), run_id = %run_id, file = %req.file_name
+    );
+    run_in_span(pool, req, run_id).instrument(span).await
+}
+
+async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Result<Uuid> {
     let started_at = Utc::now();
     let path = req.path.clone();
     let declared = req.profile.format.encoding;
@@ -85,7 +93,7 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
         options,
         started_at,
     };
-    info!(run_id = %run_id, tenant = %req.tenant.slug, file = %file.name, bytes = file.size, encoding = facts.encoding.as_str(), "import started");
+    info!(bytes = file.size, encoding = facts.encoding.as_str(), "import started");
 
     if let Some(problem) = problem {
         let failure = match problem {
@@ -280,8 +288,14 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
         crate::metrics::record_run(&report, (Utc::now() - started_at).num_milliseconds() as f64 / 1000.0);
     }
     info!(
-        run_id = %run_id, status = status.as_str(), rows, inserted = counts.inserted, updated = counts.updated,
-        unchanged = counts.unchanged, rejected, warnings = counts.warnings, "import finished"
+        status = status.as_str(),
+        rows,
+        inserted = counts.inserted,
+        updated = counts.updated,
+        unchanged = counts.unchanged,
+        rejected,
+        warnings = counts.warnings,
+        "import finished"
     );
     Ok(run_id)
 }
@@ -311,7 +325,7 @@ async fn record_failure(
         Some(line) => format!("{}: line {line}: {sentence} [{}]", run.file.name, failure.rule.code()),
         None => format!("{}: {sentence} [{}]", run.file.name, failure.rule.code()),
     };
-    warn!(run_id = %run.id, tenant = %req.tenant.slug, file = %run.file.name, code = failure.rule.code(), "import refused: {error}");
+    warn!(code = failure.rule.code(), "import refused: {error}");
     let mut tx = pool.begin().await.context("cannot record the failed run")?;
     runs::insert(&mut tx, run, Status::Running).await?;
     runs::add_message(

@@ -140,12 +140,18 @@ pub async fn claim_due(
     limit: i64,
 ) -> sqlx::Result<Vec<FeedRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "WITH due AS (
-            SELECT id FROM feeds
+        "WITH ranked AS (
+            -- Fairness: each tenant's oldest due feed first, so one tenant's
+            -- hundreds of due feeds never starve another tenant's one.
+            SELECT id, row_number() OVER (PARTITION BY tenant_id ORDER BY next_run_at, id) AS turn
+            FROM feeds
             WHERE NOT paused AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
-            ORDER BY next_run_at, id
+        ), due AS (
+            SELECT f.id FROM feeds f JOIN ranked r ON r.id = f.id
+            WHERE NOT f.paused AND f.next_run_at <= $1 AND (f.lease_expires_at IS NULL OR f.lease_expires_at < $1)
+            ORDER BY r.turn, f.next_run_at, f.id
             LIMIT $4
-            FOR UPDATE SKIP LOCKED
+            FOR UPDATE OF f SKIP LOCKED
         ), claimed AS (
             UPDATE feeds f SET lease_owner = $2, lease_expires_at = $1 + make_interval(secs => $3)
             FROM due WHERE f.id = due.id

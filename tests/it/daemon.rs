@@ -160,3 +160,45 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test]
+async fn one_tenants_many_due_feeds_do_not_starve_another_tenants_feed() {
+    let (app, _drop) = app_with_feed("").await;
+    let out = app.cli(&["tenant", "add", "small", "--name", "Small"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 20 feeds of acme due for an hour, one feed of "small" due just now.
+    for f in 0..20 {
+        let yaml = feed_yaml(&format!("big-{f}"), app.dir.path(), "");
+        assert!(app.apply_feed(&yaml).status.success());
+    }
+    let small_profile = app.write("p.yaml", crate::feeds::PROFILE);
+    let sample = app.write("s.csv", crate::feeds::SAMPLE);
+    let out = app.cli(&[
+        "import",
+        "small",
+        sample.to_str().unwrap(),
+        "--mapping",
+        small_profile.to_str().unwrap(),
+        "--dry-run",
+        "--save-profile",
+        "nightly",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let yaml = feed_yaml("nightly", app.dir.path(), "").replace("tenant: acme", "tenant: small");
+    let out = app.apply_feed(&yaml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let now = Utc::now();
+    sqlx::query("UPDATE feeds SET next_run_at = $1 - interval '1 hour' FROM tenants t WHERE t.id = feeds.tenant_id AND t.slug = 'acme'")
+        .bind(now)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE feeds SET next_run_at = $1 - interval '1 second' FROM tenants t WHERE t.id = feeds.tenant_id AND t.slug = 'small'")
+        .bind(now)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let claimed = feeds::claim_due(&app.pool, now, "one-worker-pair", 60.0, 2).await.unwrap();
+    let tenants: Vec<&str> = claimed.iter().map(|f| f.tenant.as_str()).collect();
+    assert!(tenants.contains(&"small"), "the small tenant's feed is in the first claim: {tenants:?}");
+}
