@@ -15,13 +15,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
-use ssh2::{CheckResult, ErrorCode, HashType, KnownHostFileKind, RenameFlags};
+use ssh2::{CheckResult, ErrorCode, HashType, KnownHostFileKind, MethodType, RenameFlags};
 
 use super::{Fetched, RemoteFile, Session, SourceConfig, SourceError, SpoolWriter, join};
 
 /// Size of each read of a remote file. libssh2 keeps up to four times the
 /// buffer in flight (capped at 8 MiB), so the buffer size is what sets the
 /// pipelining depth: small reads make it wait on a round trip per 30 kB.
+/// Measured on loopback against OpenSSH's `sftp`: 1 and 2 MiB are on par,
+/// 4 MiB costs more CPU for nothing. Neither a second thread for hashing nor
+/// AES-GCM instead of libssh2's default chacha20-poly1305 made it faster
+/// (GCM took a third more CPU), so the cipher choice is left to libssh2.
 const READ_CHUNK: usize = 2 << 20;
 
 /// `LIBSSH2_ERROR_TIMEOUT`: a blocking call waited longer than `set_timeout`.
@@ -51,9 +55,9 @@ impl SftpSession {
     pub async fn connect(cfg: &SourceConfig) -> Result<SftpSession, SourceError> {
         let endpoint = cfg.endpoint.to_string();
         let params = ConnectParams::from(cfg)?;
-        let (conn, fingerprint) = tokio::task::spawn_blocking(move || params.open())
-            .await
-            .map_err(|e| SourceError::Connect { endpoint: endpoint.clone(), detail: format!("connect task failed: {e}") })??;
+        let (conn, fingerprint) = tokio::task::spawn_blocking(move || params.open()).await.map_err(|e| {
+            SourceError::Connect { endpoint: endpoint.clone(), detail: format!("connect task failed: {e}") }
+        })??;
         Ok(SftpSession {
             conn: Some(Arc::new(Mutex::new(conn))),
             endpoint,
@@ -68,12 +72,8 @@ impl SftpSession {
         T: Send + 'static,
         F: FnOnce(&Conn, &Ctx) -> Result<T, SourceError> + Send + 'static,
     {
-        let failed = |detail: String| SourceError::Remote {
-            endpoint: self.endpoint.clone(),
-            op,
-            path: path.to_owned(),
-            detail,
-        };
+        let failed =
+            |detail: String| SourceError::Remote { endpoint: self.endpoint.clone(), op, path: path.to_owned(), detail };
         let conn = self.conn.clone().ok_or_else(|| failed("the session is closed".into()))?;
         let ctx = Ctx { endpoint: self.endpoint.clone(), op, path: path.to_owned() };
         tokio::task::spawn_blocking(move || {
@@ -121,7 +121,12 @@ struct Ctx {
 
 impl Ctx {
     fn detail(&self, detail: impl Into<String>) -> SourceError {
-        SourceError::Remote { endpoint: self.endpoint.clone(), op: self.op, path: self.path.clone(), detail: detail.into() }
+        SourceError::Remote {
+            endpoint: self.endpoint.clone(),
+            op: self.op,
+            path: self.path.clone(),
+            detail: detail.into(),
+        }
     }
 
     fn timeout(&self) -> SourceError {
@@ -181,7 +186,7 @@ impl Session for SftpSession {
 
     async fn ensure_dir(&mut self, dir: &str) -> Result<(), SourceError> {
         let path = self.remote_path(dir);
-        self.run("create folder", dir, move |conn, ctx| match conn.sftp.mkdir(&path, 0o750) {
+        self.run("create folder", dir, move |conn, ctx| match conn.sftp.mkdir(&path, 0o755) {
             Ok(()) => Ok(()),
             // SFTP v3 servers answer a plain "failure" when it exists: look.
             Err(e) if is_timeout(&e) => Err(ctx.timeout()),
@@ -283,7 +288,8 @@ impl ConnectParams {
     fn open(self) -> Result<(Conn, String), SourceError> {
         let tcp = self.tcp()?;
         let mut session = ssh2::Session::new().map_err(|e| self.connect_error(describe(&e)))?;
-        session.set_timeout(u32::try_from(self.io_timeout.as_millis()).unwrap_or(u32::MAX));
+        // Zero would mean "wait forever" to libssh2.
+        session.set_timeout(u32::try_from(self.io_timeout.as_millis()).unwrap_or(u32::MAX).max(1));
         session.set_tcp_stream(tcp);
         session.handshake().map_err(|e| {
             if is_timeout(&e) {
@@ -303,6 +309,12 @@ impl ConnectParams {
                 self.connect_error(format!("the server refused the sftp subsystem: {}", describe(&e)))
             }
         })?;
+        tracing::debug!(
+            endpoint = %self.endpoint,
+            host_key = %fingerprint,
+            cipher = session.methods(MethodType::CryptSc).unwrap_or("?"),
+            "sftp session open"
+        );
         Ok((Conn { session, sftp }, fingerprint))
     }
 

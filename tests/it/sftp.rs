@@ -338,8 +338,9 @@ fn config_without_server() -> SourceConfig {
     }
 }
 
-/// Throughput against OpenSSH's own client on loopback. Not part of the
-/// normal run: `cargo test --release --test it sftp_fetch_throughput -- --ignored --nocapture`.
+/// Throughput against OpenSSH's own client on loopback, median of five
+/// alternating rounds (the machine is shared). Not part of the normal run:
+/// `cargo test --release --test it sftp_fetch_throughput -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "benchmark: run explicitly"]
 async fn sftp_fetch_throughput_is_close_to_openssh() {
@@ -347,37 +348,45 @@ async fn sftp_fetch_throughput_is_close_to_openssh() {
     let size = 150 * 1000 * 1000;
     server.put("big.csv", pseudo_random(size));
     let out = tempfile::tempdir().unwrap();
-    let mb_s = |secs: f64| size as f64 / 1e6 / secs;
-
     let batch = out.path().join("batch");
-    std::fs::write(&batch, format!("get {}/big.csv {}\n", server.folder, out.path().join("openssh").display())).unwrap();
-    let started = Instant::now();
-    let status = std::process::Command::new("sftp")
-        .args(["-q", "-b"])
-        .arg(&batch)
-        .arg("-i")
-        .arg(&server.plain_key_path)
-        .args(["-P", &server.port.to_string(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-        .arg(format!("{}@127.0.0.1", server.user))
-        .status()
+    std::fs::write(&batch, format!("get {}/big.csv {}\n", server.folder, out.path().join("openssh").display()))
         .unwrap();
-    let openssh = started.elapsed().as_secs_f64();
-    assert!(status.success());
-
     let mut cfg = config(&server);
     cfg.password = None;
     cfg.private_key = Some(server.plain_key_path.clone());
-    let started = Instant::now();
-    let mut session = source::connect(&cfg).await.unwrap();
-    let fetched = session.fetch("big.csv", &out.path().join("ours")).await.unwrap();
-    let ours = started.elapsed().as_secs_f64();
-    assert_eq!(fetched.size, size as u64);
 
+    let (mut openssh, mut ours) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let started = Instant::now();
+        let status = std::process::Command::new("sftp")
+            .args(["-q", "-b"])
+            .arg(&batch)
+            .arg("-i")
+            .arg(&server.plain_key_path)
+            .args(["-P", &server.port.to_string()])
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .arg(format!("{}@127.0.0.1", server.user))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        openssh.push(size as f64 / 1e6 / started.elapsed().as_secs_f64());
+
+        // Connecting counts, as it does for the `sftp` command.
+        let started = Instant::now();
+        let mut session = source::connect(&cfg).await.unwrap();
+        let fetched = session.fetch("big.csv", &out.path().join("ours")).await.unwrap();
+        ours.push(size as f64 / 1e6 / started.elapsed().as_secs_f64());
+        assert_eq!(fetched.size, size as u64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (openssh, ours) = (median(&mut openssh), median(&mut ours));
     println!(
-        "openssh sftp: {:.0} MB/s ({openssh:.2} s); dropfeed fetch: {:.0} MB/s ({ours:.2} s); ratio {:.2}",
-        mb_s(openssh),
-        mb_s(ours),
-        openssh / ours
+        "150 MB on loopback, median of 5: openssh sftp {openssh:.0} MB/s, dropfeed fetch {ours:.0} MB/s, ratio {:.2}",
+        ours / openssh
     );
-    assert!(openssh / ours >= 0.8, "fetch is more than 20% slower than openssh");
+    assert!(ours / openssh >= 0.8, "fetch is more than 20% slower than openssh");
 }
