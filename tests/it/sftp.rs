@@ -323,6 +323,25 @@ async fn a_server_that_never_greets_times_out() {
     drop(listener);
 }
 
+#[tokio::test]
+async fn a_server_that_stops_answering_mid_session_times_out() {
+    let server = SshServer::start();
+    let mut cfg = config(&server);
+    cfg.io_timeout = Duration::from_secs(1);
+    let mut session = source::connect(&cfg).await.unwrap();
+
+    server.signal_sessions("STOP");
+    let started = Instant::now();
+    let result = session.list().await;
+    let waited = started.elapsed();
+    server.signal_sessions("CONT");
+
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), "source.timeout", "{err}");
+    assert!(err.is_transient());
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "waited {waited:?}");
+}
+
 fn config_without_server() -> SourceConfig {
     SourceConfig {
         endpoint: Endpoint::parse("sftp://nobody@127.0.0.1:1/drop").unwrap(),

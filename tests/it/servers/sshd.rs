@@ -211,6 +211,15 @@ impl SshServer {
         self.dir.path()
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the per-connection processes of
+    /// this sshd, not to its listener: a frozen peer for timeout tests.
+    pub fn signal_sessions(&self, signal: &str) {
+        let pids = descendants(self.child.id());
+        assert!(!pids.is_empty(), "no session is open on this sshd");
+        let status = Command::new("kill").args(["-s", signal]).args(pids.iter().map(u32::to_string)).status().unwrap();
+        assert!(status.success(), "kill -s {signal} {pids:?}");
+    }
+
     /// What sshd logged so far.
     pub fn log(&self) -> String {
         let mut text = String::new();
@@ -219,6 +228,29 @@ impl SshServer {
         }
         text
     }
+}
+
+/// Processes below `root` (privilege-separated sshd: one for the
+/// connection, one running as the user).
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces, not ')'.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    found.split_off(1)
 }
 
 /// Waits until this sshd (not some other process that took the port in
