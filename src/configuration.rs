@@ -120,6 +120,10 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
     serde_json::from_value(value).with_context(|| format!("invalid config {shown}"))
 }
 
+/// The top-level keys of `Settings`: the only ones `DROPFEED_*` variables set.
+const SETTINGS_KEYS: [&str; 8] =
+    ["database_url", "spool_dir", "workers", "http", "smtp", "limits", "scheduler", "feeds_dir"];
+
 /// `DROPFEED_HTTP__BIND=0.0.0.0:9187` sets `http.bind`. Values are read as
 /// YAML scalars so numbers stay numbers.
 fn apply_env(value: &mut serde_json::Value, vars: impl Iterator<Item = (String, String)>) {
@@ -129,6 +133,11 @@ fn apply_env(value: &mut serde_json::Value, vars: impl Iterator<Item = (String, 
             continue; // read by telemetry, not a settings key
         }
         let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        // Other DROPFEED_* variables are not settings: they may hold a feed's
+        // secret (password_env), and must neither be read here nor refused.
+        if !SETTINGS_KEYS.contains(&parts[0].as_str()) {
+            continue;
+        }
         let scalar = serde_saphyr::from_str::<serde_json::Value>(&raw)
             .ok()
             .filter(|v| !v.is_object() && !v.is_array() && !v.is_null())
@@ -159,11 +168,13 @@ mod tests {
             ("DROPFEED_HTTP__BIND".to_string(), "0.0.0.0:9187".to_string()),
             ("DROPFEED_WORKERS".to_string(), "8".to_string()),
             ("OTHER".to_string(), "x".to_string()),
+            ("DROPFEED_ACME_SFTP_PASSWORD".to_string(), "secret".to_string()),
         ];
         apply_env(&mut v, vars.into_iter());
         let s: Settings = serde_json::from_value(v).unwrap();
         assert_eq!(s.http.bind, "0.0.0.0:9187");
         assert_eq!(s.workers, 8);
+        assert!(!serde_json::to_string(&v).unwrap().contains("secret"), "feed secrets are not settings");
     }
 
     #[test]

@@ -15,3 +15,4 @@ mod options;
 mod profiles;
 mod rules;
 mod sftp;
+mod sftp_feeds;

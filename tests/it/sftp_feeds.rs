@@ -1,0 +1,106 @@
+//! Feeds over a real OpenSSH sshd: the nightly pickup end to end, a wrong
+//! host key, a wrong password, and no secret in the JSON log.
+
+use std::sync::Arc;
+
+use dropfeed::clock::SystemClock;
+
+use crate::feeds::{PROFILE, SAMPLE};
+use crate::helpers::{TestApp, spawn_app, stderr, stdout};
+use crate::servers::sshd::SshServer;
+
+/// `secret` is the source's secret line, e.g. `password_file: /path`.
+fn sftp_feed(server: &SshServer, host_key: &str, secret: &str) -> String {
+    format!(
+        "tenant: acme\nname: sftp-nightly\nsource:\n  url: {}\n  {secret}\n  host_key: \"{host_key}\"\n  pattern: \"contacts_*.csv\"\n  connect_timeout_secs: 5\n  io_timeout_secs: 10\n\
+         schedule:\n  cron: \"0 30 2 * * *\"\n  timezone: America/Montreal\npickup:\n  min_age_secs: 0\n  stable_secs: 1\nprofile: nightly\n",
+        server.url()
+    )
+}
+
+async fn app_with_sftp_feed(server: &SshServer, host_key: &str, secret: Option<&str>) -> TestApp {
+    let app = spawn_app().await;
+    app.save_profile("nightly", PROFILE, SAMPLE).await;
+    let secret = match secret {
+        Some(line) => line.to_owned(),
+        None => {
+            let pw = app.write("sftp-password", &server.password);
+            format!("password_file: {}", pw.display())
+        }
+    };
+    let out = app.apply_feed(&sftp_feed(server, host_key, &secret));
+    assert!(out.status.success(), "{}", stderr(&out));
+    app
+}
+
+#[tokio::test]
+async fn a_nightly_file_on_sftp_is_imported_and_moved_to_processed_on_the_server() {
+    let server = SshServer::start();
+    let app = app_with_sftp_feed(&server, &server.host_key_fingerprint, None).await;
+    server.put("contacts_20261121.csv", "email;first_name\na@x.ch;Anne\nb@x.ch;Bruno\n");
+
+    let feed = app.feed("sftp-nightly").await;
+    let report = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await.unwrap();
+    assert_eq!(report.imported(), 1, "{report:?}");
+    assert_eq!(app.contact_count().await, 2);
+    assert!(!server.root.join("contacts_20261121.csv").exists());
+    assert!(server.root.join("processed/contacts_20261121.csv").exists());
+
+    let again = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await.unwrap();
+    assert_eq!(again.imported(), 0);
+    server.put("contacts_20261122.csv", "email;first_name\na@x.ch;Anne\nb@x.ch;Bruno\n");
+    let dup = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await.unwrap();
+    assert!(matches!(dup.files[0].1, dropfeed::pickup::FileOutcome::Duplicate { .. }), "{dup:?}");
+    assert_eq!(app.scalar("SELECT count(*) FROM runs WHERE feed = 'sftp-nightly'").await, 1);
+}
+
+#[tokio::test]
+async fn a_wrong_host_key_is_refused_and_the_file_is_left_alone() {
+    let server = SshServer::start();
+    let app = app_with_sftp_feed(&server, "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", None).await;
+    server.put("contacts_1.csv", "email;first_name\na@x.ch;Anne\n");
+    let out = app.cli(&["feed", "run", "acme/sftp-nightly"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("does not match") && err.contains(&server.host_key_fingerprint), "{err}");
+    assert!(server.root.join("contacts_1.csv").exists());
+    assert_eq!(app.contact_count().await, 0);
+    // Support reads the real fingerprint from `feed test` on the YAML file.
+    let pw = app.write("pw", &server.password);
+    let feed = sftp_feed(&server, "x", &format!("password_file: {}", pw.display()));
+    let unpinned = app.write("unpinned.yaml", feed.replace("  host_key: \"x\"\n", ""));
+    let out = app.cli(&["feed", "test", unpinned.to_str().unwrap()]);
+    assert!(stderr(&out).contains(&server.host_key_fingerprint), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_clearly_and_no_secret_reaches_the_json_log() {
+    let server = SshServer::start();
+    let secret = "Zq8-very-secret-pw-1234";
+    let app =
+        app_with_sftp_feed(&server, &server.host_key_fingerprint, Some("password_env: DROPFEED_TEST_SFTP_PW_3")).await;
+    server.put("contacts_1.csv", "email;first_name\na@x.ch;Anne\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropfeed"))
+        .args(["--log-format", "json", "feed", "run", "acme/sftp-nightly"])
+        .env("DATABASE_URL", &app.db_url)
+        .env("DROPFEED_TEST_SFTP_PW_3", secret)
+        .env("RUST_LOG", "debug")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("authentication failed for user"), "{err}");
+    let log_lines: Vec<&str> = err.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!log_lines.is_empty(), "json log lines on stderr: {err}");
+    for line in &log_lines {
+        serde_json::from_str::<serde_json::Value>(line).expect("each log line is JSON");
+    }
+    let key = std::fs::read_to_string(&server.key_path).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    for leaked in [secret, server.key_passphrase.as_str(), key_body] {
+        assert!(!err.contains(leaked) && !stdout(&out).contains(leaked), "a secret leaked into the output");
+    }
+    let feed = app.feed("sftp-nightly").await;
+    assert!(!feed.last_error.unwrap_or_default().contains(secret));
+}
