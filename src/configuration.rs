@@ -171,7 +171,7 @@ mod tests {
             ("DROPFEED_ACME_SFTP_PASSWORD".to_string(), "secret".to_string()),
         ];
         apply_env(&mut v, vars.into_iter());
-        let s: Settings = serde_json::from_value(v).unwrap();
+        let s: Settings = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(s.http.bind, "0.0.0.0:9187");
         assert_eq!(s.workers, 8);
         assert!(!serde_json::to_string(&v).unwrap().contains("secret"), "feed secrets are not settings");
