@@ -13,6 +13,7 @@ mod ftp;
 mod modes;
 mod options;
 mod profiles;
+mod replicas;
 mod rules;
 mod sftp;
 mod sftp_feeds;
