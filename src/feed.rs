@@ -176,6 +176,12 @@ impl FeedSpec {
             if ep.kind != Kind::Sftp && (self.source.host_key.is_some() || self.source.known_hosts.is_some()) {
                 problems.push("source: host_key and known_hosts apply to sftp only".into());
             }
+            if !matches!(ep.kind, Kind::Ftps | Kind::FtpsImplicit)
+                && (self.source.tls_ca_file.is_some() || self.source.tls_fingerprint.is_some())
+            {
+                problems
+                    .push("source: tls_ca_file and tls_fingerprint apply to ftps:// and ftps+implicit:// only".into());
+            }
         }
         for var in [&self.source.password_env, &self.source.private_key_passphrase_env].into_iter().flatten() {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

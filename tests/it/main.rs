@@ -10,6 +10,7 @@ mod encodings;
 mod feeds;
 mod file_refusals;
 mod ftp;
+mod ftp_feeds;
 mod modes;
 mod options;
 mod profiles;
