@@ -12,8 +12,8 @@ use super::write::CopyBuf;
 
 /// Rows per batch sent to PostgreSQL: large enough that per-COPY overhead
 /// vanishes, small enough that memory stays flat (a few MiB per batch).
-pub const BATCH_ROWS: usize = 20_000;
-const BATCH_BYTES: usize = 8 << 20;
+pub const BATCH_ROWS: usize = 10_000;
+const BATCH_BYTES: usize = 4 << 20;
 
 /// COPY data for the staging tables.
 pub struct Batch {
@@ -51,11 +51,14 @@ pub struct ParseSummary {
 
 /// Parses `reader` (UTF-8) with the profile's format and mapping, calling
 /// `emit` for each batch; `emit` returns false when the writer has gone away.
+/// `recycled` hands back buffers the writer is done with, so memory stays at
+/// a few batches whatever the file size (no allocator churn across threads).
 pub fn parse(
     reader: Box<dyn Read + Send>,
     profile: &Profile,
     ctx: RuleContext,
     mut emit: impl FnMut(Batch) -> bool,
+    mut recycled: impl FnMut() -> Option<Batch>,
 ) -> Result<ParseSummary, FileFailure> {
     let mut rdr = ::csv::ReaderBuilder::new()
         .delimiter(profile.format.delimiter)
@@ -101,7 +104,7 @@ pub fn parse(
     let abort_on_invalid = profile.on_invalid_row == crate::profile::OnInvalidRow::Abort;
 
     let mut scratch = Scratch::default();
-    let mut rows = CopyBuf::with_capacity(BATCH_BYTES);
+    let mut rows = CopyBuf::with_capacity(1 << 20);
     let mut msgs = CopyBuf::with_capacity(1 << 16);
     let mut rejects = CopyBuf::with_capacity(1 << 16);
     let mut summary = ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None };
@@ -136,9 +139,15 @@ pub fn parse(
             || msgs.bytes() >= BATCH_BYTES
             || rejects.bytes() >= BATCH_BYTES
         {
-            let full = std::mem::replace(&mut rows, CopyBuf::with_capacity(BATCH_BYTES));
-            let full_msgs = std::mem::replace(&mut msgs, CopyBuf::with_capacity(1 << 16));
-            let full_rejects = std::mem::replace(&mut rejects, CopyBuf::with_capacity(1 << 16));
+            let (next_rows, next_msgs, next_rejects) = match recycled() {
+                Some(b) => (CopyBuf::reuse(b.rows), CopyBuf::reuse(b.msgs), CopyBuf::reuse(b.rejects)),
+                None => {
+                    (CopyBuf::with_capacity(1 << 20), CopyBuf::with_capacity(1 << 16), CopyBuf::with_capacity(1 << 16))
+                }
+            };
+            let full = std::mem::replace(&mut rows, next_rows);
+            let full_msgs = std::mem::replace(&mut msgs, next_msgs);
+            let full_rejects = std::mem::replace(&mut rejects, next_rejects);
             if !emit(Batch {
                 rows: full.into_inner(),
                 msgs: full_msgs.into_inner(),

@@ -118,7 +118,8 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
 
     // Parse on a blocking thread while this task COPYs the previous batch:
     // parsing uses one core, PostgreSQL the other.
-    let (sender, mut receiver) = mpsc::channel::<Batch>(2);
+    let (sender, mut receiver) = mpsc::channel::<Batch>(1);
+    let (give_back, mut take_back) = mpsc::channel::<Batch>(1);
     let profile = req.profile.clone();
     let ctx = RuleContext {
         lang: req.tenant.language,
@@ -138,13 +139,15 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         };
         let reader = decode::open_utf8(&parse_path, encoding, on_read)
             .map_err(|e| FileFailure::new(Rule::FileNotText, None, format!("cannot open the file: {e}")))?;
-        csv::parse(reader, &profile, ctx, |batch| sender.blocking_send(batch).is_ok())
+        csv::parse(reader, &profile, ctx, |batch| sender.blocking_send(batch).is_ok(), || take_back.try_recv().ok())
     });
     let phase = std::time::Instant::now();
     while let Some(batch) = receiver.recv().await {
-        write::copy_batch(&mut tx, batch.rows, batch.msgs, batch.rejects)
+        write::copy_batch(&mut tx, &batch.rows, &batch.msgs, &batch.rejects)
             .await
             .context("cannot copy rows into the staging table")?;
+        // The parser reuses the buffers; if it has enough, they are dropped.
+        let _ = give_back.try_send(batch);
     }
     let summary = match parser.await.context("the parser panicked")? {
         Ok(summary) => summary,

@@ -30,6 +30,12 @@ impl CopyBuf {
         CopyBuf { buf: Vec::with_capacity(n), mid_row: false, rows: 0 }
     }
 
+    /// Reuses a buffer sent back by the writer (its capacity is kept).
+    pub fn reuse(mut buf: Vec<u8>) -> CopyBuf {
+        buf.clear();
+        CopyBuf { buf, mid_row: false, rows: 0 }
+    }
+
     fn sep(&mut self) {
         if self.mid_row {
             self.buf.push(b'\t');
@@ -138,7 +144,7 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
 }
 
 /// Sends one batch of staging rows and messages.
-pub async fn copy_batch(conn: &mut PgConnection, rows: Vec<u8>, msgs: Vec<u8>, rejects: Vec<u8>) -> sqlx::Result<()> {
+pub async fn copy_batch(conn: &mut PgConnection, rows: &[u8], msgs: &[u8], rejects: &[u8]) -> sqlx::Result<()> {
     if !rejects.is_empty() {
         let mut copy = conn.copy_in_raw("COPY run_rejects (run_id, line, cells, reason) FROM STDIN").await?;
         copy.send(rejects).await?;
