@@ -118,8 +118,8 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
 
     // Parse on a blocking thread while this task COPYs the previous batch:
     // parsing uses one core, PostgreSQL the other.
-    let (sender, mut receiver) = mpsc::channel::<Batch>(1);
-    let (give_back, mut take_back) = mpsc::channel::<Batch>(1);
+    let (sender, mut receiver) = mpsc::channel::<Batch>(2);
+    let (give_back, mut take_back) = mpsc::channel::<Batch>(2);
     let profile = req.profile.clone();
     let ctx = RuleContext {
         lang: req.tenant.language,
@@ -142,24 +142,45 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         csv::parse(reader, &profile, ctx, |batch| sender.blocking_send(batch).is_ok(), || take_back.try_recv().ok())
     });
     let phase = std::time::Instant::now();
+    // One COPY for all staging rows, however many batches: every COPY
+    // statement costs a round trip that Nagle's algorithm can stretch to
+    // 40 ms (sqlx 0.9 does not set TCP_NODELAY). Messages and rejected lines
+    // wait in temporary files and are COPYed after the rows.
+    let mut spill = write::Spill::new().context("cannot create the spill files")?;
+    let mut copy = write::begin_staging_copy(&mut tx).await.context("cannot start copying rows")?;
+    let mut copy_error = None;
     while let Some(batch) = receiver.recv().await {
-        write::copy_batch(&mut tx, &batch.rows, &batch.msgs, &batch.rejects)
-            .await
-            .context("cannot copy rows into the staging table")?;
+        if let Err(e) = copy.send(&batch.rows[..]).await {
+            copy_error = Some(anyhow::Error::new(e).context("cannot copy rows into the staging table"));
+            break;
+        }
+        if let Err(e) = spill.add(&batch) {
+            copy_error = Some(anyhow::Error::new(e).context("cannot write the spill files"));
+            break;
+        }
         // The parser reuses the buffers; if it has enough, they are dropped.
         let _ = give_back.try_send(batch);
+    }
+    if let Some(e) = copy_error {
+        drop(receiver);
+        let _ = copy.abort("dropfeed stopped the copy").await;
+        let _ = parser.await;
+        return Err(e);
     }
     let summary = match parser.await.context("the parser panicked")? {
         Ok(summary) => summary,
         Err(failure) => {
+            let _ = copy.abort("the file was refused").await;
             tx.rollback().await.ok();
             return record_failure(pool, &new_run, &req, failure).await;
         }
     };
+    copy.finish().await.context("cannot copy rows into the staging table")?;
+    spill.copy_into(&mut tx).await.context("cannot copy messages into the staging tables")?;
     if let Some(p) = &req.progress {
         p.set_message("writing");
     }
-    debug!(run_id = %run_id, rows = summary.rows, elapsed_ms = phase.elapsed().as_millis() as u64, "parsed and staged");
+    debug!(rows = summary.rows, elapsed_ms = phase.elapsed().as_millis() as u64, "parsed and staged");
     let phase = std::time::Instant::now();
 
     let mapping = &summary.mapping;

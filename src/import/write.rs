@@ -143,24 +143,52 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Sends one batch of staging rows and messages.
-pub async fn copy_batch(conn: &mut PgConnection, rows: &[u8], msgs: &[u8], rejects: &[u8]) -> sqlx::Result<()> {
-    if !rejects.is_empty() {
-        let mut copy = conn.copy_in_raw("COPY run_rejects (run_id, line, cells, reason) FROM STDIN").await?;
-        copy.send(rejects).await?;
-        copy.finish().await?;
+/// Starts the COPY that receives every staging row of the import.
+pub async fn begin_staging_copy(conn: &mut PgConnection) -> sqlx::Result<sqlx::postgres::PgCopyIn<&mut PgConnection>> {
+    conn.copy_in_raw(&format!("COPY staging ({STAGING_COLUMNS}) FROM STDIN")).await
+}
+
+/// Messages and rejected lines of the batches, kept in anonymous temporary
+/// files (not memory) until the rows' COPY is done.
+pub struct Spill {
+    msgs: std::fs::File,
+    rejects: std::fs::File,
+    msgs_bytes: u64,
+    rejects_bytes: u64,
+}
+
+impl Spill {
+    pub fn new() -> std::io::Result<Spill> {
+        Ok(Spill { msgs: tempfile::tempfile()?, rejects: tempfile::tempfile()?, msgs_bytes: 0, rejects_bytes: 0 })
     }
-    if !rows.is_empty() {
-        let mut copy = conn.copy_in_raw(&format!("COPY staging ({STAGING_COLUMNS}) FROM STDIN")).await?;
-        copy.send(rows).await?;
-        copy.finish().await?;
+
+    pub fn add(&mut self, batch: &super::csv::Batch) -> std::io::Result<()> {
+        use std::io::Write;
+        self.msgs.write_all(&batch.msgs)?;
+        self.rejects.write_all(&batch.rejects)?;
+        self.msgs_bytes += batch.msgs.len() as u64;
+        self.rejects_bytes += batch.rejects.len() as u64;
+        Ok(())
     }
-    if !msgs.is_empty() {
-        let mut copy = conn.copy_in_raw(&format!("COPY staging_messages ({MESSAGE_COLUMNS}) FROM STDIN")).await?;
-        copy.send(msgs).await?;
-        copy.finish().await?;
+
+    /// COPYs the spilled messages into `staging_messages` and the rejected
+    /// lines into `run_rejects`, streaming from the files.
+    pub async fn copy_into(self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        for (mut file, bytes, sql) in [
+            (self.msgs, self.msgs_bytes, format!("COPY staging_messages ({MESSAGE_COLUMNS}) FROM STDIN")),
+            (self.rejects, self.rejects_bytes, "COPY run_rejects (run_id, line, cells, reason) FROM STDIN".to_owned()),
+        ] {
+            if bytes == 0 {
+                continue;
+            }
+            file.seek(SeekFrom::Start(0))?;
+            let mut copy = conn.copy_in_raw(&sql).await?;
+            copy.read_from(tokio::fs::File::from_std(file)).await?;
+            copy.finish().await?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Adds a file-level message (header, mapping, ratio) to the run.
