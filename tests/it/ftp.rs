@@ -5,9 +5,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use dropfeed::source::ftp::FtpSession;
-use dropfeed::source::{RemoteFile, Session, SourceConfig, SourceError};
-use sha2::{Digest, Sha256};
+use dropfeed::source::{RemoteFile, Session, SourceConfig};
 
+use crate::helpers::{connect_err, sha256_hex};
 use crate::servers::vsftpd::{FtpServer, Tls, free_port};
 
 async fn connect(cfg: &SourceConfig) -> FtpSession {
@@ -15,17 +15,6 @@ async fn connect(cfg: &SourceConfig) -> FtpSession {
         Ok(session) => session,
         Err(e) => panic!("connect to {}: {e} ({})", cfg.endpoint, e.code()),
     }
-}
-
-async fn refused(cfg: &SourceConfig) -> SourceError {
-    match FtpSession::connect(cfg).await {
-        Ok(_) => panic!("{} accepted the connection", cfg.endpoint),
-        Err(e) => e,
-    }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Bytes that do not compress and differ from one call to the next.
@@ -167,7 +156,7 @@ async fn a_pinned_fingerprint_is_trusted_in_any_spelling_and_a_wrong_pin_is_sour
     let mut cfg = server.source();
     let wrong = format!("SHA256:{}", "ab".repeat(32));
     cfg.tls_fingerprint = Some(wrong.clone());
-    let err = refused(&cfg).await;
+    let err = connect_err(&cfg).await;
 
     assert_eq!(err.code(), "source.tls", "{err}");
     let message = err.to_string();
@@ -179,7 +168,7 @@ async fn ftps_without_a_ca_file_or_pin_refuses_a_self_signed_server_with_source_
     for tls in [Tls::Explicit, Tls::Implicit] {
         let server = FtpServer::start(tls);
 
-        let err = refused(&server.source()).await;
+        let err = connect_err(&server.source()).await;
 
         assert_eq!(err.code(), "source.tls", "{tls:?}: {err}");
         // What to pin is in the message, for support.
@@ -193,7 +182,7 @@ async fn plain_ftp_to_a_server_requiring_tls_is_source_tls_not_a_wrong_password(
     let mut cfg = server.source();
     cfg.endpoint.kind = dropfeed::source::Kind::Ftp;
 
-    let err = refused(&cfg).await;
+    let err = connect_err(&cfg).await;
 
     assert_eq!(err.code(), "source.tls", "{err}");
     assert!(err.to_string().contains("ftps://"), "{err}");
@@ -208,7 +197,7 @@ async fn a_wrong_password_is_source_auth_and_the_password_is_in_neither_display_
         cfg.password = Some(password.to_owned().into());
         cfg.tls_ca_file = Some(server.cert_pem.clone());
 
-        let err = refused(&cfg).await;
+        let err = connect_err(&cfg).await;
 
         assert_eq!(err.code(), "source.auth", "{tls:?}: {err}");
         let (display, debug) = (err.to_string(), format!("{err:?}"));
@@ -256,7 +245,7 @@ async fn a_closed_port_is_source_connect_within_a_second() {
     cfg.connect_timeout = Duration::from_secs(10);
     let started = Instant::now();
 
-    let err = refused(&cfg).await;
+    let err = connect_err(&cfg).await;
 
     assert_eq!(err.code(), "source.connect", "{err}");
     assert!(err.is_transient());
@@ -273,7 +262,7 @@ async fn a_server_that_never_greets_is_source_timeout_after_the_io_timeout() {
     cfg.io_timeout = Duration::from_millis(500);
     let started = Instant::now();
 
-    let err = refused(&cfg).await;
+    let err = connect_err(&cfg).await;
 
     assert_eq!(err.code(), "source.timeout", "{err}");
     assert!(err.to_string().contains("greeting"), "{err}");

@@ -194,3 +194,16 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Opens a source session that must fail, and returns why.
+pub async fn connect_err(cfg: &dropfeed::source::SourceConfig) -> dropfeed::source::SourceError {
+    match dropfeed::source::connect(cfg).await {
+        Ok(_) => panic!("connecting to {} should have failed", cfg.endpoint),
+        Err(e) => e,
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

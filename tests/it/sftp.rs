@@ -4,10 +4,10 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use dropfeed::source::{self, Endpoint, Session, SourceConfig, SourceError, SourceSpec};
+use dropfeed::source::{self, Endpoint, Session, SourceConfig, SourceSpec};
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 
+use crate::helpers::{connect_err, sha256_hex};
 use crate::servers::sshd::SshServer;
 
 /// Password auth, host key pinned: the configuration most feeds use.
@@ -24,17 +24,6 @@ fn config(server: &SshServer) -> SourceConfig {
         connect_timeout: Duration::from_secs(5),
         io_timeout: Duration::from_secs(20),
     }
-}
-
-async fn connect_err(cfg: &SourceConfig) -> SourceError {
-    match source::connect(cfg).await {
-        Ok(_) => panic!("connecting to {} should have failed", cfg.endpoint),
-        Err(e) => e,
-    }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Bytes that do not repeat with any power-of-two period, so a chunk written
