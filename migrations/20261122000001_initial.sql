@@ -109,7 +109,10 @@ CREATE TABLE contacts (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, email)
 ) WITH (fillfactor = 85);  -- room on each page for HOT updates of nightly files
-CREATE INDEX contacts_created_by_run ON contacts (created_by_run);
+-- "Contacts created by this file" (seed 002). Run ids are UUIDv7 (time
+-- ordered) and new contacts are appended, so a BRIN index answers the query
+-- and costs almost nothing on a million-row insert, unlike a btree.
+CREATE INDEX contacts_created_by_run ON contacts USING brin (created_by_run);
 
 CREATE TABLE lists (
     id          bigserial PRIMARY KEY,

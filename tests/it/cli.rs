@@ -126,6 +126,9 @@ async fn an_export_imports_back_as_unchanged() {
     assert_eq!(report["counts"]["unchanged"], 3, "{report}");
     assert_eq!(report["columns"]["unmapped"], serde_json::json!(["lists"]));
 
+    let first_run = app.scalar_text("SELECT id::text FROM runs ORDER BY started_at LIMIT 1").await;
+    let created = stdout(&app.cli(&["contacts", "export", "acme", "--created-by-run", &first_run]));
+    assert_eq!(created.lines().count(), 4, "the header and the 3 contacts of the first import: {created}");
     let created = app.cli(&["contacts", "export", "acme", "--created-by-run", &uuid::Uuid::nil().to_string()]);
     assert_eq!(stdout(&created).lines().count(), 1, "only the header for a run that created nothing");
     let old_new = stdout(&app.cli(&["contacts", "export", "acme", "--old-new"]));
