@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
-use crate::report::Report;
+use crate::report::{Counts, Status};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -28,13 +28,12 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Counts one finished run and its rows.
-pub fn record_run(report: &Report, seconds: f64) {
-    let tenant = report.tenant.clone();
-    let feed = report.feed.clone().unwrap_or_else(|| "manual".into());
-    ::metrics::counter!("dropfeed_runs_total", "tenant" => tenant.clone(), "feed" => feed.clone(), "status" => report.status.as_str())
+/// Counts one finished run and its rows (`feed` is `None` for manual imports).
+pub fn record_run(tenant: &str, feed: Option<&str>, status: Status, c: &Counts, seconds: f64) {
+    let tenant = tenant.to_owned();
+    let feed = feed.unwrap_or("manual").to_owned();
+    ::metrics::counter!("dropfeed_runs_total", "tenant" => tenant.clone(), "feed" => feed.clone(), "status" => status.as_str())
         .increment(1);
-    let c = &report.counts;
     for (outcome, n) in [
         ("inserted", c.inserted),
         ("updated", c.updated),

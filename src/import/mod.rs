@@ -308,9 +308,8 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     if let Some(p) = &req.progress {
         p.finish_and_clear();
     }
-    if let Ok(Some(report)) = runs::report(pool, run_id, Some(0)).await {
-        crate::metrics::record_run(&report, (Utc::now() - started_at).num_milliseconds() as f64 / 1000.0);
-    }
+    let seconds = (Utc::now() - started_at).num_milliseconds() as f64 / 1000.0;
+    crate::metrics::record_run(req.tenant.slug.as_str(), req.feed.as_deref(), status, &counts, seconds);
     info!(
         status = status.as_str(),
         rows,
@@ -385,8 +384,13 @@ async fn record_failure(
         feeds::record_processed(&mut tx, req.tenant.id, file, &run.file.sha256, Some(run.id), "failed").await?;
     }
     tx.commit().await.context("cannot record the failed run")?;
-    if let Ok(Some(report)) = runs::report(pool, run.id, Some(0)).await {
-        crate::metrics::record_run(&report, (Utc::now() - run.started_at).num_milliseconds() as f64 / 1000.0);
-    }
+    let seconds = (Utc::now() - run.started_at).num_milliseconds() as f64 / 1000.0;
+    crate::metrics::record_run(
+        req.tenant.slug.as_str(),
+        req.feed.as_deref(),
+        Status::Failed,
+        &Counts::default(),
+        seconds,
+    );
     Ok(run.id)
 }
