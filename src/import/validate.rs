@@ -110,14 +110,15 @@ impl RowPlan {
             scratch.errors.push((Rule::EmailFormat, col(Field::Email), email_raw.to_owned()));
         }
 
-        let language = self.cell(rec, Field::Language).and_then(|v| {
+        let language: Option<&str> = self.cell(rec, Field::Language).and_then(|v| {
             if v.is_empty() {
                 scratch.warnings.push((Rule::LanguageEmpty, col(Field::Language), self.default_language.clone()));
                 return None;
             }
-            let upper = v.to_uppercase();
-            if upper == "FR" || upper == "EN" || self.extra_languages.contains(&upper) {
-                Some(upper)
+            // Stored upper-case; the codes are ASCII, so no allocation per row.
+            let known = ["FR", "EN"].into_iter().chain(self.extra_languages.iter().map(String::as_str));
+            if let Some(code) = known.into_iter().find(|c| c.eq_ignore_ascii_case(v)) {
+                Some(code)
             } else {
                 scratch.errors.push((Rule::LanguageUnknown, col(Field::Language), v.to_owned()));
                 None
@@ -244,7 +245,7 @@ impl RowPlan {
         let email = email.expect("checked above");
         rows.int(line as i64);
         rows.text(email.as_str());
-        rows.opt(language.as_deref());
+        rows.opt(language);
         rows.opt(self.cell(rec, Field::Display).filter(|v| !v.is_empty()));
         rows.opt(civility);
         for field in [Field::FirstName, Field::LastName] {
