@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use dropfeed::source::ftp::FtpSession;
 use dropfeed::source::{RemoteFile, Session, SourceConfig};
 
-use crate::helpers::{connect_err, sha256_hex};
+use crate::helpers::{connect_err, noise, sha256_hex};
 use crate::servers::vsftpd::{FtpServer, Tls, free_port};
 
 async fn connect(cfg: &SourceConfig) -> FtpSession {
@@ -15,19 +15,6 @@ async fn connect(cfg: &SourceConfig) -> FtpSession {
         Ok(session) => session,
         Err(e) => panic!("connect to {}: {e} ({})", cfg.endpoint, e.code()),
     }
-}
-
-/// Bytes that do not compress and differ from one call to the next.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn sorted(mut files: Vec<RemoteFile>) -> Vec<RemoteFile> {

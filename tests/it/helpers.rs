@@ -207,3 +207,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A source config with a password and nothing else (no key, no pin, no CA).
+pub fn password_source(url: &str, password: &str, io_timeout: std::time::Duration) -> dropfeed::source::SourceConfig {
+    dropfeed::source::SourceConfig {
+        endpoint: dropfeed::source::Endpoint::parse(url).expect("test url parses"),
+        password: Some(secrecy::SecretString::from(password.to_owned())),
+        private_key: None,
+        key_passphrase: None,
+        host_key: None,
+        known_hosts: None,
+        tls_ca_file: None,
+        tls_fingerprint: None,
+        connect_timeout: std::time::Duration::from_secs(5),
+        io_timeout,
+    }
+}
+
+/// Bytes that do not compress and do not repeat with any power-of-two
+/// period (xorshift), so a chunk written twice or out of order changes the hash.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

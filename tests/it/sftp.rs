@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use dropfeed::source::{self, Endpoint, Session, SourceConfig, SourceSpec};
 use secrecy::SecretString;
 
-use crate::helpers::{connect_err, sha256_hex};
+use crate::helpers::{connect_err, noise, sha256_hex};
 use crate::servers::sshd::SshServer;
 
 /// Password auth, host key pinned: the configuration most feeds use.
@@ -24,20 +24,6 @@ fn config(server: &SshServer) -> SourceConfig {
         connect_timeout: Duration::from_secs(5),
         io_timeout: Duration::from_secs(20),
     }
-}
-
-/// Bytes that do not repeat with any power-of-two period, so a chunk written
-/// twice or out of order changes the hash.
-fn pseudo_random(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -114,7 +100,7 @@ async fn a_feed_resolved_from_its_spec_logs_in_with_a_password_file() {
 async fn fetch_streams_a_multi_mib_file_into_the_spool_with_its_sha256() {
     let server = SshServer::start();
     // Not a multiple of any read size: the last short read must count too.
-    let content = pseudo_random(5 * 1024 * 1024 + 12_345);
+    let content = noise(5 * 1024 * 1024 + 12_345, 1);
     server.put("big.csv", &content);
     let spool = tempfile::tempdir().unwrap();
     let dest = spool.path().join("big.csv.part");
@@ -332,18 +318,7 @@ async fn a_server_that_stops_answering_mid_session_times_out() {
 }
 
 fn config_without_server() -> SourceConfig {
-    SourceConfig {
-        endpoint: Endpoint::parse("sftp://nobody@127.0.0.1:1/drop").unwrap(),
-        password: Some(SecretString::from("x".to_owned())),
-        private_key: None,
-        key_passphrase: None,
-        host_key: None,
-        known_hosts: None,
-        tls_ca_file: None,
-        tls_fingerprint: None,
-        connect_timeout: Duration::from_secs(5),
-        io_timeout: Duration::from_secs(5),
-    }
+    crate::helpers::password_source("sftp://nobody@127.0.0.1:1/drop", "x", Duration::from_secs(5))
 }
 
 /// Throughput against OpenSSH's own client on loopback, median of five
@@ -354,7 +329,7 @@ fn config_without_server() -> SourceConfig {
 async fn sftp_fetch_throughput_is_close_to_openssh() {
     let server = SshServer::start();
     let size = 150 * 1000 * 1000;
-    server.put("big.csv", pseudo_random(size));
+    server.put("big.csv", noise(size, 2));
     let out = tempfile::tempdir().unwrap();
     let batch = out.path().join("batch");
     std::fs::write(&batch, format!("get {}/big.csv {}\n", server.folder, out.path().join("openssh").display()))

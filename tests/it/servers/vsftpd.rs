@@ -15,10 +15,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use dropfeed::source::{Endpoint, SourceConfig};
+use dropfeed::source::SourceConfig;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 /// The local account the servers log in; it only ever serves loopback ports.
@@ -123,18 +122,7 @@ impl FtpServer {
     /// A source on this server with the right password and nothing to trust
     /// yet (no CA file, no pin); short timeouts.
     pub fn source(&self) -> SourceConfig {
-        SourceConfig {
-            endpoint: Endpoint::parse(&self.url()).expect("server url parses"),
-            password: Some(SecretString::from(self.password.clone())),
-            private_key: None,
-            key_passphrase: None,
-            host_key: None,
-            known_hosts: None,
-            tls_ca_file: None,
-            tls_fingerprint: None,
-            connect_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(20),
-        }
+        crate::helpers::password_source(&self.url(), &self.password, Duration::from_secs(20))
     }
 
     /// Writes a file into the drop folder (owned by root, readable by the FTP user).
