@@ -125,8 +125,10 @@ impl Daemon {
         });
         tokio::pin!(shutdown);
         loop {
+            let started = std::time::Instant::now();
             match self.tick(&permits, &tracker, &cancel).await {
-                Ok(_) => {}
+                Ok(Tick::Claimed(n)) => crate::metrics::record_tick(started.elapsed().as_secs_f64(), n),
+                Ok(Tick::Idle) => crate::metrics::record_tick(started.elapsed().as_secs_f64(), 0),
                 Err(e) => error!("scheduler tick failed: {e:#}"),
             }
             tokio::select! {

@@ -68,6 +68,13 @@ pub fn record_poll_failure(tenant: &str, feed: &str, code: &str) {
         .increment(1);
 }
 
+/// One scheduler tick: the claim query and the spawning of what it claimed.
+/// Its cost must follow the number of due feeds, not of registered ones.
+pub fn record_tick(seconds: f64, claimed: usize) {
+    ::metrics::histogram!("dropfeed_scheduler_tick_seconds").record(seconds);
+    ::metrics::counter!("dropfeed_scheduler_claimed_total").increment(claimed as u64);
+}
+
 /// A lease taken over by another daemon while this one was polling.
 pub fn record_claim_lost() {
     ::metrics::counter!("dropfeed_claims_lost_total").increment(1);

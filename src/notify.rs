@@ -74,7 +74,7 @@ pub async fn compose_report(pool: &PgPool, run_id: Uuid, lang: ReportLanguage) -
     let report = runs::report(pool, run_id, Some(0)).await?.with_context(|| format!("run {run_id} not found"))?;
     let rows = sqlx::query(
         "SELECT code, line, column_name, value, message FROM (
-            SELECT m.*, row_number() OVER (PARTITION BY code ORDER BY line) AS rn FROM run_messages m WHERE run_id = $1
+            SELECT m.*, row_number() OVER (PARTITION BY code ORDER BY line) AS rn FROM run_message_view m WHERE run_id = $1
          ) x WHERE rn <= $2 ORDER BY code, line",
     )
     .bind(run_id)

@@ -177,6 +177,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     };
     copy.finish().await.context("cannot copy rows into the staging table")?;
     spill.copy_into(&mut tx).await.context("cannot copy messages into the staging tables")?;
+    write::analyze_staging(&mut tx).await.context("cannot analyze the staging table")?;
     if let Some(p) = &req.progress {
         p.set_message("writing");
     }
@@ -230,7 +231,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     let mut outcomes = write::Outcomes::default();
     if !aborted {
         write::classify(&mut tx, &plan).await.context("cannot classify rows")?;
-        outcomes = write::outcomes(&mut tx).await?;
+        outcomes = write::outcomes(&mut tx, &plan).await?;
         debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "rows classified");
         if !req.dry_run {
             let phase = std::time::Instant::now();
@@ -250,8 +251,9 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         let sentence = Rule::HeaderMissingColumns.sentence(lang, "", &value);
         write::add_message(&mut tx, 1, None, Rule::HeaderMissingColumns, &value, &sentence).await?;
     }
-    let (by_code, truncated) =
-        write::keep_messages(&mut tx, run_id, req.max_messages).await.context("cannot store messages")?;
+    let (by_code, truncated) = write::keep_messages(&mut tx, &plan, (!aborted).then_some(&outcomes), req.max_messages)
+        .await
+        .context("cannot store messages")?;
 
     let mut profile_ref = None;
     if let Some(name) = &req.save_as {

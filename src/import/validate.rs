@@ -23,7 +23,6 @@ pub struct RowPlan {
     headers: Vec<String>,
     clear: bool,
     lang: ReportLanguage,
-    default_language: String,
     extra_languages: Vec<String>,
     today: NaiveDate,
     /// The run's id as text, written with each kept rejected line.
@@ -45,11 +44,28 @@ pub enum RowOutcome {
     Rejected,
 }
 
+/// The corrections an accepted row can carry, one bit each in the staging
+/// row's `warns` column. A warning is always "this cell was empty, the
+/// default was written": its message depends only on the rule and the column,
+/// so it is stored as a bit, not as a message row per line (a third of the
+/// lines of a typical export carry one). `write::keep_messages` turns the bits
+/// back into messages, kept per rule as an array of lines.
+pub const WARNINGS: [(u8, Rule, Field); 5] = [
+    (1, Rule::DisplayEmpty, Field::Display),
+    (2, Rule::CivilityEmpty, Field::Civility),
+    (4, Rule::NameEmpty, Field::FirstName),
+    (8, Rule::NameEmpty, Field::LastName),
+    (16, Rule::LanguageEmpty, Field::Language),
+];
+
+fn warn_bit(field: Field) -> u8 {
+    WARNINGS.iter().find(|(_, _, f)| *f == field).map(|(bit, _, _)| *bit).unwrap_or(0)
+}
+
 /// Buffers reused across rows so the hot loop does not allocate.
 #[derive(Default)]
 pub struct Scratch {
     errors: Vec<(Rule, usize, String)>,
-    warnings: Vec<(Rule, usize, String)>,
     json: Vec<u8>,
 }
 
@@ -78,7 +94,6 @@ impl RowPlan {
             headers: mapping.headers.clone(),
             clear: profile.empty_cells == EmptyCells::Clear,
             lang: ctx.lang,
-            default_language: ctx.default_language,
             extra_languages: ctx.extra_languages,
             today: ctx.today,
             run_id: ctx.run_id.to_string(),
@@ -101,7 +116,7 @@ impl RowPlan {
         rejects: &mut CopyBuf,
     ) -> RowOutcome {
         scratch.errors.clear();
-        scratch.warnings.clear();
+        let mut warns = 0u8;
         let col = |f: Field| self.fields[f.index()].unwrap_or(0);
 
         let email_raw = self.cell(rec, Field::Email).unwrap_or("");
@@ -112,7 +127,7 @@ impl RowPlan {
 
         let language: Option<&str> = self.cell(rec, Field::Language).and_then(|v| {
             if v.is_empty() {
-                scratch.warnings.push((Rule::LanguageEmpty, col(Field::Language), self.default_language.clone()));
+                warns |= warn_bit(Field::Language);
                 return None;
             }
             // Stored upper-case; the codes are ASCII, so no allocation per row.
@@ -126,12 +141,12 @@ impl RowPlan {
         });
 
         if let Some("") = self.cell(rec, Field::Display) {
-            scratch.warnings.push((Rule::DisplayEmpty, col(Field::Display), String::new()));
+            warns |= warn_bit(Field::Display);
         }
 
         let civility = self.cell(rec, Field::Civility).and_then(|v| {
             if v.is_empty() {
-                scratch.warnings.push((Rule::CivilityEmpty, col(Field::Civility), String::new()));
+                warns |= warn_bit(Field::Civility);
                 return None;
             }
             const CIVILITIES: [&str; 5] = ["MR", "MRS", "MISS", "MR_AND_MRS", "UNDEFINED"];
@@ -146,7 +161,7 @@ impl RowPlan {
 
         for field in [Field::FirstName, Field::LastName] {
             match self.cell(rec, field) {
-                Some("") => scratch.warnings.push((Rule::NameEmpty, col(field), String::new())),
+                Some("") => warns |= warn_bit(field),
                 Some(v) if v.chars().any(|c| c.is_numeric()) => {
                     scratch.errors.push((Rule::NameDigits, col(field), v.to_owned()))
                 }
@@ -237,10 +252,6 @@ impl RowPlan {
             self.reject(rejects, line, rec, &reason);
             return RowOutcome::Rejected;
         }
-        for (rule, column, value) in &scratch.warnings {
-            self.message(msgs, line, *rule, *column, value);
-        }
-
         // Staging row; column order matches write::STAGING_COLUMNS.
         let email = email.expect("checked above");
         rows.int(line as i64);
@@ -282,7 +293,7 @@ impl RowPlan {
             self.clear,
             self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str))),
         );
-        rows.bool(!scratch.warnings.is_empty());
+        rows.int(i64::from(warns));
         rows.end_row();
         RowOutcome::Accepted
     }

@@ -121,7 +121,7 @@ impl std::fmt::Write for Fmt<'_> {
 
 /// Columns of the staging table, in the order `validate` writes them.
 const STAGING_COLUMNS: &str = "line, email, language, display, civility, first_name, last_name, birthdate, structure, \
-     address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warned";
+     address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warns";
 
 const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, message";
 
@@ -131,7 +131,9 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
             line bigint NOT NULL, email text NOT NULL, language text, display text, civility text,
             first_name text, last_name text, birthdate date, structure text, address text,
             postal_code text, town text, state text, country text, phone text, mobile text,
-            criteria jsonb, consents jsonb, attributes jsonb, warned boolean NOT NULL
+            criteria jsonb, consents jsonb, attributes jsonb,
+            -- validate::WARNINGS bits: the corrections made to this row
+            warns smallint NOT NULL
         ) ON COMMIT DROP;
         CREATE TEMP TABLE staging_messages (
             line bigint NOT NULL, column_name text, code text NOT NULL, severity text NOT NULL,
@@ -144,6 +146,17 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
 }
 
 /// Starts the COPY that receives every staging row of the import.
+/// Statistics for the staging table once its rows are in, so the set-based
+/// statements get hash joins sized for the file (autovacuum never analyzes
+/// temporary tables).
+pub async fn analyze_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::raw_sql("SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email)")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql("RESET default_statistics_target").execute(conn).await?;
+    Ok(())
+}
+
 pub async fn begin_staging_copy(conn: &mut PgConnection) -> sqlx::Result<sqlx::postgres::PgCopyIn<&mut PgConnection>> {
     conn.copy_in_raw(&format!("COPY staging ({STAGING_COLUMNS}) FROM STDIN")).await
 }
@@ -233,8 +246,13 @@ pub struct Outcomes {
     pub unchanged: i64,
     pub skipped_existing: i64,
     pub skipped_new: i64,
+    /// Rows written with at least one correction.
     pub warnings: i64,
+    /// Per entry of `validate::WARNINGS`: rows written with that correction.
+    pub by_warning: [i64; WARNING_KINDS],
 }
+
+const WARNING_KINDS: usize = super::validate::WARNINGS.len();
 
 /// Rejects all but one line of each e-mail present more than once, keeping
 /// the first or last line as the profile says. Returns the lines rejected.
@@ -327,7 +345,7 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
     };
     sqlx::query(AssertSqlSafe(format!(
         "CREATE TEMP TABLE classified ON COMMIT DROP AS
-         SELECT s.line, c.id AS contact_id,
+         SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN c.id IS NULL THEN '{new}' WHEN {changed} THEN '{upd}' ELSE '{same}' END AS outcome
          FROM staging s LEFT JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email"
     )))
@@ -335,6 +353,9 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
     .bind(plan.default_language)
     .execute(&mut *conn)
     .await?;
+    // Temporary tables get no statistics from autovacuum: without them the
+    // planner takes `classified` for 3,000 rows and sorts staging on disk.
+    sqlx::raw_sql("ANALYZE classified").execute(&mut *conn).await?;
 
     // Skipped lines are explained line by line, as seed 002's "[Conflict]".
     for (outcome, rule) in [("e", Rule::EmailExists), ("x", Rule::EmailUnknown)] {
@@ -355,31 +376,38 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
         .await?;
     }
 
-    // A correction is only real on a row that is written with it: inserted
-    // rows, and updated rows when empty cells clear stored values.
-    let corrected = match plan.empty_cells {
-        EmptyCells::Keep => "k.outcome = 'i'",
-        EmptyCells::Clear => "k.outcome IN ('i', 'u')",
-    };
-    sqlx::query(AssertSqlSafe(format!(
-        "DELETE FROM staging_messages m WHERE m.severity = 'warning'
-         AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = m.line AND {corrected})"
-    )))
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 
-pub async fn outcomes(conn: &mut PgConnection) -> sqlx::Result<Outcomes> {
-    let row = sqlx::query(
+/// A correction is only real on a row that is written with it: inserted
+/// rows, and updated rows when empty cells clear stored values.
+fn corrected(plan: &Plan<'_>) -> &'static str {
+    match plan.empty_cells {
+        EmptyCells::Keep => "k.outcome = 'i'",
+        EmptyCells::Clear => "k.outcome IN ('i', 'u')",
+    }
+}
+
+pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<Outcomes> {
+    let corrected = corrected(plan);
+    // One scan of the narrow `classified` table counts everything.
+    let per_warning: String = super::validate::WARNINGS
+        .iter()
+        .map(|(bit, _, _)| format!(", count(*) FILTER (WHERE warns & {bit} <> 0 AND {corrected})"))
+        .collect();
+    let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT count(*) FILTER (WHERE outcome = 'i'), count(*) FILTER (WHERE outcome = 'u'),
                 count(*) FILTER (WHERE outcome = 'n'), count(*) FILTER (WHERE outcome = 'e'),
                 count(*) FILTER (WHERE outcome = 'x'),
-                (SELECT count(DISTINCT line) FROM staging_messages WHERE severity = 'warning')
-         FROM classified",
-    )
+                count(*) FILTER (WHERE warns <> 0 AND {corrected}){per_warning}
+         FROM classified k"
+    )))
     .fetch_one(conn)
     .await?;
+    let mut by_warning = [0; WARNING_KINDS];
+    for (i, n) in by_warning.iter_mut().enumerate() {
+        *n = row.get(6 + i);
+    }
     Ok(Outcomes {
         inserted: row.get(0),
         updated: row.get(1),
@@ -387,6 +415,7 @@ pub async fn outcomes(conn: &mut PgConnection) -> sqlx::Result<Outcomes> {
         skipped_existing: row.get(3),
         skipped_new: row.get(4),
         warnings: row.get(5),
+        by_warning,
     })
 }
 
@@ -466,23 +495,103 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
     Ok(())
 }
 
-/// Moves the staged messages into the run (at most `limit` of them, by line)
-/// and returns the complete count per rule code plus whether some were cut.
+/// Stores the run's messages: errors as rows of `run_messages`, warnings as
+/// one row of `run_warnings` per rule and column holding the array of its
+/// lines (the view `run_message_view` shows both as messages). At most
+/// `limit` messages are kept, the first by line and code. Returns the
+/// complete count per rule code and whether some messages were cut.
+/// Warnings need `classified`; an aborted run (`classified` false) keeps its
+/// errors only: nothing was written, so no correction was made.
 pub async fn keep_messages(
     conn: &mut PgConnection,
-    run_id: Uuid,
+    plan: &Plan<'_>,
+    outcomes: Option<&Outcomes>,
     limit: i64,
 ) -> sqlx::Result<(BTreeMap<String, i64>, bool)> {
+    // The warnings to store: (position in WARNINGS, rule, header), mapped and non-zero.
+    let mut warnings: Vec<(usize, Rule, String)> = Vec::new();
+    let mut by_code: BTreeMap<String, i64> = BTreeMap::new();
+    if let Some(outcomes) = outcomes {
+        for (i, (_, rule, field)) in super::validate::WARNINGS.iter().enumerate() {
+            let n = outcomes.by_warning[i];
+            if let (true, Some(header)) =
+                (n > 0, plan.mapping.column_of(*field).and_then(|c| plan.mapping.headers.get(c)))
+            {
+                *by_code.entry(rule.code().to_owned()).or_default() += n;
+                warnings.push((i, *rule, header.clone()));
+            }
+        }
+    }
     let rows = sqlx::query("SELECT code, count(*) FROM staging_messages GROUP BY code").fetch_all(&mut *conn).await?;
-    let by_code: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for r in rows {
+        *by_code.entry(r.get(0)).or_default() += r.get::<i64, _>(1);
+    }
     let total: i64 = by_code.values().sum();
+    let truncated = total > limit;
+    let corrected = corrected(plan);
+    let bit_of = |i: usize| super::validate::WARNINGS[i].0;
+
+    // Beyond the limit, the (line, code) of the last message kept bounds
+    // both kinds (a tie on that very pair keeps the tied ones too).
+    let mut cut: (i64, String) = (i64::MAX, String::new());
+    if truncated {
+        cut = (-1, String::new());
+        if limit > 0 {
+            let mut union = "SELECT line, code FROM staging_messages".to_owned();
+            for (i, rule, _) in &warnings {
+                let _ = write!(
+                    union,
+                    " UNION ALL SELECT line, '{}' FROM classified k WHERE warns & {} <> 0 AND {corrected}",
+                    rule.code(),
+                    bit_of(*i)
+                );
+            }
+            let sql = format!("SELECT line, code FROM ({union}) x ORDER BY line, code OFFSET $1 LIMIT 1");
+            if let Some(r) = sqlx::query(AssertSqlSafe(sql)).bind(limit - 1).fetch_optional(&mut *conn).await? {
+                cut = (r.get(0), r.get(1));
+            }
+        }
+    }
+
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO run_messages (run_id, {MESSAGE_COLUMNS})
-         SELECT $1, {MESSAGE_COLUMNS} FROM staging_messages ORDER BY line, code LIMIT $2"
+         SELECT $1, {MESSAGE_COLUMNS} FROM staging_messages WHERE (line, code) <= ($2, $3::text)"
     )))
-    .bind(run_id)
-    .bind(limit)
-    .execute(conn)
+    .bind(plan.run_id)
+    .bind(cut.0)
+    .bind(&cut.1)
+    .execute(&mut *conn)
     .await?;
-    Ok((by_code, total > limit))
+    if !warnings.is_empty() {
+        // One scan of `classified`, one ordered array per kind of warning.
+        let mut aggs = Vec::new();
+        let mut rows = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        for (n, (i, rule, header)) in warnings.iter().enumerate() {
+            let code = rule.code();
+            aggs.push(format!(
+                "array_agg(line ORDER BY line) FILTER (WHERE warns & {} <> 0 AND (line, '{code}') <= ($2, $3::text)) AS w{n}",
+                bit_of(*i)
+            ));
+            let value = if super::validate::WARNINGS[*i].2 == Field::Language { plan.default_language } else { "" };
+            let p = 4 + 3 * n;
+            rows.push(format!("SELECT '{code}', ${p}, ${}, ${}, w{n} FROM agg WHERE w{n} IS NOT NULL", p + 1, p + 2));
+            binds.push(header.clone());
+            binds.push(value.to_owned());
+            binds.push(rule.sentence(plan.lang, header, value));
+        }
+        let sql = format!(
+            "WITH agg AS (SELECT {} FROM classified k WHERE {corrected})
+             INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+             SELECT $1, x.* FROM ({}) x",
+            aggs.join(", "),
+            rows.join(" UNION ALL ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(plan.run_id).bind(cut.0).bind(cut.1.clone());
+        for b in binds {
+            q = q.bind(b);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok((by_code, truncated))
 }

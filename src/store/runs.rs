@@ -119,7 +119,7 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
     };
     let limit = message_limit.unwrap_or(i64::MAX);
     let msgs = sqlx::query(
-        "SELECT line, column_name, code, severity, value, message FROM run_messages
+        "SELECT line, column_name, code, severity, value, message FROM run_message_view
          WHERE run_id = $1 ORDER BY line, code LIMIT $2",
     )
     .bind(id)

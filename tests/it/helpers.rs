@@ -62,6 +62,8 @@ pub struct Opts {
     pub dry_run: bool,
     pub save_as: Option<String>,
     pub profile_ref: Option<dropfeed::report::ProfileRef>,
+    /// Messages stored for the run (1,000,000 when `None`).
+    pub max_messages: Option<i64>,
 }
 
 impl TestApp {
@@ -86,7 +88,7 @@ impl TestApp {
             dry_run: opts.dry_run,
             feed: None,
             progress: None,
-            max_messages: 1_000_000,
+            max_messages: opts.max_messages.unwrap_or(1_000_000),
             today: today(),
             pickup: None,
         };
@@ -236,4 +238,38 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// `bench/delay_proxy.py` in front of a loopback server: every byte arrives
+/// `one_way_ms` later each way, for the transfer benchmarks' long-distance
+/// case (`BENCH_ONE_WAY_MS`). Killed on drop.
+pub struct DelayProxy {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl DelayProxy {
+    /// The proxy the benchmark asks for, if `BENCH_ONE_WAY_MS` is set.
+    pub fn from_env(target_port: u16, ftp: bool) -> Option<DelayProxy> {
+        let ms: f64 = std::env::var("BENCH_ONE_WAY_MS").ok()?.parse().expect("BENCH_ONE_WAY_MS: milliseconds");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/delay_proxy.py");
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg(script).args(["0", &target_port.to_string(), &ms.to_string()]);
+        if ftp {
+            cmd.arg("--ftp");
+        }
+        let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().expect("start the delay proxy");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port = line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("the proxy's port");
+        println!("through a proxy adding {ms} ms each way (port {port} -> {target_port})");
+        Some(DelayProxy { port, child })
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -217,6 +217,46 @@ async fn empty_cells_are_corrected_with_warnings_when_a_contact_is_created() {
 }
 
 #[tokio::test]
+async fn warnings_carry_their_column_and_value_and_the_default_language() {
+    let app = spawn_app().await;
+    let path = app.write("empty.csv", "email;Langue;display\na@x.ch;;Ann\nb@x.ch;EN;\n");
+    let mapping = crate::helpers::profile("columns:\n  email: email\n  Langue: language\n  display: display\n");
+    let report = app.import(&path, &mapping).await;
+    let shown: Vec<(i64, &str, Option<&str>, Option<&str>)> =
+        report.messages.iter().map(|m| (m.line, m.code.as_str(), m.column.as_deref(), m.value.as_deref())).collect();
+    assert_eq!(
+        shown,
+        vec![(2, "language.empty", Some("Langue"), Some("FR")), (3, "display.empty", Some("display"), Some(""))]
+    );
+    assert!(report.messages[0].message.contains("FR"), "{}", report.messages[0].message);
+}
+
+#[tokio::test]
+async fn beyond_the_message_limit_the_first_messages_by_line_are_kept_and_the_counts_stay_complete() {
+    let app = spawn_app().await;
+    // Errors (bad civility) and warnings (empty display) interleaved by line.
+    let mut csv = String::from("email;display;civility\n");
+    for i in 0..10 {
+        if i % 2 == 0 {
+            csv.push_str(&format!("c{i}@x.ch;;MR\n"));
+        } else {
+            csv.push_str(&format!("c{i}@x.ch;C {i};DR\n"));
+        }
+    }
+    let path = app.write("many.csv", csv);
+    let opts = crate::helpers::Opts { max_messages: Some(4), ..Default::default() };
+    let report = app.import_with(&path, &Default::default(), opts).await;
+    assert_eq!(report.by_code.get("display.empty"), Some(&5));
+    assert_eq!(report.by_code.get("civility.unknown"), Some(&5));
+    assert!(report.messages_truncated);
+    let kept: Vec<(i64, &str)> = report.messages.iter().map(|m| (m.line, m.code.as_str())).collect();
+    assert_eq!(
+        kept,
+        vec![(2, "display.empty"), (3, "civility.unknown"), (4, "display.empty"), (5, "civility.unknown")]
+    );
+}
+
+#[tokio::test]
 async fn messages_are_written_in_the_tenants_language() {
     let app = crate::helpers::spawn_app_with_language(dropfeed::domain::ReportLanguage::En).await;
     let path = app.write("lang.csv", "email;civility\na@x.ch;DR\n");
