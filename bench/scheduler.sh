@@ -20,7 +20,10 @@ export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_sched
 HZ=$(getconf CLK_TCK)
 
 # Feeds of SMALL, then FEEDS, tenants of 100 feeds each, each on its own
-# empty file:// folder, all due at 03:00 Zurich time (not during the bench).
+# empty file:// folder, all due at 03:00 Zurich time (not during the bench),
+# each expecting a file by 00:01 with a missing-file alert: the daemon's
+# first check queues one alert per feed, the later ones must find nothing
+# to do without going through every feed.
 make_feeds() { # count
   rm -rf "$WORK/feeds"; mkdir -p "$WORK/feeds" "$WORK/drop"
   python3 - "$1" "$WORK" <<'PY'
@@ -38,7 +41,8 @@ source:
 schedule:
   cron: "0 3 * * *"
   timezone: Europe/Zurich
-expect_file_by: "23:59"
+expect_file_by: "00:01"
+report: {{ to: [ops@example.com], on: [missing] }}
 after_success: {{ move_to: processed }}
 profile: nightly
 """)
@@ -80,7 +84,7 @@ measure_idle() {
   "$BIN" run --config "$WORK/config.yaml" >"$WORK/daemon.log" 2>&1 &
   DPID=$!
   for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 1; done
-  sleep 35 # the first missing-file check and backlog refresh run in here
+  sleep 45 # the first missing-file check (one alert per feed) and backlog refresh run in here
   local c0 c1 s0 s1 n0 n1
   c0=$(cpu_ticks $DPID); s0=$(metric dropfeed_scheduler_tick_seconds_sum); n0=$(metric dropfeed_scheduler_tick_seconds_count)
   sleep "$IDLE_SECS"
@@ -113,10 +117,12 @@ measure_due() {
 
 setup "$SMALL"; SMALL_APPLY=$APPLY_SECS
 measure_idle; SMALL_CPU=$IDLE_CPU; SMALL_RSS=$RSS_MIB; SMALL_TICK=$TICK_MS
+SMALL_ALERTS=$($PG -d bench_sched -Atc "SELECT count(*) FROM notifications WHERE code = 'file.missing'")
 kill -TERM $DPID; wait $DPID || true
 
 setup "$FEEDS"; BIG_APPLY=$APPLY_SECS
 measure_idle; BIG_CPU=$IDLE_CPU; BIG_RSS=$RSS_MIB; BIG_HWM=$HWM_MIB; BIG_TICK=$TICK_MS
+BIG_ALERTS=$($PG -d bench_sched -Atc "SELECT count(*) FROM notifications WHERE code = 'file.missing'")
 measure_due
 kill -TERM $DPID; wait $DPID || true
 
@@ -129,3 +135,4 @@ printf '%-52s %12s %8s MiB\n' "peak RSS (start-up, first checks)" "" "$BIG_HWM"
 printf '%-52s %10sms %10sms\n' "mean scheduler tick, none due" "$SMALL_TICK" "$BIG_TICK"
 printf '%-52s %12s %10sms\n' "mean scheduler tick, $DUE made due at once" "" "$DUE_TICK_MS"
 printf '%-52s %12s %11ss\n' "time to poll the $DUE due feeds ($DUE_CLAIMED claimed)" "" "$DUE_SECS"
+printf '%-52s %12s %12s\n' "missing-file alerts queued" "$SMALL_ALERTS" "$BIG_ALERTS"

@@ -133,6 +133,18 @@ pub struct ReportSpec {
     pub language: Option<ReportLanguage>,
 }
 
+impl FeedSpec {
+    /// `expect_file_by` as a time, when the report settings ask for a
+    /// `file.missing` alert (stored in `feeds.missing_alert_by`).
+    pub fn missing_alert_by(&self) -> Option<chrono::NaiveTime> {
+        let report = self.report.as_ref()?;
+        if report.to.is_empty() || !report.on.contains(&ReportOn::Missing) {
+            return None;
+        }
+        chrono::NaiveTime::parse_from_str(self.expect_file_by.as_deref()?, "%H:%M").ok()
+    }
+}
+
 fn default_report_on() -> Vec<ReportOn> {
     vec![ReportOn::Success, ReportOn::Warnings, ReportOn::Failure, ReportOn::Missing]
 }

@@ -536,37 +536,16 @@ pub async fn queue_alert(
 /// midnight; once per feed and day.
 pub async fn check_missing(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let mut queued = 0;
-    for feed in crate::store::feeds::list(pool).await? {
-        let Some(by) =
-            feed.spec.expect_file_by.as_deref().and_then(|b| chrono::NaiveTime::parse_from_str(b, "%H:%M").ok())
-        else {
-            continue;
-        };
-        if feed.paused {
-            continue;
-        }
-        let tenant = crate::store::tenants::find_by_id(pool, feed.tenant_id).await?;
-        let tz_name = feed.spec.schedule.timezone.clone().unwrap_or(tenant.timezone);
-        let Ok(tz) = tz_name.parse::<chrono_tz::Tz>() else { continue };
-        let local = now.with_timezone(&tz);
-        if local.time() < by {
-            continue;
-        }
-        let midnight = local.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists");
-        let Some(since) = midnight.and_local_timezone(tz).earliest() else { continue };
-        let taken: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM processed_files WHERE feed_id = $1 AND recorded_at >= $2")
-                .bind(feed.id)
-                .bind(since.with_timezone(&Utc))
-                .fetch_one(pool)
-                .await?;
-        if taken > 0 {
-            continue;
-        }
-        let detail =
-            format!("no file matching {:?} by {by} ({tz_name}) on {}", feed.spec.source.pattern, local.date_naive());
-        let scope = Some(local.date_naive().to_string());
-        if queue_alert(pool, feed.id, "file.missing", &detail, scope, now).await?.is_some() {
+    for late in crate::store::feeds::late(pool, now).await? {
+        let (pattern, by) = &late.pattern_by;
+        let detail = format!(
+            "no file matching {pattern:?} by {} ({}) on {}",
+            by.format("%H:%M:%S"),
+            late.timezone,
+            late.local_date
+        );
+        let scope = Some(late.local_date.to_string());
+        if queue_alert(pool, late.id, "file.missing", &detail, scope, now).await?.is_some() {
             queued += 1;
         }
     }

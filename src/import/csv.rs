@@ -18,6 +18,9 @@ const BATCH_BYTES: usize = 4 << 20;
 /// COPY data for the staging tables.
 pub struct Batch {
     pub rows: Vec<u8>,
+    /// With `Keys::Also`: each accepted row's line, e-mail and warnings
+    /// only, what a dry run needs to classify rows against an empty tenant.
+    pub keys: Vec<u8>,
     pub msgs: Vec<u8>,
     /// Rejected records as they were in the file (`run_rejects`).
     pub rejects: Vec<u8>,
@@ -47,6 +50,16 @@ pub struct ParseSummary {
     pub rejected: u64,
     /// With `on_invalid_row: abort`, the line of the first rejected record.
     pub aborted_at: Option<u64>,
+    /// Accepted rows whose e-mail may repeat an earlier one (`seen`): none,
+    /// and the file has no duplicates.
+    pub maybe_duplicates: u64,
+}
+
+/// Whether the parser also writes the narrow staging rows of `Batch::keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    No,
+    Also,
 }
 
 /// Parses `reader` (UTF-8) with the profile's format and mapping, calling
@@ -57,6 +70,7 @@ pub fn parse(
     reader: Box<dyn Read + Send>,
     profile: &Profile,
     ctx: RuleContext,
+    keys: Keys,
     mut emit: impl FnMut(Batch) -> bool,
     mut recycled: impl FnMut() -> Option<Batch>,
 ) -> Result<ParseSummary, FileFailure> {
@@ -105,9 +119,11 @@ pub fn parse(
 
     let mut scratch = Scratch::default();
     let mut rows = CopyBuf::with_capacity(1 << 20);
+    let mut narrow = CopyBuf::with_capacity(if keys == Keys::Also { 1 << 18 } else { 0 });
     let mut msgs = CopyBuf::with_capacity(1 << 16);
     let mut rejects = CopyBuf::with_capacity(1 << 16);
-    let mut summary = ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None };
+    let mut summary =
+        ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None, maybe_duplicates: 0 };
     while read(&mut rdr, &mut rec)? {
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         if rec.len() == 1 && rec[0].trim().is_empty() && width > 1 {
@@ -125,7 +141,8 @@ pub fn parse(
             plan.short_row(line, &rec, width, &mut msgs, &mut rejects);
             RowOutcome::Rejected
         } else {
-            plan.check(line, &rec, &mut scratch, &mut rows, &mut msgs, &mut rejects)
+            let narrow = (keys == Keys::Also).then_some(&mut narrow);
+            plan.check(line, &rec, &mut scratch, &mut rows, narrow, &mut msgs, &mut rejects)
         };
         if outcome == RowOutcome::Rejected {
             summary.rejected += 1;
@@ -139,29 +156,34 @@ pub fn parse(
             || msgs.bytes() >= BATCH_BYTES
             || rejects.bytes() >= BATCH_BYTES
         {
-            let (next_rows, next_msgs, next_rejects) = match recycled() {
-                Some(b) => (CopyBuf::reuse(b.rows), CopyBuf::reuse(b.msgs), CopyBuf::reuse(b.rejects)),
-                None => {
-                    (CopyBuf::with_capacity(1 << 20), CopyBuf::with_capacity(1 << 16), CopyBuf::with_capacity(1 << 16))
-                }
+            let next = recycled().unwrap_or_else(|| Batch {
+                rows: Vec::with_capacity(1 << 20),
+                keys: Vec::with_capacity(if keys == Keys::Also { 1 << 18 } else { 0 }),
+                msgs: Vec::with_capacity(1 << 16),
+                rejects: Vec::with_capacity(1 << 16),
+            });
+            let full = Batch {
+                rows: std::mem::replace(&mut rows, CopyBuf::reuse(next.rows)).into_inner(),
+                keys: std::mem::replace(&mut narrow, CopyBuf::reuse(next.keys)).into_inner(),
+                msgs: std::mem::replace(&mut msgs, CopyBuf::reuse(next.msgs)).into_inner(),
+                rejects: std::mem::replace(&mut rejects, CopyBuf::reuse(next.rejects)).into_inner(),
             };
-            let full = std::mem::replace(&mut rows, next_rows);
-            let full_msgs = std::mem::replace(&mut msgs, next_msgs);
-            let full_rejects = std::mem::replace(&mut rejects, next_rejects);
-            if !emit(Batch {
-                rows: full.into_inner(),
-                msgs: full_msgs.into_inner(),
-                rejects: full_rejects.into_inner(),
-            }) {
+            if !emit(full) {
                 return Err(FileFailure::new(Rule::FileNotText, Some(line), "the writer stopped"));
             }
         }
     }
     if (rows.rows() > 0 || msgs.rows() > 0 || rejects.rows() > 0)
-        && !emit(Batch { rows: rows.into_inner(), msgs: msgs.into_inner(), rejects: rejects.into_inner() })
+        && !emit(Batch {
+            rows: rows.into_inner(),
+            keys: narrow.into_inner(),
+            msgs: msgs.into_inner(),
+            rejects: rejects.into_inner(),
+        })
     {
         return Err(FileFailure::new(Rule::FileNotText, None, "the writer stopped"));
     }
     summary.mapping = mapping;
+    summary.maybe_duplicates = scratch.seen.flagged();
     Ok(summary)
 }

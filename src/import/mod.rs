@@ -6,6 +6,7 @@ pub mod csv;
 pub mod decode;
 pub mod mapping;
 pub mod rules;
+pub mod seen;
 pub mod validate;
 pub mod write;
 
@@ -128,6 +129,13 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         today: req.today,
         run_id,
     };
+    // A dry run writes nothing: it stages only what classifying needs, and
+    // the full rows only if the tenant already has some of the addresses.
+    let staging = if req.dry_run { write::Staging::Narrow } else { write::Staging::Full };
+    let keys = match staging {
+        write::Staging::Full => csv::Keys::No,
+        write::Staging::Narrow => csv::Keys::Also,
+    };
     let progress = req.progress.clone();
     let parse_path = req.path.clone();
     let encoding = facts.encoding;
@@ -139,18 +147,29 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         };
         let reader = decode::open_utf8(&parse_path, encoding, on_read)
             .map_err(|e| FileFailure::new(Rule::FileNotText, None, format!("cannot open the file: {e}")))?;
-        csv::parse(reader, &profile, ctx, |batch| sender.blocking_send(batch).is_ok(), || take_back.try_recv().ok())
+        csv::parse(
+            reader,
+            &profile,
+            ctx,
+            keys,
+            |batch| sender.blocking_send(batch).is_ok(),
+            || take_back.try_recv().ok(),
+        )
     });
     let phase = std::time::Instant::now();
     // One COPY for all staging rows, however many batches: every COPY
     // statement costs a round trip that Nagle's algorithm can stretch to
     // 40 ms (sqlx 0.9 does not set TCP_NODELAY). Messages and rejected lines
     // wait in temporary files and are COPYed after the rows.
-    let mut spill = write::Spill::new().context("cannot create the spill files")?;
-    let mut copy = write::begin_staging_copy(&mut tx).await.context("cannot start copying rows")?;
+    let mut spill = write::Spill::new(staging).context("cannot create the spill files")?;
+    let mut copy = write::begin_staging_copy(&mut tx, staging).await.context("cannot start copying rows")?;
     let mut copy_error = None;
     while let Some(batch) = receiver.recv().await {
-        if let Err(e) = copy.send(&batch.rows[..]).await {
+        let staged = match staging {
+            write::Staging::Full => &batch.rows[..],
+            write::Staging::Narrow => &batch.keys[..],
+        };
+        if let Err(e) = copy.send(staged).await {
             copy_error = Some(anyhow::Error::new(e).context("cannot copy rows into the staging table"));
             break;
         }
@@ -176,8 +195,14 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         }
     };
     copy.finish().await.context("cannot copy rows into the staging table")?;
-    spill.copy_into(&mut tx).await.context("cannot copy messages into the staging tables")?;
     write::analyze_staging(&mut tx).await.context("cannot analyze the staging table")?;
+    if staging == write::Staging::Narrow
+        && write::widen_staging(&mut tx, req.tenant.id, &mut spill).await.context("cannot stage the full rows")?
+    {
+        debug!("some addresses are known: full rows staged for the comparison");
+        write::analyze_staging(&mut tx).await.context("cannot analyze the staging table")?;
+    }
+    spill.copy_into(&mut tx).await.context("cannot copy messages into the staging tables")?;
     if let Some(p) = &req.progress {
         p.set_message("writing");
     }
@@ -204,7 +229,10 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         error =
             Some(format!("{}: line {line} was rejected and on_invalid_row is abort: nothing was imported", file.name));
     } else {
-        duplicates = write::reject_duplicates(&mut tx, &plan).await.context("cannot check duplicates")?;
+        // No row flagged by the parser's filter: no e-mail repeats.
+        if summary.maybe_duplicates > 0 {
+            duplicates = write::reject_duplicates(&mut tx, &plan).await.context("cannot check duplicates")?;
+        }
         if duplicates > 0 && abort_on_invalid {
             error = Some(format!(
                 "{}: {duplicates} duplicate lines and on_invalid_row is abort: nothing was imported",

@@ -62,11 +62,13 @@ fn warn_bit(field: Field) -> u8 {
     WARNINGS.iter().find(|(_, _, f)| *f == field).map(|(bit, _, _)| *bit).unwrap_or(0)
 }
 
-/// Buffers reused across rows so the hot loop does not allocate.
+/// Buffers reused across rows so the hot loop does not allocate, and the
+/// e-mails seen so far.
 #[derive(Default)]
 pub struct Scratch {
     errors: Vec<(Rule, usize, String)>,
     json: Vec<u8>,
+    pub seen: super::seen::Seen,
 }
 
 impl RowPlan {
@@ -112,6 +114,7 @@ impl RowPlan {
         rec: &csv::StringRecord,
         scratch: &mut Scratch,
         rows: &mut CopyBuf,
+        keys: Option<&mut CopyBuf>,
         msgs: &mut CopyBuf,
         rejects: &mut CopyBuf,
     ) -> RowOutcome {
@@ -294,7 +297,17 @@ impl RowPlan {
             self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str))),
         );
         rows.int(i64::from(warns));
+        let maybe_dup = scratch.seen.insert(email.as_str());
+        rows.bool(maybe_dup);
         rows.end_row();
+        // The narrow row: write::NARROW_STAGING_COLUMNS.
+        if let Some(keys) = keys {
+            keys.int(line as i64);
+            keys.text(email.as_str());
+            keys.int(i64::from(warns));
+            keys.bool(maybe_dup);
+            keys.end_row();
+        }
         RowOutcome::Accepted
     }
 

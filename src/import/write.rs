@@ -121,7 +121,10 @@ impl std::fmt::Write for Fmt<'_> {
 
 /// Columns of the staging table, in the order `validate` writes them.
 const STAGING_COLUMNS: &str = "line, email, language, display, civility, first_name, last_name, birthdate, structure, \
-     address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warns";
+     address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warns, maybe_dup";
+
+/// The narrow staging row of a dry run (`csv::Keys::Also`).
+const NARROW_STAGING_COLUMNS: &str = "line, email, warns, maybe_dup";
 
 const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, message";
 
@@ -133,7 +136,9 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
             postal_code text, town text, state text, country text, phone text, mobile text,
             criteria jsonb, consents jsonb, attributes jsonb,
             -- validate::WARNINGS bits: the corrections made to this row
-            warns smallint NOT NULL
+            warns smallint NOT NULL,
+            -- the e-mail may repeat an earlier line's (seen::Seen)
+            maybe_dup boolean NOT NULL
         ) ON COMMIT DROP;
         CREATE TEMP TABLE staging_messages (
             line bigint NOT NULL, column_name text, code text NOT NULL, severity text NOT NULL,
@@ -157,8 +162,47 @@ pub async fn analyze_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn begin_staging_copy(conn: &mut PgConnection) -> sqlx::Result<sqlx::postgres::PgCopyIn<&mut PgConnection>> {
-    conn.copy_in_raw(&format!("COPY staging ({STAGING_COLUMNS}) FROM STDIN")).await
+/// Which staging rows the COPY receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staging {
+    /// Every column: what the writes need.
+    Full,
+    /// Line, e-mail and warnings (a dry run): enough to find duplicates,
+    /// new contacts and warnings; the full rows wait in the spill and are
+    /// copied only if some e-mails are already known (see `widen_staging`).
+    Narrow,
+}
+
+/// Starts the COPY that receives every staging row of the import.
+pub async fn begin_staging_copy(
+    conn: &mut PgConnection,
+    staging: Staging,
+) -> sqlx::Result<sqlx::postgres::PgCopyIn<&mut PgConnection>> {
+    let columns = match staging {
+        Staging::Full => STAGING_COLUMNS,
+        Staging::Narrow => NARROW_STAGING_COLUMNS,
+    };
+    conn.copy_in_raw(&format!("COPY staging ({columns}) FROM STDIN")).await
+}
+
+/// After a narrow COPY: if some staged e-mails are already contacts of the
+/// tenant, their rows must be compared column by column (updated or
+/// unchanged), so the staging table is refilled with the full rows. Returns
+/// whether it was.
+pub async fn widen_staging(conn: &mut PgConnection, tenant_id: i64, spill: &mut Spill) -> anyhow::Result<bool> {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email)",
+    )
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !known {
+        return Ok(false);
+    }
+    sqlx::raw_sql("TRUNCATE staging").execute(&mut *conn).await?;
+    let sql = format!("COPY staging ({STAGING_COLUMNS}) FROM STDIN");
+    spill.copy_rows_into(conn, &sql).await?;
+    Ok(true)
 }
 
 /// Messages and rejected lines of the batches, kept in anonymous temporary
@@ -168,11 +212,17 @@ pub struct Spill {
     rejects: std::fs::File,
     msgs_bytes: u64,
     rejects_bytes: u64,
+    /// The full staging rows, kept only behind a narrow COPY.
+    rows: Option<std::fs::File>,
 }
 
 impl Spill {
-    pub fn new() -> std::io::Result<Spill> {
-        Ok(Spill { msgs: tempfile::tempfile()?, rejects: tempfile::tempfile()?, msgs_bytes: 0, rejects_bytes: 0 })
+    pub fn new(staging: Staging) -> std::io::Result<Spill> {
+        let rows = match staging {
+            Staging::Full => None,
+            Staging::Narrow => Some(tempfile::tempfile()?),
+        };
+        Ok(Spill { msgs: tempfile::tempfile()?, rejects: tempfile::tempfile()?, msgs_bytes: 0, rejects_bytes: 0, rows })
     }
 
     pub fn add(&mut self, batch: &super::csv::Batch) -> std::io::Result<()> {
@@ -181,6 +231,20 @@ impl Spill {
         self.rejects.write_all(&batch.rejects)?;
         self.msgs_bytes += batch.msgs.len() as u64;
         self.rejects_bytes += batch.rejects.len() as u64;
+        if let Some(rows) = &mut self.rows {
+            rows.write_all(&batch.rows)?;
+        }
+        Ok(())
+    }
+
+    async fn copy_rows_into(&mut self, conn: &mut PgConnection, sql: &str) -> anyhow::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let Some(rows) = self.rows.take() else { return Ok(()) };
+        let mut rows = rows;
+        rows.seek(SeekFrom::Start(0))?;
+        let mut copy = conn.copy_in_raw(sql).await?;
+        copy.read_from(tokio::fs::File::from_std(rows)).await?;
+        copy.finish().await?;
         Ok(())
     }
 
@@ -264,8 +328,10 @@ pub async fn reject_duplicates(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx
     let column = email_header(plan.mapping);
     let template = Rule::EmailDuplicateInFile.sentence(plan.lang, "{winner}", "{value}");
     let done = sqlx::query(AssertSqlSafe(format!(
-        "WITH dup AS (
-            SELECT email FROM staging GROUP BY email HAVING count(*) > 1
+        "WITH candidate AS (
+            SELECT DISTINCT email FROM staging WHERE maybe_dup
+        ), dup AS (
+            SELECT email FROM staging JOIN candidate USING (email) GROUP BY email HAVING count(*) > 1
         ), ranked AS (
             SELECT s.line, s.email,
                    row_number() OVER w AS rn, first_value(s.line) OVER w AS winner

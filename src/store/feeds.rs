@@ -71,9 +71,11 @@ pub async fn apply(
 ) -> sqlx::Result<Applied> {
     let body = serde_json::to_string(spec).expect("a feed spec serialises to JSON");
     let row = sqlx::query(
-        "INSERT INTO feeds (tenant_id, name, spec, next_run_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO feeds (tenant_id, name, spec, next_run_at, missing_alert_by, timezone)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (tenant_id, name) DO UPDATE
-            SET spec = excluded.spec, next_run_at = excluded.next_run_at, updated_at = now()
+            SET spec = excluded.spec, next_run_at = excluded.next_run_at, updated_at = now(),
+                missing_alert_by = excluded.missing_alert_by, timezone = excluded.timezone
             WHERE feeds.spec IS DISTINCT FROM excluded.spec
          RETURNING (xmax = 0) AS inserted",
     )
@@ -81,6 +83,8 @@ pub async fn apply(
     .bind(&spec.name)
     .bind(body)
     .bind(next_run_at)
+    .bind(spec.missing_alert_by())
+    .bind(spec.schedule.timezone.as_deref())
     .fetch_optional(pool)
     .await?;
     Ok(match row {
@@ -88,6 +92,48 @@ pub async fn apply(
         Some(r) if r.get::<bool, _>("inserted") => Applied::Created,
         Some(_) => Applied::Updated,
     })
+}
+
+/// A feed whose `expect_file_by` has passed today with no file taken since
+/// local midnight, and no `file.missing` alert queued for that day yet.
+pub struct LateFeed {
+    pub id: i64,
+    pub pattern_by: (String, chrono::NaiveTime),
+    pub timezone: String,
+    pub local_date: chrono::NaiveDate,
+}
+
+/// The late feeds, found by one query on the indexed `missing_alert_by`:
+/// its cost follows the feeds that expect a file, and is nil for the ones
+/// already alerted today.
+pub async fn late(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<LateFeed>> {
+    let rows = sqlx::query(
+        "SELECT f.id, f.spec, f.missing_alert_by, z.tz, (l.local)::date AS local_date
+         FROM feeds f JOIN tenants t ON t.id = f.tenant_id
+         CROSS JOIN LATERAL (SELECT coalesce(f.timezone, t.timezone) AS tz) z
+         CROSS JOIN LATERAL (SELECT $1::timestamptz AT TIME ZONE z.tz AS local) l
+         WHERE f.missing_alert_by IS NOT NULL AND NOT f.paused
+           AND l.local::time >= f.missing_alert_by
+           AND NOT EXISTS (SELECT 1 FROM processed_files p
+                           WHERE p.feed_id = f.id AND p.recorded_at >= date_trunc('day', l.local) AT TIME ZONE z.tz)
+           AND NOT EXISTS (SELECT 1 FROM notifications n
+                           WHERE n.dedupe_key = 'alert:' || f.id || ':file.missing:' || to_char(l.local, 'YYYY-MM-DD'))",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let spec: String = r.get("spec");
+        let pattern = serde_json::from_str::<FeedSpec>(&spec).map(|s| s.source.pattern).unwrap_or_default();
+        out.push(LateFeed {
+            id: r.get("id"),
+            pattern_by: (pattern, r.get("missing_alert_by")),
+            timezone: r.get("tz"),
+            local_date: r.get("local_date"),
+        });
+    }
+    Ok(out)
 }
 
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<FeedRow>> {

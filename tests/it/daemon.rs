@@ -202,3 +202,33 @@ async fn one_tenants_many_due_feeds_do_not_starve_another_tenants_feed() {
     let tenants: Vec<&str> = claimed.iter().map(|f| f.tenant.as_str()).collect();
     assert!(tenants.contains(&"small"), "the small tenant's feed is in the first claim: {tenants:?}");
 }
+
+#[tokio::test]
+async fn more_due_feeds_than_workers_are_claimed_as_workers_free_up_not_one_batch_per_tick() {
+    let (app, _drop) = app_with_feed("").await;
+    for f in 0..12 {
+        let folder = app.dir.path().join(format!("drop{f}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let out = app.apply_feed(&feed_yaml(&format!("feed-{f}"), &folder, ""));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    sqlx::query("UPDATE feeds SET next_run_at = now() - interval '1 second'").execute(&app.pool).await.unwrap();
+    // Two workers and a tick every 30 s: 13 due feeds would take 7 ticks
+    // (3 minutes) if each tick claimed one batch and then slept.
+    let mut daemon = app.daemon(Arc::new(SystemClock), "d1");
+    daemon.scheduler.tick_ms = 30_000;
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(daemon.run(stop.clone().cancelled_owned()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut polled = 0;
+    while std::time::Instant::now() < deadline {
+        polled = app.scalar("SELECT count(*) FROM feeds WHERE last_run_at IS NOT NULL").await;
+        if polled == 13 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(polled, 13, "every due feed polled within 20 s");
+}

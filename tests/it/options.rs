@@ -25,6 +25,24 @@ async fn a_dry_run_reports_the_real_counts_and_writes_no_contact() {
 }
 
 #[tokio::test]
+async fn a_dry_run_for_a_tenant_without_contacts_finds_the_same_duplicates_and_warnings_as_the_import() {
+    let app = spawn_app().await;
+    // Staged narrow (no address is known yet): duplicates, warnings and
+    // rejections must come out as the real import's.
+    let csv = "email;civility;display\na@x.ch;MR;A\nb@x.ch;;B\n A@X.ch;MRS;\nc@x.ch;DR;C\nd@x.ch;MISS;\n";
+    let path = app.write("dups.csv", csv);
+    let dry = app.import_with(&path, &Default::default(), Opts { dry_run: true, ..Opts::default() }).await;
+    assert_eq!(app.contact_count().await, 0);
+    let real = app.import(&path, &Default::default()).await;
+    assert_eq!(dry.counts, real.counts);
+    assert_eq!(dry.by_code, real.by_code);
+    let shown = |r: &dropfeed::report::Report| r.messages.iter().map(|m| (m.line, m.code.clone())).collect::<Vec<_>>();
+    assert_eq!(shown(&dry), shown(&real));
+    assert_eq!(real.by_code.get("email.duplicate_in_file"), Some(&1));
+    assert_eq!((real.counts.inserted, real.counts.rejected), (3, 2));
+}
+
+#[tokio::test]
 async fn above_the_invalid_ratio_nothing_is_written_and_the_run_is_aborted() {
     let app = spawn_app().await;
     let report = app.import(&app.write("mixed.csv", MIXED), &profile("max_invalid_ratio: 0.2\nlists: [news]\n")).await;
