@@ -7,7 +7,7 @@ use crate::profile::Profile;
 
 use super::mapping::{self, Mapping};
 use super::rules::Rule;
-use super::validate::{RowOutcome, RowPlan, RuleContext, Scratch};
+use super::validate::{RowOutcome, RowPlan, RuleContext, Scratch, Sinks};
 use super::write::CopyBuf;
 
 /// Rows per batch sent to PostgreSQL: large enough that per-COPY overhead
@@ -141,8 +141,13 @@ pub fn parse(
             plan.short_row(line, &rec, width, &mut msgs, &mut rejects);
             RowOutcome::Rejected
         } else {
-            let narrow = (keys == Keys::Also).then_some(&mut narrow);
-            plan.check(line, &rec, &mut scratch, &mut rows, narrow, &mut msgs, &mut rejects)
+            let sinks = Sinks {
+                rows: &mut rows,
+                keys: (keys == Keys::Also).then_some(&mut narrow),
+                msgs: &mut msgs,
+                rejects: &mut rejects,
+            };
+            plan.check(line, &rec, &mut scratch, sinks)
         };
         if outcome == RowOutcome::Rejected {
             summary.rejected += 1;

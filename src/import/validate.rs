@@ -62,6 +62,15 @@ fn warn_bit(field: Field) -> u8 {
     WARNINGS.iter().find(|(_, _, f)| *f == field).map(|(bit, _, _)| *bit).unwrap_or(0)
 }
 
+/// Where a checked row goes: its staging row (and the narrow one when a dry
+/// run asks for it), or its messages and the rejected line.
+pub struct Sinks<'a> {
+    pub rows: &'a mut CopyBuf,
+    pub keys: Option<&'a mut CopyBuf>,
+    pub msgs: &'a mut CopyBuf,
+    pub rejects: &'a mut CopyBuf,
+}
+
 /// Buffers reused across rows so the hot loop does not allocate, and the
 /// e-mails seen so far.
 #[derive(Default)]
@@ -108,16 +117,8 @@ impl RowPlan {
 
     /// Checks one record (`line` is its first line in the file) and writes
     /// either a staging row to `rows` or its messages to `msgs`.
-    pub fn check(
-        &self,
-        line: u64,
-        rec: &csv::StringRecord,
-        scratch: &mut Scratch,
-        rows: &mut CopyBuf,
-        keys: Option<&mut CopyBuf>,
-        msgs: &mut CopyBuf,
-        rejects: &mut CopyBuf,
-    ) -> RowOutcome {
+    pub fn check(&self, line: u64, rec: &csv::StringRecord, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
+        let Sinks { rows, keys, msgs, rejects } = out;
         scratch.errors.clear();
         let mut warns = 0u8;
         let col = |f: Field| self.fields[f.index()].unwrap_or(0);
