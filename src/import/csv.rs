@@ -8,7 +8,7 @@ use crate::profile::Profile;
 use super::mapping::{self, Mapping};
 use super::rules::Rule;
 use super::validate::{RowOutcome, RowPlan, RuleContext, Scratch, Sinks};
-use super::write::CopyBuf;
+use super::write::{CopyBuf, Staging};
 
 /// Rows per batch sent to PostgreSQL: large enough that per-COPY overhead
 /// vanishes, small enough that memory stays flat (a few MiB per batch).
@@ -17,10 +17,8 @@ const BATCH_BYTES: usize = 4 << 20;
 
 /// COPY data for the staging tables.
 pub struct Batch {
+    /// Staging rows, full or narrow as `parse` was asked.
     pub rows: Vec<u8>,
-    /// With `Keys::Also`: each accepted row's line, e-mail and warnings
-    /// only, what a dry run needs to classify rows against an empty tenant.
-    pub keys: Vec<u8>,
     pub msgs: Vec<u8>,
     /// Rejected records as they were in the file (`run_rejects`).
     pub rejects: Vec<u8>,
@@ -55,13 +53,6 @@ pub struct ParseSummary {
     pub maybe_duplicates: u64,
 }
 
-/// Whether the parser also writes the narrow staging rows of `Batch::keys`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keys {
-    No,
-    Also,
-}
-
 /// Parses `reader` (UTF-8) with the profile's format and mapping, calling
 /// `emit` for each batch; `emit` returns false when the writer has gone away.
 /// `recycled` hands back buffers the writer is done with, so memory stays at
@@ -70,7 +61,7 @@ pub fn parse(
     reader: Box<dyn Read + Send>,
     profile: &Profile,
     ctx: RuleContext,
-    keys: Keys,
+    staging: Staging,
     mut emit: impl FnMut(Batch) -> bool,
     mut recycled: impl FnMut() -> Option<Batch>,
 ) -> Result<ParseSummary, FileFailure> {
@@ -114,12 +105,11 @@ pub fn parse(
     let mapping =
         mapping::resolve(headers.clone(), profile).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;
     let width = mapping.width;
-    let plan = RowPlan::new(&mapping, profile, ctx);
+    let plan = RowPlan::new(&mapping, profile, ctx, staging);
     let abort_on_invalid = profile.on_invalid_row == crate::profile::OnInvalidRow::Abort;
 
     let mut scratch = Scratch::default();
     let mut rows = CopyBuf::with_capacity(1 << 20);
-    let mut narrow = CopyBuf::with_capacity(if keys == Keys::Also { 1 << 18 } else { 0 });
     let mut msgs = CopyBuf::with_capacity(1 << 16);
     let mut rejects = CopyBuf::with_capacity(1 << 16);
     let mut summary =
@@ -141,12 +131,7 @@ pub fn parse(
             plan.short_row(line, &rec, width, &mut msgs, &mut rejects);
             RowOutcome::Rejected
         } else {
-            let sinks = Sinks {
-                rows: &mut rows,
-                keys: (keys == Keys::Also).then_some(&mut narrow),
-                msgs: &mut msgs,
-                rejects: &mut rejects,
-            };
+            let sinks = Sinks { rows: &mut rows, msgs: &mut msgs, rejects: &mut rejects };
             plan.check(line, &rec, &mut scratch, sinks)
         };
         if outcome == RowOutcome::Rejected {
@@ -163,13 +148,11 @@ pub fn parse(
         {
             let next = recycled().unwrap_or_else(|| Batch {
                 rows: Vec::with_capacity(1 << 20),
-                keys: Vec::with_capacity(if keys == Keys::Also { 1 << 18 } else { 0 }),
                 msgs: Vec::with_capacity(1 << 16),
                 rejects: Vec::with_capacity(1 << 16),
             });
             let full = Batch {
                 rows: std::mem::replace(&mut rows, CopyBuf::reuse(next.rows)).into_inner(),
-                keys: std::mem::replace(&mut narrow, CopyBuf::reuse(next.keys)).into_inner(),
                 msgs: std::mem::replace(&mut msgs, CopyBuf::reuse(next.msgs)).into_inner(),
                 rejects: std::mem::replace(&mut rejects, CopyBuf::reuse(next.rejects)).into_inner(),
             };
@@ -179,12 +162,7 @@ pub fn parse(
         }
     }
     if (rows.rows() > 0 || msgs.rows() > 0 || rejects.rows() > 0)
-        && !emit(Batch {
-            rows: rows.into_inner(),
-            keys: narrow.into_inner(),
-            msgs: msgs.into_inner(),
-            rejects: rejects.into_inner(),
-        })
+        && !emit(Batch { rows: rows.into_inner(), msgs: msgs.into_inner(), rejects: rejects.into_inner() })
     {
         return Err(FileFailure::new(Rule::FileNotText, None, "the writer stopped"));
     }

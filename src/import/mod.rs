@@ -117,11 +117,6 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     runs::insert(&mut tx, &new_run, Status::Running).await.context("cannot record the run")?;
     write::create_staging(&mut tx).await.context("cannot create the staging tables")?;
 
-    // Parse on a blocking thread while this task COPYs the previous batch:
-    // parsing uses one core, PostgreSQL the other.
-    let (sender, mut receiver) = mpsc::channel::<Batch>(2);
-    let (give_back, mut take_back) = mpsc::channel::<Batch>(2);
-    let profile = req.profile.clone();
     let ctx = RuleContext {
         lang: req.tenant.language,
         default_language: req.tenant.language.contact_code().to_owned(),
@@ -132,73 +127,24 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     // A dry run writes nothing: it stages only what classifying needs, and
     // the full rows only if the tenant already has some of the addresses.
     let staging = if req.dry_run { write::Staging::Narrow } else { write::Staging::Full };
-    let keys = match staging {
-        write::Staging::Full => csv::Keys::No,
-        write::Staging::Narrow => csv::Keys::Also,
-    };
-    let progress = req.progress.clone();
-    let parse_path = req.path.clone();
-    let encoding = facts.encoding;
-    let parser = tokio::task::spawn_blocking(move || {
-        let on_read = move |n: usize| {
-            if let Some(p) = &progress {
-                p.inc(n as u64);
-            }
-        };
-        let reader = decode::open_utf8(&parse_path, encoding, on_read)
-            .map_err(|e| FileFailure::new(Rule::FileNotText, None, format!("cannot open the file: {e}")))?;
-        csv::parse(
-            reader,
-            &profile,
-            ctx,
-            keys,
-            |batch| sender.blocking_send(batch).is_ok(),
-            || take_back.try_recv().ok(),
-        )
-    });
     let phase = std::time::Instant::now();
-    // One COPY for all staging rows, however many batches: every COPY
-    // statement costs a round trip that Nagle's algorithm can stretch to
-    // 40 ms (sqlx 0.9 does not set TCP_NODELAY). Messages and rejected lines
-    // wait in temporary files and are COPYed after the rows.
-    let mut spill = write::Spill::new(staging).context("cannot create the spill files")?;
-    let mut copy = write::begin_staging_copy(&mut tx, staging).await.context("cannot start copying rows")?;
-    let mut copy_error = None;
-    while let Some(batch) = receiver.recv().await {
-        let staged = match staging {
-            write::Staging::Full => &batch.rows[..],
-            write::Staging::Narrow => &batch.keys[..],
-        };
-        if let Err(e) = copy.send(staged).await {
-            copy_error = Some(anyhow::Error::new(e).context("cannot copy rows into the staging table"));
-            break;
-        }
-        if let Err(e) = spill.add(&batch) {
-            copy_error = Some(anyhow::Error::new(e).context("cannot write the spill files"));
-            break;
-        }
-        // The parser reuses the buffers; if it has enough, they are dropped.
-        let _ = give_back.try_send(batch);
-    }
-    if let Some(e) = copy_error {
-        drop(receiver);
-        let _ = copy.abort("dropfeed stopped the copy").await;
-        let _ = parser.await;
-        return Err(e);
-    }
-    let summary = match parser.await.context("the parser panicked")? {
-        Ok(summary) => summary,
+    let staged = stage(&mut tx, &req, facts.encoding, ctx.clone(), staging, req.progress.clone()).await?;
+    let (summary, spill) = match staged {
+        Ok(staged) => staged,
         Err(failure) => {
-            let _ = copy.abort("the file was refused").await;
             tx.rollback().await.ok();
             return record_failure(pool, &new_run, &req, failure).await;
         }
     };
-    copy.finish().await.context("cannot copy rows into the staging table")?;
     write::analyze_staging(&mut tx).await.context("cannot analyze the staging table")?;
-    if staging == write::Staging::Narrow
-        && write::widen_staging(&mut tx, req.tenant.id, &mut spill).await.context("cannot stage the full rows")?
-    {
+    if staging == write::Staging::Narrow && write::known_addresses(&mut tx, req.tenant.id).await? {
+        // Parsed again, in full: messages of this pass are the same and dropped.
+        write::truncate_staging(&mut tx).await?;
+        let again = stage(&mut tx, &req, facts.encoding, ctx, write::Staging::Full, None).await?;
+        match again {
+            Ok((full, _)) if (full.rows, full.rejected) == (summary.rows, summary.rejected) => {}
+            _ => anyhow::bail!("{}: the file changed during the dry run", req.file_name),
+        }
         debug!("some addresses are known: full rows staged for the comparison");
         write::analyze_staging(&mut tx).await.context("cannot analyze the staging table")?;
     }
@@ -206,7 +152,12 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     if let Some(p) = &req.progress {
         p.set_message("writing");
     }
-    debug!(rows = summary.rows, elapsed_ms = phase.elapsed().as_millis() as u64, "parsed and staged");
+    debug!(
+        rows = summary.rows,
+        maybe_duplicates = summary.maybe_duplicates,
+        elapsed_ms = phase.elapsed().as_millis() as u64,
+        "parsed and staged"
+    );
     let phase = std::time::Instant::now();
 
     let mapping = &summary.mapping;
@@ -351,6 +302,76 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         "import finished"
     );
     Ok(run_id)
+}
+
+/// Parses and validates the file on a blocking thread while this task COPYs
+/// each batch into `staging` (parsing uses one core, PostgreSQL the other);
+/// messages and rejected lines wait in the returned spill files. A file that
+/// cannot be imported at all is the inner `Err`, the COPY aborted.
+async fn stage(
+    tx: &mut sqlx::PgConnection,
+    req: &Request,
+    encoding: decode::Resolved,
+    ctx: RuleContext,
+    staging: write::Staging,
+    progress: Option<ProgressBar>,
+) -> anyhow::Result<Result<(csv::ParseSummary, write::Spill), FileFailure>> {
+    let (sender, mut receiver) = mpsc::channel::<Batch>(2);
+    let (give_back, mut take_back) = mpsc::channel::<Batch>(2);
+    let profile = req.profile.clone();
+    let parse_path = req.path.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        let on_read = move |n: usize| {
+            if let Some(p) = &progress {
+                p.inc(n as u64);
+            }
+        };
+        let reader = decode::open_utf8(&parse_path, encoding, on_read)
+            .map_err(|e| FileFailure::new(Rule::FileNotText, None, format!("cannot open the file: {e}")))?;
+        csv::parse(
+            reader,
+            &profile,
+            ctx,
+            staging,
+            |batch| sender.blocking_send(batch).is_ok(),
+            || take_back.try_recv().ok(),
+        )
+    });
+    // One COPY for all staging rows, however many batches: every COPY
+    // statement costs a round trip that Nagle's algorithm can stretch to
+    // 40 ms (sqlx 0.9 does not set TCP_NODELAY). Messages and rejected lines
+    // wait in temporary files and are COPYed after the rows.
+    let mut spill = write::Spill::new().context("cannot create the spill files")?;
+    let mut copy = write::begin_staging_copy(&mut *tx, staging).await.context("cannot start copying rows")?;
+    let mut copy_error = None;
+    while let Some(batch) = receiver.recv().await {
+        if let Err(e) = copy.send(&batch.rows[..]).await {
+            copy_error = Some(anyhow::Error::new(e).context("cannot copy rows into the staging table"));
+            break;
+        }
+        if let Err(e) = spill.add(&batch) {
+            copy_error = Some(anyhow::Error::new(e).context("cannot write the spill files"));
+            break;
+        }
+        // The parser reuses the buffers; if it has enough, they are dropped.
+        let _ = give_back.try_send(batch);
+    }
+    if let Some(e) = copy_error {
+        drop(receiver);
+        let _ = copy.abort("dropfeed stopped the copy").await;
+        let _ = parser.await;
+        return Err(e);
+    }
+    match parser.await.context("the parser panicked")? {
+        Ok(summary) => {
+            copy.finish().await.context("cannot copy rows into the staging table")?;
+            Ok(Ok((summary, spill)))
+        }
+        Err(failure) => {
+            let _ = copy.abort("the file was refused").await;
+            Ok(Err(failure))
+        }
+    }
 }
 
 fn columns_report(mapping: &mapping::Mapping) -> Columns {

@@ -4,23 +4,25 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-/// 2^26 bits (8 MiB) whatever the file's size, so memory stays flat: with
-/// three probes, about 100 rows of a 1M-row file are flagged wrongly, about
-/// 1% of a 5M-row file. A flag is only a hint: SQL decides, so a wrong flag
-/// costs a little time and a missed duplicate cannot happen (a Bloom filter
-/// has no false negatives).
-const BITS_LOG2: u32 = 26;
-const PROBES: u64 = 3;
+/// 2^17 blocks of 512 bits (8 MiB) whatever the file's size, so memory
+/// stays flat. Each e-mail sets three bits within one block, a cache line
+/// (a "blocked" Bloom filter: one cache miss per row instead of three).
+/// About 150 rows of a 1M-row file are flagged wrongly, about 2% of a
+/// 5M-row file's. A flag is only a hint: SQL decides, so a wrong flag costs
+/// a little time and a missed duplicate cannot happen (a Bloom filter has no
+/// false negatives).
+const BLOCKS_LOG2: u32 = 17;
+const PROBES: u32 = 3;
 
 pub struct Seen {
-    bits: Vec<u64>,
+    blocks: Vec<[u64; 8]>,
     hasher: std::hash::BuildHasherDefault<std::hash::DefaultHasher>,
     flagged: u64,
 }
 
 impl Default for Seen {
     fn default() -> Self {
-        Seen { bits: vec![0; 1 << (BITS_LOG2 - 6)], hasher: Default::default(), flagged: 0 }
+        Seen { blocks: vec![[0; 8]; 1 << BLOCKS_LOG2], hasher: Default::default(), flagged: 0 }
     }
 }
 
@@ -30,16 +32,17 @@ impl Seen {
         let mut h = self.hasher.build_hasher();
         h.write(email.as_bytes());
         let hash = h.finish();
-        // Double hashing: probe i is h1 + i * h2 (Kirsch and Mitzenmacher).
-        let (h1, h2) = (hash, hash.rotate_left(32) | 1);
-        let mask = (1u64 << BITS_LOG2) - 1;
+        let block = &mut self.blocks[(hash & ((1 << BLOCKS_LOG2) - 1)) as usize];
+        // The bits above the block index: three 9-bit positions in the block.
+        let mut rest = hash >> BLOCKS_LOG2;
         let mut present = true;
-        for i in 0..PROBES {
-            let bit = h1.wrapping_add(i.wrapping_mul(h2)) & mask;
-            let (word, offset) = ((bit >> 6) as usize, bit & 63);
-            if self.bits[word] & (1 << offset) == 0 {
+        for _ in 0..PROBES {
+            let bit = (rest & 511) as usize;
+            rest >>= 9;
+            let (word, mask) = (bit >> 6, 1u64 << (bit & 63));
+            if block[word] & mask == 0 {
                 present = false;
-                self.bits[word] |= 1 << offset;
+                block[word] |= mask;
             }
         }
         self.flagged += u64::from(present);

@@ -11,7 +11,7 @@ use crate::profile::{EmptyCells, Field, Profile, Target};
 
 use super::mapping::Mapping;
 use super::rules::{Rule, excerpt};
-use super::write::CopyBuf;
+use super::write::{CopyBuf, Staging};
 
 /// The compiled form of a mapping: column indexes per target, ready for the
 /// per-row loop.
@@ -27,9 +27,11 @@ pub struct RowPlan {
     today: NaiveDate,
     /// The run's id as text, written with each kept rejected line.
     run_id: String,
+    staging: Staging,
 }
 
 /// Tenant-level facts the rules need.
+#[derive(Clone)]
 pub struct RuleContext {
     pub lang: ReportLanguage,
     pub default_language: String,
@@ -62,11 +64,10 @@ fn warn_bit(field: Field) -> u8 {
     WARNINGS.iter().find(|(_, _, f)| *f == field).map(|(bit, _, _)| *bit).unwrap_or(0)
 }
 
-/// Where a checked row goes: its staging row (and the narrow one when a dry
-/// run asks for it), or its messages and the rejected line.
+/// Where a checked row goes: its staging row, or its messages and the
+/// rejected line.
 pub struct Sinks<'a> {
     pub rows: &'a mut CopyBuf,
-    pub keys: Option<&'a mut CopyBuf>,
     pub msgs: &'a mut CopyBuf,
     pub rejects: &'a mut CopyBuf,
 }
@@ -81,7 +82,7 @@ pub struct Scratch {
 }
 
 impl RowPlan {
-    pub fn new(mapping: &Mapping, profile: &Profile, ctx: RuleContext) -> RowPlan {
+    pub fn new(mapping: &Mapping, profile: &Profile, ctx: RuleContext, staging: Staging) -> RowPlan {
         let mut fields = [None; 15];
         let mut criteria = Vec::new();
         let mut consents = Vec::new();
@@ -108,6 +109,7 @@ impl RowPlan {
             extra_languages: ctx.extra_languages,
             today: ctx.today,
             run_id: ctx.run_id.to_string(),
+            staging,
         }
     }
 
@@ -118,7 +120,7 @@ impl RowPlan {
     /// Checks one record (`line` is its first line in the file) and writes
     /// either a staging row to `rows` or its messages to `msgs`.
     pub fn check(&self, line: u64, rec: &csv::StringRecord, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
-        let Sinks { rows, keys, msgs, rejects } = out;
+        let Sinks { rows, msgs, rejects } = out;
         scratch.errors.clear();
         let mut warns = 0u8;
         let col = |f: Field| self.fields[f.index()].unwrap_or(0);
@@ -256,8 +258,18 @@ impl RowPlan {
             self.reject(rejects, line, rec, &reason);
             return RowOutcome::Rejected;
         }
-        // Staging row; column order matches write::STAGING_COLUMNS.
         let email = email.expect("checked above");
+        let maybe_dup = scratch.seen.insert(email.as_str());
+        if self.staging == Staging::Narrow {
+            // write::NARROW_STAGING_COLUMNS
+            rows.int(line as i64);
+            rows.text(email.as_str());
+            rows.int(i64::from(warns));
+            rows.bool(maybe_dup);
+            rows.end_row();
+            return RowOutcome::Accepted;
+        }
+        // Staging row; column order matches write::STAGING_COLUMNS.
         rows.int(line as i64);
         rows.text(email.as_str());
         rows.opt(language);
@@ -298,17 +310,8 @@ impl RowPlan {
             self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str))),
         );
         rows.int(i64::from(warns));
-        let maybe_dup = scratch.seen.insert(email.as_str());
         rows.bool(maybe_dup);
         rows.end_row();
-        // The narrow row: write::NARROW_STAGING_COLUMNS.
-        if let Some(keys) = keys {
-            keys.int(line as i64);
-            keys.text(email.as_str());
-            keys.int(i64::from(warns));
-            keys.bool(maybe_dup);
-            keys.end_row();
-        }
         RowOutcome::Accepted
     }
 

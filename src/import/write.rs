@@ -123,7 +123,7 @@ impl std::fmt::Write for Fmt<'_> {
 const STAGING_COLUMNS: &str = "line, email, language, display, civility, first_name, last_name, birthdate, structure, \
      address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warns, maybe_dup";
 
-/// The narrow staging row of a dry run (`csv::Keys::Also`).
+/// The narrow staging row of a dry run (`Staging::Narrow`).
 const NARROW_STAGING_COLUMNS: &str = "line, email, warns, maybe_dup";
 
 const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, message";
@@ -168,8 +168,8 @@ pub enum Staging {
     /// Every column: what the writes need.
     Full,
     /// Line, e-mail and warnings (a dry run): enough to find duplicates,
-    /// new contacts and warnings; the full rows wait in the spill and are
-    /// copied only if some e-mails are already known (see `widen_staging`).
+    /// new contacts and warnings; the file is staged again in full only if
+    /// some e-mails are already known (see `known_addresses`).
     Narrow,
 }
 
@@ -185,24 +185,21 @@ pub async fn begin_staging_copy(
     conn.copy_in_raw(&format!("COPY staging ({columns}) FROM STDIN")).await
 }
 
-/// After a narrow COPY: if some staged e-mails are already contacts of the
-/// tenant, their rows must be compared column by column (updated or
-/// unchanged), so the staging table is refilled with the full rows. Returns
-/// whether it was.
-pub async fn widen_staging(conn: &mut PgConnection, tenant_id: i64, spill: &mut Spill) -> anyhow::Result<bool> {
-    let known: bool = sqlx::query_scalar(
+/// Whether some staged e-mails are already contacts of the tenant: after a
+/// narrow COPY, their rows must then be staged in full to be compared column
+/// by column (updated or unchanged).
+pub async fn known_addresses(conn: &mut PgConnection, tenant_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email)",
     )
     .bind(tenant_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !known {
-        return Ok(false);
-    }
-    sqlx::raw_sql("TRUNCATE staging").execute(&mut *conn).await?;
-    let sql = format!("COPY staging ({STAGING_COLUMNS}) FROM STDIN");
-    spill.copy_rows_into(conn, &sql).await?;
-    Ok(true)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn truncate_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::raw_sql("TRUNCATE staging").execute(conn).await?;
+    Ok(())
 }
 
 /// Messages and rejected lines of the batches, kept in anonymous temporary
@@ -212,17 +209,11 @@ pub struct Spill {
     rejects: std::fs::File,
     msgs_bytes: u64,
     rejects_bytes: u64,
-    /// The full staging rows, kept only behind a narrow COPY.
-    rows: Option<std::fs::File>,
 }
 
 impl Spill {
-    pub fn new(staging: Staging) -> std::io::Result<Spill> {
-        let rows = match staging {
-            Staging::Full => None,
-            Staging::Narrow => Some(tempfile::tempfile()?),
-        };
-        Ok(Spill { msgs: tempfile::tempfile()?, rejects: tempfile::tempfile()?, msgs_bytes: 0, rejects_bytes: 0, rows })
+    pub fn new() -> std::io::Result<Spill> {
+        Ok(Spill { msgs: tempfile::tempfile()?, rejects: tempfile::tempfile()?, msgs_bytes: 0, rejects_bytes: 0 })
     }
 
     pub fn add(&mut self, batch: &super::csv::Batch) -> std::io::Result<()> {
@@ -231,20 +222,6 @@ impl Spill {
         self.rejects.write_all(&batch.rejects)?;
         self.msgs_bytes += batch.msgs.len() as u64;
         self.rejects_bytes += batch.rejects.len() as u64;
-        if let Some(rows) = &mut self.rows {
-            rows.write_all(&batch.rows)?;
-        }
-        Ok(())
-    }
-
-    async fn copy_rows_into(&mut self, conn: &mut PgConnection, sql: &str) -> anyhow::Result<()> {
-        use std::io::{Seek, SeekFrom};
-        let Some(rows) = self.rows.take() else { return Ok(()) };
-        let mut rows = rows;
-        rows.seek(SeekFrom::Start(0))?;
-        let mut copy = conn.copy_in_raw(sql).await?;
-        copy.read_from(tokio::fs::File::from_std(rows)).await?;
-        copy.finish().await?;
         Ok(())
     }
 
