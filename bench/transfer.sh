@@ -7,11 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ONE_WAY_MS=${ONE_WAY_MS:-10}
-run() { cargo test --release --locked --test it "$1" -- --ignored --nocapture --test-threads 1 2>&1 | grep -E "MB/s|proxy|panicked|FAILED" || true; }
+SFTP=sftp::sftp_fetch_throughput_is_close_to_openssh
+FTP=ftp::ftp_fetch_throughput_compared_with_curl
+run() { cargo test --release --locked --test it "$1" -- --exact --ignored --nocapture 2>&1 | grep -E "MB/s|proxy|panicked|FAILED" || true; }
 echo "== loopback"
-run sftp_fetch_throughput
-run ftp_fetch_throughput
+run $SFTP
+run $FTP
 echo "== ${ONE_WAY_MS} ms each way ($((2 * ONE_WAY_MS)) ms round trip)"
 export BENCH_ONE_WAY_MS=$ONE_WAY_MS
-run sftp_fetch_throughput
-run ftp_fetch_throughput
+run $SFTP
+run $FTP
