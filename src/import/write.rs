@@ -370,6 +370,72 @@ fn assignments(plan: &Plan<'_>) -> Vec<(&'static str, String)> {
     out
 }
 
+/// The value a base field takes on a new contact.
+fn inserted(field: Field) -> String {
+    let f = field.name();
+    match field {
+        Field::FirstName | Field::LastName => format!("coalesce(s.{f}, '-')"),
+        Field::Civility => format!("coalesce(s.{f}, 'UNDEFINED')"),
+        Field::Language => format!("coalesce(s.{f}, $2)"),
+        _ => format!("s.{f}"),
+    }
+}
+
+/// The update of the lines classified `u`, as an `INSERT … ON CONFLICT DO
+/// UPDATE` in which every line conflicts, with the merge of `assignments`;
+/// `None` when the file maps nothing an update could change. PostgreSQL
+/// checks NOT NULL on the proposed row before it looks for the conflict, so
+/// with `empty_cells: keep` an empty cell of a NOT NULL column travels as
+/// `''` (staging never holds an empty string) and keeps the stored value.
+/// Consents and attributes keep their nulls, which erase keys in the merge.
+fn update_sql(plan: &Plan<'_>) -> Option<String> {
+    let clear = plan.empty_cells == EmptyCells::Clear;
+    let mut proposed = Vec::new();
+    let mut sets = Vec::new();
+    for field in Field::ALL.iter().copied().filter(|f| *f != Field::Email) {
+        let f = field.name();
+        let not_null = matches!(field, Field::Language | Field::Civility | Field::FirstName | Field::LastName);
+        let mapped = plan.mapping.maps(field);
+        if mapped && !clear && not_null {
+            proposed.push(format!("coalesce(s.{f}, '')"));
+            sets.push(format!("{f} = coalesce(nullif(excluded.{f}, ''), contacts.{f})"));
+        } else {
+            proposed.push(inserted(field));
+            if mapped {
+                sets.push(if clear {
+                    format!("{f} = excluded.{f}")
+                } else {
+                    format!("{f} = coalesce(excluded.{f}, contacts.{f})")
+                });
+            }
+        }
+    }
+    let has = |pred: fn(&Target) -> bool| plan.mapping.mapped.iter().any(|m| pred(&m.target));
+    if has(|t| matches!(t, Target::Criteria(_))) {
+        sets.push("criteria = contacts.criteria || excluded.criteria".into());
+    }
+    if has(|t| matches!(t, Target::Consent(_))) {
+        sets.push("consents = jsonb_strip_nulls(contacts.consents || excluded.consents)".into());
+    }
+    if has(|t| matches!(t, Target::Attribute(_))) {
+        sets.push("attributes = jsonb_strip_nulls(contacts.attributes || excluded.attributes)".into());
+    }
+    if sets.is_empty() {
+        return None;
+    }
+    let columns: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| f.name()).collect();
+    Some(format!(
+        "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run)
+         SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), coalesce(s.consents, '{{}}'),
+                coalesce(s.attributes, '{{}}'), $3, $3
+         FROM staging s JOIN classified k USING (line) WHERE k.outcome = 'u'
+         ON CONFLICT (tenant_id, email) DO UPDATE SET {}, updated_by_run = excluded.updated_by_run, updated_at = now()",
+        columns.join(", "),
+        proposed.join(", "),
+        sets.join(", ")
+    ))
+}
+
 /// Decides, for every staged line, what the import does with it:
 /// `i` insert, `u` update, `n` unchanged, `e` skipped (exists), `x` skipped (new).
 pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<()> {
@@ -481,17 +547,18 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
     // New contacts and, in the same statement, their memberships: the ids
     // come from RETURNING, so no second join on e-mail is needed, and no
     // conflict is possible on memberships of contacts that did not exist.
-    let insert =
-        "INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate,
-            structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes,
-            created_by_run, updated_by_run)
-         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'),
-            coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address,
-            s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'),
-            jsonb_strip_nulls(coalesce(s.consents, '{}')), jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3
-         FROM staging s JOIN classified k USING (line) WHERE k.outcome = 'i'";
+    let columns: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| f.name()).collect();
+    let values: Vec<String> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| inserted(*f)).collect();
+    let insert = format!(
+        "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run)
+         SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), jsonb_strip_nulls(coalesce(s.consents, '{{}}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{{}}')), $3, $3
+         FROM staging s JOIN classified k USING (line) WHERE k.outcome = 'i'",
+        columns.join(", "),
+        values.join(", ")
+    );
     let sql = if list_ids.is_empty() {
-        insert.to_owned()
+        insert
     } else {
         format!(
             "WITH inserted AS ({insert} RETURNING id)
@@ -507,20 +574,16 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
         .execute(&mut *conn)
         .await?;
 
-    let sets = assignments(plan);
-    if !sets.is_empty() {
-        let set_sql: Vec<String> = sets.iter().map(|(c, e)| format!("{c} = {e}")).collect();
-        sqlx::query(AssertSqlSafe(format!(
-            "UPDATE contacts c SET {}, updated_by_run = $3, updated_at = now()
-             FROM staging s JOIN classified k USING (line)
-             WHERE k.outcome = 'u' AND c.id = k.contact_id AND c.tenant_id = $1",
-            set_sql.join(", ")
-        )))
-        .bind(plan.tenant_id)
-        .bind(plan.default_language)
-        .bind(plan.run_id)
-        .execute(&mut *conn)
-        .await?;
+    // Changed contacts: each row is found through the unique index by an
+    // upsert whose every line conflicts, rather than by an UPDATE joined
+    // with the whole contacts table (3.5 s of an 8 s update of 480k rows).
+    if let Some(update) = update_sql(plan) {
+        sqlx::query(AssertSqlSafe(update))
+            .bind(plan.tenant_id)
+            .bind(plan.default_language)
+            .bind(plan.run_id)
+            .execute(&mut *conn)
+            .await?;
     }
 
     if !list_ids.is_empty() {

@@ -102,3 +102,30 @@ async fn consents_criteria_and_attributes_merge_into_the_stored_ones() {
     assert_eq!(a["consents"], serde_json::json!({"newsletter": false, "sms": false}));
     assert_eq!(a["attributes"], serde_json::json!({"customer_id": "C1"}));
 }
+
+#[tokio::test]
+async fn an_updated_contact_keeps_the_stored_values_of_its_empty_cells_unless_clear() {
+    let app = spawn_app().await;
+    let p = "columns:\n  email: email\n  civ: civility\n  first: first_name\n  lang: language\n  town: town\n  \
+             cp: postal_code\n  nl: consent.newsletter\n  sms: consent.sms\n";
+    let first = "email;civ;first;lang;town;cp;nl;sms\na@x.ch;MRS;Anne;EN;Genève;1204;T;T\n";
+    app.import(&app.write("first.csv", first), &profile(p)).await;
+    // The town changes; civility, first name, language and sms are empty.
+    let second = "email;civ;first;lang;town;cp;nl;sms\na@x.ch;;;;Lausanne;1003;F;\n";
+    let keep = app.import(&app.write("keep.csv", second), &profile(&format!("{p}empty_cells: keep\n"))).await;
+    assert_eq!(keep.counts.updated, 1, "{:?}", keep.error);
+    let a = app.contact("a@x.ch").await.unwrap();
+    assert_eq!((&a["civility"], &a["first_name"], &a["language"]), (&"MRS".into(), &"Anne".into(), &"EN".into()));
+    assert_eq!(
+        (&a["town"], &a["consents"]),
+        (&"Lausanne".into(), &serde_json::json!({"newsletter": false, "sms": true}))
+    );
+    assert_eq!(keep.counts.warnings, 0, "nothing was corrected: {:?}", keep.messages);
+
+    let third = "email;civ;first;lang;town;cp;nl;sms\na@x.ch;;;;Sion;1950;;\n";
+    let clear = app.import(&app.write("clear.csv", third), &profile(&format!("{p}empty_cells: clear\n"))).await;
+    assert_eq!(clear.counts.updated, 1);
+    let a = app.contact("a@x.ch").await.unwrap();
+    assert_eq!((&a["civility"], &a["first_name"], &a["language"]), (&"UNDEFINED".into(), &"-".into(), &"FR".into()));
+    assert_eq!((&a["town"], &a["consents"]), (&"Sion".into(), &serde_json::json!({})));
+}
