@@ -53,6 +53,51 @@ pub struct ParseSummary {
     pub maybe_duplicates: u64,
 }
 
+/// One record of the file as text: its cells are slices of the record's
+/// bytes, checked as UTF-8 once per record (the file is checked by
+/// `decode::inspect` too, but may have changed since).
+pub struct Record<'a> {
+    bytes: &'a ::csv::ByteRecord,
+    text: &'a str,
+    /// The record's first line in the file.
+    pub line: u64,
+}
+
+impl<'a> Record<'a> {
+    fn new(bytes: &'a ::csv::ByteRecord) -> Result<Record<'a>, FileFailure> {
+        let line = bytes.position().map(|p| p.line()).unwrap_or(0);
+        let invalid = || FileFailure::new(Rule::FileEncoding, Some(line), format!("line {line} is not valid UTF-8"));
+        let text = simdutf8::basic::from_utf8(bytes.as_slice()).map_err(|_| invalid())?;
+        // The cells end to end are valid; each cell is too if no boundary
+        // falls inside a character.
+        if !(0..bytes.len()).filter_map(|i| bytes.range(i)).all(|r| text.is_char_boundary(r.start)) {
+            return Err(invalid());
+        }
+        Ok(Record { bytes, text, line })
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        self.bytes.range(i).and_then(|r| self.text.get(r))
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        (0..self.len()).map(|i| self.get(i).unwrap_or(""))
+    }
+
+    /// The cells' text, end to end (for sizing buffers).
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+}
+
 /// Parses `reader` (UTF-8) with the profile's format and mapping, calling
 /// `emit` for each batch; `emit` returns false when the writer has gone away.
 /// `recycled` hands back buffers the writer is done with, so memory stays at
@@ -71,19 +116,19 @@ pub fn parse(
         .flexible(true)
         .buffer_capacity(1 << 20)
         .from_reader(reader);
-    let mut rec = ::csv::StringRecord::new();
-    let read = |rdr: &mut ::csv::Reader<Box<dyn Read + Send>>, rec: &mut ::csv::StringRecord| {
-        rdr.read_record(rec).map_err(|e| {
+    let mut bytes = ::csv::ByteRecord::new();
+    let read = |rdr: &mut ::csv::Reader<Box<dyn Read + Send>>, rec: &mut ::csv::ByteRecord| {
+        rdr.read_byte_record(rec).map_err(|e| {
             let line = e.position().map(|p| p.line());
             FileFailure::new(Rule::FileNotText, line, format!("cannot read the file: {e}"))
         })
     };
 
     let headers: Vec<String> = if profile.format.header {
-        if !read(&mut rdr, &mut rec)? {
+        if !read(&mut rdr, &mut bytes)? {
             return Err(FileFailure::new(Rule::FileEmpty, None, ""));
         }
-        rec.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_owned()).collect()
+        Record::new(&bytes)?.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_owned()).collect()
     } else {
         profile.columns.keys().cloned().collect()
     };
@@ -114,9 +159,10 @@ pub fn parse(
     let mut rejects = CopyBuf::with_capacity(1 << 16);
     let mut summary =
         ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None, maybe_duplicates: 0 };
-    while read(&mut rdr, &mut rec)? {
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        if rec.len() == 1 && rec[0].trim().is_empty() && width > 1 {
+    while read(&mut rdr, &mut bytes)? {
+        let rec = Record::new(&bytes)?;
+        let line = rec.line;
+        if rec.len() == 1 && rec.get(0).unwrap_or("").trim().is_empty() && width > 1 {
             continue; // a blank line is not a record
         }
         summary.rows += 1;
@@ -169,4 +215,19 @@ pub fn parse(
     summary.mapping = mapping;
     summary.maybe_duplicates = scratch.seen.flagged();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Record;
+
+    #[test]
+    fn a_record_is_text_only_if_each_of_its_cells_is() {
+        let ok = ::csv::ByteRecord::from(vec!["Genève".as_bytes(), b"x"]);
+        let rec = Record::new(&ok).expect("valid UTF-8");
+        assert_eq!(rec.iter().collect::<Vec<_>>(), vec!["Genève", "x"]);
+        // "é" split across two cells: the bytes end to end are valid, the cells are not.
+        let split = ::csv::ByteRecord::from(vec![&b"\xC3"[..], &b"\xA9"[..]]);
+        assert_eq!(Record::new(&split).err().map(|f| f.rule.code()), Some("file.encoding"));
+    }
 }

@@ -113,13 +113,13 @@ impl RowPlan {
         }
     }
 
-    fn cell<'r>(&self, rec: &'r csv::StringRecord, field: Field) -> Option<&'r str> {
+    fn cell<'r>(&self, rec: &super::csv::Record<'r>, field: Field) -> Option<&'r str> {
         self.fields[field.index()].map(|i| clean(rec.get(i).unwrap_or("")))
     }
 
     /// Checks one record (`line` is its first line in the file) and writes
     /// either a staging row to `rows` or its messages to `msgs`.
-    pub fn check(&self, line: u64, rec: &csv::StringRecord, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
+    pub fn check(&self, line: u64, rec: &super::csv::Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
         let Sinks { rows, msgs, rejects } = out;
         scratch.errors.clear();
         let mut warns = 0u8;
@@ -320,7 +320,7 @@ impl RowPlan {
     pub fn short_row(
         &self,
         line: u64,
-        rec: &csv::StringRecord,
+        rec: &super::csv::Record<'_>,
         width: usize,
         msgs: &mut CopyBuf,
         rejects: &mut CopyBuf,
@@ -332,10 +332,10 @@ impl RowPlan {
 
     /// Keeps a rejected record as it was in the file, for the rejects file
     /// the customer fixes and drops again (`run_rejects`: line, cells, reason).
-    fn reject(&self, rejects: &mut CopyBuf, line: u64, rec: &csv::StringRecord, reason: &str) {
+    fn reject(&self, rejects: &mut CopyBuf, line: u64, rec: &super::csv::Record<'_>, reason: &str) {
         rejects.text(&self.run_id);
         rejects.int(line as i64);
-        let mut array = String::with_capacity(rec.as_slice().len() + 4 * rec.len() + 2);
+        let mut array = String::with_capacity(rec.text_len() + 4 * rec.len() + 2);
         array.push('{');
         for (i, cell) in rec.iter().enumerate() {
             if i > 0 {
