@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Import benchmark: dropfeed beside the references a user would otherwise use,
 # in one run on one machine (see README, "Performance").
-#   bench/run.sh            1M-row files (and a 5M-row file for memory)
-#   ROWS=200000 bench/run.sh  smaller, for a quick look
+#   bench/run.sh            1M-row files (and a 5M-row file for memory), then
+#                           bench/transfer.sh and bench/scheduler.sh
+#   ROWS=200000 BIG=1000000 TRANSFER=0 SCHEDULER=0 bench/run.sh   a quick look
 # Needs PostgreSQL on 127.0.0.1:5432 (trust), python3, /usr/bin/time; installs
 # pgloader with apt-get when missing.
 set -euo pipefail
@@ -19,9 +20,15 @@ cargo build --release --locked --quiet
 BIN=target/release/dropfeed
 
 gen() { [ -s "$1" ] || python3 bench/gen_contacts.py "${@:2}" --out "$1"; }
-gen "$DATA/a.csv" --rows "$ROWS" --invalid 0.02
-gen "$DATA/b.csv" --rows "$ROWS" --start $((ROWS / 2)) --seed 7 --invalid 0.02
-gen "$DATA/big.csv" --rows "$BIG" --invalid 0.02
+# SEED and INVALID change the files (their names say which they are).
+SEED=${SEED:-42}
+INVALID=${INVALID:-0.02}
+A="$DATA/a-$ROWS-$SEED-$INVALID.csv"
+B="$DATA/b-$ROWS-$SEED-$INVALID.csv"
+BIGF="$DATA/big-$BIG-$SEED-$INVALID.csv"
+gen "$A" --rows "$ROWS" --seed "$SEED" --invalid "$INVALID"
+gen "$B" --rows "$ROWS" --start $((ROWS / 2)) --seed $((SEED + 1)) --invalid "$INVALID"
+gen "$BIGF" --rows "$BIG" --seed "$SEED" --invalid "$INVALID"
 
 # Every timed step starts from a clean checkpoint: otherwise the WAL of the
 # step before (825 MB for a 1M-row load) is flushed during the next one, and
@@ -73,8 +80,8 @@ ref_import() {
           consents = contacts.consents || excluded.consents, attributes = contacts.attributes || excluded.attributes,
           updated_by_run = excluded.updated_by_run, updated_at = now()"
 }
-checkpoint; t0=$(now); ref_import "$DATA/a.csv"; t1=$(now); REF_A=$(elapsed "$t0" "$t1")
-checkpoint; t0=$(now); ref_import "$DATA/b.csv"; t1=$(now); REF_B=$(elapsed "$t0" "$t1")
+checkpoint; t0=$(now); ref_import "$A"; t1=$(now); REF_A=$(elapsed "$t0" "$t1")
+checkpoint; t0=$(now); ref_import "$B"; t1=$(now); REF_B=$(elapsed "$t0" "$t1")
 
 # --- reference: pgloader of the same file ----------------------------------
 $PG -c "DROP DATABASE IF EXISTS bench_pgloader" -c "CREATE DATABASE bench_pgloader"
@@ -83,7 +90,7 @@ $PG -d bench_pgloader -c "CREATE TABLE contacts (email text, language text, disp
   mobile text, criteria_segment text, criteria_interest text, consent_newsletter text, consent_sms text,
   consent_partners text, customer_id text)"
 cat > "$DATA/load.pgl" <<PGL
-LOAD CSV FROM '$DATA/a.csv' WITH ENCODING utf-8
+LOAD CSV FROM '$A' WITH ENCODING utf-8
   INTO postgresql://postgres@127.0.0.1:5432/bench_pgloader?contacts
   WITH skip header = 1, fields terminated by ';', fields optionally enclosed by '"';
 PGL
@@ -101,22 +108,33 @@ df_import() { # file, extra args...; prints "seconds peak_kib"
   /usr/bin/time -v -o "$out" $BIN import bench "$1" --mapping examples/mapping.yaml --max-messages 1 "${@:2}" >/dev/null 2>"$DATA/dropfeed.err" || { cat "$DATA/dropfeed.err" >&2; exit 1; }
   awk -F': ' '/Elapsed \(wall clock\)/ {split($2, t, ":"); s = (length(t) == 3) ? t[1]*3600 + t[2]*60 + t[3] : t[1]*60 + t[2]} /Maximum resident/ {m = $2} END {printf "%.2f %d\n", s, m}' "$out"
 }
-read -r DRY_A _ < <(df_import "$DATA/a.csv" --dry-run)
-read -r DF_A RSS_A < <(df_import "$DATA/a.csv")
-read -r DF_B RSS_B < <(df_import "$DATA/b.csv")
+read -r DRY_A _ < <(df_import "$A" --dry-run)
+read -r DF_A RSS_A < <(df_import "$A")
+read -r DF_B RSS_B < <(df_import "$B")
 $PG -c "DROP DATABASE IF EXISTS bench_dropfeed"
 $BIN tenant add bench --name Bench >/dev/null
-read -r DF_BIG RSS_BIG < <(df_import "$DATA/big.csv")
+read -r DF_BIG RSS_BIG < <(df_import "$BIGF")
 
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}x')" "$1" "$2"; }
+faster() { python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.2f}x faster')" "$1" "$2"; }
 mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024:.1f} MiB')" "$1"; }
 echo
-echo "rows per file: $ROWS (2% invalid); big file: $BIG rows"
-printf '%-44s %10s %12s %12s\n' "measure" "dropfeed" "reference" "ratio"
-printf '%-44s %9ss %11ss %12s\n' "first import vs psql \\copy + upsert" "$DF_A" "$REF_A" "$(ratio "$DF_A" "$REF_A")"
-printf '%-44s %9ss %11ss %12s\n' "overlapping file vs psql \\copy + upsert" "$DF_B" "$REF_B" "$(ratio "$DF_B" "$REF_B")"
-printf '%-44s %9ss %11ss %12s\n' "first import vs pgloader" "$DF_A" "$PGLOADER" "$(ratio "$DF_A" "$PGLOADER")"
-printf '%-44s %9ss %11ss %12s\n' "dry run vs real import" "$DRY_A" "$DF_A" "$(ratio "$DRY_A" "$DF_A")"
-printf '%-44s %10s %12s\n' "peak RSS, $ROWS rows" "$(mib "$RSS_A")" "target 64 MiB"
-printf '%-44s %10s %12s %12s\n' "peak RSS, $BIG rows" "$(mib "$RSS_BIG")" "$(mib "$RSS_A")" "$(ratio "$RSS_BIG" "$RSS_A")"
+echo "rows per file: $ROWS ($INVALID invalid, seed $SEED); big file: $BIG rows"
+printf '%-44s %10s %12s %14s %12s\n' "measure" "dropfeed" "reference" "ratio" "target"
+printf '%-44s %9ss %11ss %14s %12s\n' "first import vs psql \\copy + upsert" "$DF_A" "$REF_A" "$(ratio "$DF_A" "$REF_A")" "<= 1.5x"
+printf '%-44s %9ss %11ss %14s %12s\n' "overlapping file vs psql \\copy + upsert" "$DF_B" "$REF_B" "$(ratio "$DF_B" "$REF_B")" "<= 1.5x"
+printf '%-44s %9ss %11ss %14s %12s\n' "first import vs pgloader" "$DF_A" "$PGLOADER" "$(faster "$DF_A" "$PGLOADER")" ">= 3x faster"
+printf '%-44s %9ss %11ss %14s %12s\n' "dry run vs real import" "$DRY_A" "$DF_A" "$(ratio "$DRY_A" "$DF_A")" "< 0.25x"
+printf '%-44s %10s %12s %14s %12s\n' "peak RSS, $ROWS rows" "$(mib "$RSS_A")" "" "" "<= 64 MiB"
+printf '%-44s %10s %12s %14s %12s\n' "peak RSS, $BIG rows" "$(mib "$RSS_BIG")" "$(mib "$RSS_A")" "$(ratio "$RSS_BIG" "$RSS_A")" "<= 1.10x"
 printf '%-44s %9ss\n' "import of the $BIG-row file" "$DF_BIG"
+
+# --- transfer (part 4) and scheduler scale (part 5) ------------------------
+if [ "${TRANSFER:-1}" = 1 ]; then
+  echo; echo "transfer of a 150 MB file (bench/transfer.sh)"
+  bash bench/transfer.sh
+fi
+if [ "${SCHEDULER:-1}" = 1 ]; then
+  echo; echo "scheduler scale (bench/scheduler.sh)"
+  BIN=$BIN bash bench/scheduler.sh 2>&1 | grep -v NOTICE
+fi
