@@ -155,7 +155,7 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
 /// statements get hash joins sized for the file (autovacuum never analyzes
 /// temporary tables).
 pub async fn analyze_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::raw_sql("SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email)")
+    sqlx::raw_sql("SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email, maybe_dup)")
         .execute(&mut *conn)
         .await?;
     sqlx::raw_sql("RESET default_statistics_target").execute(conn).await?;
