@@ -514,6 +514,7 @@ pub async fn queue_alert(
     let tenant = crate::store::tenants::find_by_id(pool, feed.tenant_id).await?;
     let lang = spec.language.unwrap_or(tenant.language);
     let composed = compose_alert(&feed.tenant, &feed.name, code, detail, lang);
+    // store::feeds::late looks for this key of `file.missing` alerts.
     let key = match scope {
         Some(scope) => format!("alert:{feed_id}:{code}:{scope}"),
         None => format!("alert:{feed_id}:{code}:{}", now.format("%Y-%m-%d")),
@@ -537,7 +538,7 @@ pub async fn queue_alert(
 pub async fn check_missing(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let mut queued = 0;
     for late in crate::store::feeds::late(pool, now).await? {
-        let (pattern, by) = &late.pattern_by;
+        let (pattern, by) = (&late.pattern, &late.by);
         let detail = format!(
             "no file matching {pattern:?} by {} ({}) on {}",
             by.format("%H:%M:%S"),

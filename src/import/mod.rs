@@ -119,7 +119,6 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
 
     let ctx = RuleContext {
         lang: req.tenant.language,
-        default_language: req.tenant.language.contact_code().to_owned(),
         extra_languages: req.tenant.extra_languages.clone(),
         today: req.today,
         run_id,

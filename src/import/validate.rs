@@ -34,7 +34,6 @@ pub struct RowPlan {
 #[derive(Clone)]
 pub struct RuleContext {
     pub lang: ReportLanguage,
-    pub default_language: String,
     pub extra_languages: Vec<String>,
     pub today: NaiveDate,
     pub run_id: uuid::Uuid,

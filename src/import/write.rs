@@ -335,95 +335,87 @@ fn email_header(mapping: &Mapping) -> String {
     mapping.column_of(Field::Email).and_then(|i| mapping.headers.get(i)).cloned().unwrap_or_default()
 }
 
-/// SQL for the value a mapped base field takes on an existing contact.
-fn merged(field: Field, clear: bool) -> String {
-    let f = field.name();
-    if !clear {
-        return format!("coalesce(s.{f}, c.{f})");
-    }
-    match field {
-        Field::FirstName | Field::LastName => format!("coalesce(s.{f}, '-')"),
-        Field::Civility => format!("coalesce(s.{f}, 'UNDEFINED')"),
-        Field::Language => format!("coalesce(s.{f}, $2)"),
-        _ => format!("s.{f}"),
-    }
-}
+/// The base fields stored NOT NULL, which take a default when the cell is empty.
+const NOT_NULL: [Field; 4] = [Field::Language, Field::Civility, Field::FirstName, Field::LastName];
 
-/// The (column, new value) pairs an update writes: only what the file maps.
-fn assignments(plan: &Plan<'_>) -> Vec<(&'static str, String)> {
-    let clear = plan.empty_cells == EmptyCells::Clear;
-    let mut out: Vec<(&'static str, String)> = Field::ALL
-        .iter()
-        .filter(|f| **f != Field::Email && plan.mapping.maps(**f))
-        .map(|f| (f.name(), merged(*f, clear)))
-        .collect();
-    let has = |pred: fn(&Target) -> bool| plan.mapping.mapped.iter().any(|m| pred(&m.target));
-    if has(|t| matches!(t, Target::Criteria(_))) {
-        out.push(("criteria", "c.criteria || coalesce(s.criteria, '{}')".into()));
+/// SQL for a base field's value from `new`, a file value (NULL when the cell
+/// was empty), with the default a NOT NULL field takes.
+fn with_default(field: Field, new: &str) -> String {
+    match field {
+        Field::FirstName | Field::LastName => format!("coalesce({new}, '-')"),
+        Field::Civility => format!("coalesce({new}, 'UNDEFINED')"),
+        Field::Language => format!("coalesce({new}, $2)"),
+        _ => new.to_owned(),
     }
-    if has(|t| matches!(t, Target::Consent(_))) {
-        out.push(("consents", "jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}'))".into()));
-    }
-    if has(|t| matches!(t, Target::Attribute(_))) {
-        out.push(("attributes", "jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))".into()));
-    }
-    out
 }
 
 /// The value a base field takes on a new contact.
 fn inserted(field: Field) -> String {
-    let f = field.name();
-    match field {
-        Field::FirstName | Field::LastName => format!("coalesce(s.{f}, '-')"),
-        Field::Civility => format!("coalesce(s.{f}, 'UNDEFINED')"),
-        Field::Language => format!("coalesce(s.{f}, $2)"),
-        _ => format!("s.{f}"),
+    with_default(field, &format!("s.{}", field.name()))
+}
+
+/// The (column, new value) pairs an update writes: only what the file maps.
+/// `new(column)` is the SQL of the file's value, `old` the alias of the
+/// stored row: the same merge serves the comparison in `classify` and the
+/// update in `update_sql`.
+fn assignments(plan: &Plan<'_>, new: impl Fn(&str) -> String, old: &str) -> Vec<(&'static str, String)> {
+    let clear = plan.empty_cells == EmptyCells::Clear;
+    let mut out: Vec<(&'static str, String)> = Field::ALL
+        .iter()
+        .filter(|f| **f != Field::Email && plan.mapping.maps(**f))
+        .map(|f| {
+            let (c, v) = (f.name(), new(f.name()));
+            (c, if clear { with_default(*f, &v) } else { format!("coalesce({v}, {old}.{c})") })
+        })
+        .collect();
+    let has = |pred: fn(&Target) -> bool| plan.mapping.mapped.iter().any(|m| pred(&m.target));
+    if has(|t| matches!(t, Target::Criteria(_))) {
+        out.push(("criteria", format!("{old}.criteria || coalesce({}, '{{}}')", new("criteria"))));
     }
+    if has(|t| matches!(t, Target::Consent(_))) {
+        out.push(("consents", format!("jsonb_strip_nulls({old}.consents || coalesce({}, '{{}}'))", new("consents"))));
+    }
+    if has(|t| matches!(t, Target::Attribute(_))) {
+        out.push((
+            "attributes",
+            format!("jsonb_strip_nulls({old}.attributes || coalesce({}, '{{}}'))", new("attributes")),
+        ));
+    }
+    out
 }
 
 /// The update of the lines classified `u`, as an `INSERT … ON CONFLICT DO
 /// UPDATE` in which every line conflicts, with the merge of `assignments`;
 /// `None` when the file maps nothing an update could change. PostgreSQL
 /// checks NOT NULL on the proposed row before it looks for the conflict, so
-/// with `empty_cells: keep` an empty cell of a NOT NULL column travels as
-/// `''` (staging never holds an empty string) and keeps the stored value.
-/// Consents and attributes keep their nulls, which erase keys in the merge.
+/// an empty cell of a mapped NOT NULL column travels as `''` (staging never
+/// holds an empty string) and the merge reads it back as NULL. Consents and
+/// attributes keep their nulls, which erase keys in the merge.
 fn update_sql(plan: &Plan<'_>) -> Option<String> {
-    let clear = plan.empty_cells == EmptyCells::Clear;
-    let mut proposed = Vec::new();
-    let mut sets = Vec::new();
-    for field in Field::ALL.iter().copied().filter(|f| *f != Field::Email) {
-        let f = field.name();
-        let not_null = matches!(field, Field::Language | Field::Civility | Field::FirstName | Field::LastName);
-        let mapped = plan.mapping.maps(field);
-        if mapped && !clear && not_null {
-            proposed.push(format!("coalesce(s.{f}, '')"));
-            sets.push(format!("{f} = coalesce(nullif(excluded.{f}, ''), contacts.{f})"));
+    let file_value = |c: &str| {
+        if NOT_NULL.iter().any(|f| f.name() == c) {
+            format!("nullif(excluded.{c}, '')")
         } else {
-            proposed.push(inserted(field));
-            if mapped {
-                sets.push(if clear {
-                    format!("{f} = excluded.{f}")
-                } else {
-                    format!("{f} = coalesce(excluded.{f}, contacts.{f})")
-                });
-            }
+            format!("excluded.{c}")
         }
-    }
-    let has = |pred: fn(&Target) -> bool| plan.mapping.mapped.iter().any(|m| pred(&m.target));
-    if has(|t| matches!(t, Target::Criteria(_))) {
-        sets.push("criteria = contacts.criteria || excluded.criteria".into());
-    }
-    if has(|t| matches!(t, Target::Consent(_))) {
-        sets.push("consents = jsonb_strip_nulls(contacts.consents || excluded.consents)".into());
-    }
-    if has(|t| matches!(t, Target::Attribute(_))) {
-        sets.push("attributes = jsonb_strip_nulls(contacts.attributes || excluded.attributes)".into());
-    }
+    };
+    let sets: Vec<String> =
+        assignments(plan, file_value, "contacts").into_iter().map(|(c, e)| format!("{c} = {e}")).collect();
     if sets.is_empty() {
         return None;
     }
-    let columns: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| f.name()).collect();
+    let fields: Vec<Field> = Field::ALL.iter().copied().filter(|f| *f != Field::Email).collect();
+    let columns: Vec<&str> = fields.iter().map(|f| f.name()).collect();
+    let proposed: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if NOT_NULL.contains(f) && plan.mapping.maps(*f) {
+                format!("coalesce(s.{}, '')", f.name())
+            } else {
+                inserted(*f)
+            }
+        })
+        .collect();
     Some(format!(
         "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run)
          SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), coalesce(s.consents, '{{}}'),
@@ -439,7 +431,7 @@ fn update_sql(plan: &Plan<'_>) -> Option<String> {
 /// Decides, for every staged line, what the import does with it:
 /// `i` insert, `u` update, `n` unchanged, `e` skipped (exists), `x` skipped (new).
 pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<()> {
-    let sets = assignments(plan);
+    let sets = assignments(plan, |c| format!("s.{c}"), "c");
     let changed = if sets.is_empty() {
         "false".to_owned()
     } else {

@@ -98,7 +98,8 @@ pub async fn apply(
 /// local midnight, and no `file.missing` alert queued for that day yet.
 pub struct LateFeed {
     pub id: i64,
-    pub pattern_by: (String, chrono::NaiveTime),
+    pub pattern: String,
+    pub by: chrono::NaiveTime,
     pub timezone: String,
     pub local_date: chrono::NaiveDate,
 }
@@ -116,6 +117,7 @@ pub async fn late(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<LateFee
            AND l.local::time >= f.missing_alert_by
            AND NOT EXISTS (SELECT 1 FROM processed_files p
                            WHERE p.feed_id = f.id AND p.recorded_at >= date_trunc('day', l.local) AT TIME ZONE z.tz)
+           -- the dedupe key of notify::queue_alert with the day as scope
            AND NOT EXISTS (SELECT 1 FROM notifications n
                            WHERE n.dedupe_key = 'alert:' || f.id || ':file.missing:' || to_char(l.local, 'YYYY-MM-DD'))",
     )
@@ -128,7 +130,8 @@ pub async fn late(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<LateFee
         let pattern = serde_json::from_str::<FeedSpec>(&spec).map(|s| s.source.pattern).unwrap_or_default();
         out.push(LateFeed {
             id: r.get("id"),
-            pattern_by: (pattern, r.get("missing_alert_by")),
+            pattern,
+            by: r.get("missing_alert_by"),
             timezone: r.get("tz"),
             local_date: r.get("local_date"),
         });

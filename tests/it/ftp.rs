@@ -285,13 +285,10 @@ async fn ftp_fetch_throughput_compared_with_curl() {
         let server = FtpServer::start(tls);
         server.put("big.csv", &content);
         let proxy = crate::helpers::DelayProxy::from_env(server.port, true);
-        let port = proxy.as_ref().map_or(server.port, |p| p.port);
         let mut cfg = server.source();
         cfg.tls_ca_file = Some(server.cert_pem.clone());
-        cfg.endpoint = dropfeed::source::Endpoint::parse(
-            &server.url().replace(&format!(":{}/", server.port), &format!(":{port}/")),
-        )
-        .unwrap();
+        let port;
+        (cfg.endpoint, port) = crate::helpers::through(&proxy, &server.url(), server.port);
         let url = format!(
             "ftp://{}:{}@127.0.0.1:{}/%2F{}/big.csv",
             server.user,

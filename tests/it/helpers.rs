@@ -267,6 +267,14 @@ impl DelayProxy {
     }
 }
 
+/// `url` with `port` replaced by the proxy's, when there is one, and the port
+/// a client should use.
+pub fn through(proxy: &Option<DelayProxy>, url: &str, port: u16) -> (dropfeed::source::Endpoint, u16) {
+    let to = proxy.as_ref().map_or(port, |p| p.port);
+    let url = url.replace(&format!(":{port}/"), &format!(":{to}/"));
+    (dropfeed::source::Endpoint::parse(&url).expect("test url"), to)
+}
+
 impl Drop for DelayProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -339,8 +339,8 @@ async fn sftp_fetch_throughput_is_close_to_openssh() {
     cfg.private_key = Some(server.plain_key_path.clone());
     // The long-distance case of bench/transfer.sh: both clients go through the proxy.
     let proxy = crate::helpers::DelayProxy::from_env(server.port, false);
-    let port = proxy.as_ref().map_or(server.port, |p| p.port);
-    cfg.endpoint = Endpoint::parse(&server.url().replace(&format!(":{}/", server.port), &format!(":{port}/"))).unwrap();
+    let port;
+    (cfg.endpoint, port) = crate::helpers::through(&proxy, &server.url(), server.port);
 
     let (mut openssh, mut ours) = (Vec::new(), Vec::new());
     for _ in 0..5 {
