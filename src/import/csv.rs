@@ -174,11 +174,11 @@ pub fn parse(
             ));
         }
         let outcome = if rec.len() < width {
-            plan.short_row(line, &rec, width, &mut msgs, &mut rejects);
+            plan.short_row(&rec, width, &mut msgs, &mut rejects);
             RowOutcome::Rejected
         } else {
             let sinks = Sinks { rows: &mut rows, msgs: &mut msgs, rejects: &mut rejects };
-            plan.check(line, &rec, &mut scratch, sinks)
+            plan.check(&rec, &mut scratch, sinks)
         };
         if outcome == RowOutcome::Rejected {
             summary.rejected += 1;

@@ -116,10 +116,11 @@ impl RowPlan {
         self.fields[field.index()].map(|i| clean(rec.get(i).unwrap_or("")))
     }
 
-    /// Checks one record (`line` is its first line in the file) and writes
-    /// either a staging row to `rows` or its messages to `msgs`.
-    pub fn check(&self, line: u64, rec: &super::csv::Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
+    /// Checks one record and writes either a staging row to `rows` or its
+    /// messages to `msgs`.
+    pub fn check(&self, rec: &super::csv::Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
         let Sinks { rows, msgs, rejects } = out;
+        let line = rec.line;
         scratch.errors.clear();
         let mut warns = 0u8;
         let col = |f: Field| self.fields[f.index()].unwrap_or(0);
@@ -254,7 +255,7 @@ impl RowPlan {
                 }
                 reason.push_str(&sentence);
             }
-            self.reject(rejects, line, rec, &reason);
+            self.reject(rejects, rec, &reason);
             return RowOutcome::Rejected;
         }
         let email = email.expect("checked above");
@@ -316,22 +317,16 @@ impl RowPlan {
 
     /// Rejects a record with fewer cells than the header: its values could
     /// sit in the wrong columns.
-    pub fn short_row(
-        &self,
-        line: u64,
-        rec: &super::csv::Record<'_>,
-        width: usize,
-        msgs: &mut CopyBuf,
-        rejects: &mut CopyBuf,
-    ) {
+    pub fn short_row(&self, rec: &super::csv::Record<'_>, width: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
         let detail = format!("{} / {width}", rec.len());
-        let reason = self.message(msgs, line, Rule::RowColumns, usize::MAX, &detail);
-        self.reject(rejects, line, rec, &reason);
+        let reason = self.message(msgs, rec.line, Rule::RowColumns, usize::MAX, &detail);
+        self.reject(rejects, rec, &reason);
     }
 
     /// Keeps a rejected record as it was in the file, for the rejects file
     /// the customer fixes and drops again (`run_rejects`: line, cells, reason).
-    fn reject(&self, rejects: &mut CopyBuf, line: u64, rec: &super::csv::Record<'_>, reason: &str) {
+    fn reject(&self, rejects: &mut CopyBuf, rec: &super::csv::Record<'_>, reason: &str) {
+        let line = rec.line;
         rejects.text(&self.run_id);
         rejects.int(line as i64);
         let mut array = String::with_capacity(rec.text_len() + 4 * rec.len() + 2);
