@@ -208,12 +208,12 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
 
     let mut outcomes = write::Outcomes::default();
     if !aborted {
-        write::classify(&mut tx, &plan).await.context("cannot classify rows")?;
-        outcomes = write::outcomes(&mut tx, &plan).await?;
+        let matched = write::classify(&mut tx, &plan).await.context("cannot classify rows")?;
+        outcomes = write::outcomes(&mut tx, &plan, matched).await.context("cannot count outcomes")?;
         debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "rows classified");
         if !req.dry_run {
             let phase = std::time::Instant::now();
-            write::apply(&mut tx, &plan, &req.profile.lists).await.context("cannot write contacts")?;
+            write::apply(&mut tx, &plan, &outcomes, &req.profile.lists).await.context("cannot write contacts")?;
             debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
         }
     }

@@ -291,6 +291,15 @@ pub struct Outcomes {
     pub warnings: i64,
     /// Per entry of `validate::WARNINGS`: rows written with that correction.
     pub by_warning: [i64; WARNING_KINDS],
+    /// Lines whose e-mail is a stored contact's (the rows of `classified`).
+    pub matched: i64,
+}
+
+/// The condition, on `staging s`, of lines whose e-mail no contact has:
+/// they are the lines absent from `classified`. When no line matched, that is
+/// every line, and the anti-join is not made (a first import's 1M rows).
+fn new_lines(matched: i64) -> &'static str {
+    if matched == 0 { "true" } else { "NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)" }
 }
 
 const WARNING_KINDS: usize = super::validate::WARNINGS.len();
@@ -428,9 +437,12 @@ fn update_sql(plan: &Plan<'_>) -> Option<String> {
     ))
 }
 
-/// Decides, for every staged line, what the import does with it:
-/// `i` insert, `u` update, `n` unchanged, `e` skipped (exists), `x` skipped (new).
-pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<()> {
+/// Decides what the import does with each staged line whose e-mail is a
+/// stored contact's: `u` update, `n` unchanged, `e` skipped (exists). The
+/// other lines, absent from `classified`, are new: inserted, or skipped in
+/// update-only mode. Only matches are kept because the join of every staged
+/// line with its outcome cost a first import 1 s. Returns the matches.
+pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<i64> {
     let sets = assignments(plan, |c| format!("s.{c}"), "c");
     let changed = if sets.is_empty() {
         "false".to_owned()
@@ -439,89 +451,123 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
         let old: Vec<String> = sets.iter().map(|(c, _)| format!("c.{c}")).collect();
         format!("ROW({}) IS DISTINCT FROM ROW({})", new.join(", "), old.join(", "))
     };
-    let (new, upd, same) = match plan.mode {
-        Mode::Upsert => ("i", "u", "n"),
-        Mode::InsertOnly => ("i", "e", "e"),
-        Mode::UpdateOnly => ("x", "u", "n"),
+    let (upd, same) = match plan.mode {
+        Mode::Upsert | Mode::UpdateOnly => ("u", "n"),
+        Mode::InsertOnly => ("e", "e"),
     };
-    sqlx::query(AssertSqlSafe(format!(
+    let matched = sqlx::query(AssertSqlSafe(format!(
         "CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
-                CASE WHEN c.id IS NULL THEN '{new}' WHEN {changed} THEN '{upd}' ELSE '{same}' END AS outcome
-         FROM staging s LEFT JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email"
+                CASE WHEN {changed} THEN '{upd}' ELSE '{same}' END AS outcome
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email"
     )))
     .bind(plan.tenant_id)
     .bind(plan.default_language)
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected() as i64;
     // Temporary tables get no statistics from autovacuum: without them the
     // planner takes `classified` for 3,000 rows and sorts staging on disk.
     sqlx::raw_sql("ANALYZE classified").execute(&mut *conn).await?;
 
     // Skipped lines are explained line by line, as seed 002's "[Conflict]".
-    for (outcome, rule) in [("e", Rule::EmailExists), ("x", Rule::EmailUnknown)] {
-        if outcome != new && outcome != upd {
-            continue;
-        }
+    let skipped = match plan.mode {
+        Mode::Upsert => None,
+        Mode::InsertOnly => Some((Rule::EmailExists, "EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)")),
+        Mode::UpdateOnly => Some((Rule::EmailUnknown, new_lines(matched))),
+    };
+    if let Some((rule, lines)) = skipped {
         let template = rule.sentence(plan.lang, "", "{value}");
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO staging_messages ({MESSAGE_COLUMNS})
              SELECT s.line, $1, $2, 'error', s.email, replace($3, '{{value}}', s.email)
-             FROM staging s JOIN classified k USING (line) WHERE k.outcome = $4"
+             FROM staging s WHERE {lines}"
         )))
         .bind(email_header(plan.mapping))
         .bind(rule.code())
         .bind(template)
-        .bind(outcome)
         .execute(&mut *conn)
         .await?;
     }
-
-    Ok(())
+    Ok(matched)
 }
 
 /// A correction is only real on a row that is written with it: inserted
-/// rows, and updated rows when empty cells clear stored values.
-fn corrected(plan: &Plan<'_>) -> &'static str {
-    match plan.empty_cells {
-        EmptyCells::Keep => "k.outcome = 'i'",
-        EmptyCells::Clear => "k.outcome IN ('i', 'u')",
+/// rows, and updated rows when empty cells clear stored values. The lines
+/// and correction bits of those rows, as a subquery.
+fn corrected_rows(plan: &Plan<'_>, outcomes: &Outcomes) -> String {
+    let mut parts = Vec::new();
+    if plan.mode != Mode::UpdateOnly {
+        parts.push(format!("SELECT line, warns FROM staging s WHERE warns <> 0 AND {}", new_lines(outcomes.matched)));
     }
+    if plan.empty_cells == EmptyCells::Clear && plan.mode != Mode::InsertOnly {
+        parts.push("SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u'".to_owned());
+    }
+    if parts.is_empty() {
+        parts.push("SELECT 0::bigint AS line, 0::smallint AS warns WHERE false".to_owned());
+    }
+    format!("({})", parts.join(" UNION ALL "))
 }
 
-pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<Outcomes> {
-    let corrected = corrected(plan);
-    // One scan of the narrow `classified` table counts everything.
-    let per_warning: String = super::validate::WARNINGS
-        .iter()
-        .map(|(bit, _, _)| format!(", count(*) FILTER (WHERE warns & {bit} <> 0 AND {corrected})"))
-        .collect();
+/// Counts the outcomes: the matched lines from `classified`, the new ones as
+/// staged lines less matched ones (one scan of each table, no join).
+pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>, matched: i64) -> sqlx::Result<Outcomes> {
+    let corrected_update = match plan.empty_cells {
+        EmptyCells::Keep => "false",
+        EmptyCells::Clear => "outcome = 'u'",
+    };
+    // Named columns: s_* over staged lines, k_* over matched ones.
+    let mut columns = vec!["s.rows".to_owned(), "s.warned AS s_warned".to_owned(), "k.*".to_owned()];
+    let mut staged = vec!["count(*) AS rows".to_owned(), "count(*) FILTER (WHERE warns <> 0) AS warned".to_owned()];
+    let mut known = vec![
+        "count(*) FILTER (WHERE outcome = 'u') AS k_u".to_owned(),
+        "count(*) FILTER (WHERE outcome = 'n') AS k_n".to_owned(),
+        "count(*) FILTER (WHERE outcome = 'e') AS k_e".to_owned(),
+        "count(*) FILTER (WHERE warns <> 0) AS k_warned".to_owned(),
+        format!("count(*) FILTER (WHERE warns <> 0 AND {corrected_update}) AS k_warned_written"),
+    ];
+    for (i, (bit, _, _)) in super::validate::WARNINGS.iter().enumerate() {
+        staged.push(format!("count(*) FILTER (WHERE warns & {bit} <> 0) AS w{i}"));
+        columns.push(format!("s.w{i} AS s_w{i}"));
+        known.push(format!("count(*) FILTER (WHERE warns & {bit} <> 0) AS k_w{i}"));
+        known.push(format!("count(*) FILTER (WHERE warns & {bit} <> 0 AND {corrected_update}) AS k_w{i}_written"));
+    }
     let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT count(*) FILTER (WHERE outcome = 'i'), count(*) FILTER (WHERE outcome = 'u'),
-                count(*) FILTER (WHERE outcome = 'n'), count(*) FILTER (WHERE outcome = 'e'),
-                count(*) FILTER (WHERE outcome = 'x'),
-                count(*) FILTER (WHERE warns <> 0 AND {corrected}){per_warning}
-         FROM classified k"
+        "SELECT {} FROM (SELECT {} FROM staging) s, (SELECT {} FROM classified) k",
+        columns.join(", "),
+        staged.join(", "),
+        known.join(", ")
     )))
     .fetch_one(conn)
     .await?;
+    let int = |name: &str| -> i64 { row.get(name) };
+    let new = int("rows") - matched;
+    // New lines are written, hence corrected, unless the mode skips them.
+    let new_written = plan.mode != Mode::UpdateOnly;
+    let of_new = |staged: i64, known: i64| if new_written { staged - known } else { 0 };
     let mut by_warning = [0; WARNING_KINDS];
     for (i, n) in by_warning.iter_mut().enumerate() {
-        *n = row.get(6 + i);
+        *n = of_new(int(&format!("s_w{i}")), int(&format!("k_w{i}"))) + int(&format!("k_w{i}_written"));
     }
     Ok(Outcomes {
-        inserted: row.get(0),
-        updated: row.get(1),
-        unchanged: row.get(2),
-        skipped_existing: row.get(3),
-        skipped_new: row.get(4),
-        warnings: row.get(5),
+        inserted: if new_written { new } else { 0 },
+        updated: int("k_u"),
+        unchanged: int("k_n"),
+        skipped_existing: int("k_e"),
+        skipped_new: if new_written { 0 } else { new },
+        warnings: of_new(int("s_warned"), int("k_warned")) + int("k_warned_written"),
         by_warning,
+        matched,
     })
 }
 
 /// Writes contacts, updates and list memberships for the classified lines.
-pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -> sqlx::Result<()> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    plan: &Plan<'_>,
+    outcomes: &Outcomes,
+    lists: &[String],
+) -> sqlx::Result<()> {
     let mut list_ids: Vec<i64> = Vec::new();
     if !lists.is_empty() {
         sqlx::query("INSERT INTO lists (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
@@ -545,9 +591,10 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
         "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run)
          SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), jsonb_strip_nulls(coalesce(s.consents, '{{}}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{{}}')), $3, $3
-         FROM staging s JOIN classified k USING (line) WHERE k.outcome = 'i'",
+         FROM staging s WHERE {}",
         columns.join(", "),
-        values.join(", ")
+        values.join(", "),
+        new_lines(outcomes.matched)
     );
     let sql = if list_ids.is_empty() {
         insert
@@ -558,13 +605,15 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
              SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id)"
         )
     };
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(plan.tenant_id)
-        .bind(plan.default_language)
-        .bind(plan.run_id)
-        .bind(&list_ids)
-        .execute(&mut *conn)
-        .await?;
+    if outcomes.inserted > 0 {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(plan.tenant_id)
+            .bind(plan.default_language)
+            .bind(plan.run_id)
+            .bind(&list_ids)
+            .execute(&mut *conn)
+            .await?;
+    }
 
     // Changed contacts: each row is found through the unique index by an
     // upsert whose every line conflicts, rather than by an UPDATE joined
@@ -598,7 +647,7 @@ pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>, lists: &[String]) -
 /// lines (the view `run_message_view` shows both as messages). At most
 /// `limit` messages are kept, the first by line and code. Returns the
 /// complete count per rule code and whether some messages were cut.
-/// Warnings need `classified`; an aborted run (`classified` false) keeps its
+/// Warnings need the outcomes; an aborted run (`outcomes` none) keeps its
 /// errors only: nothing was written, so no correction was made.
 pub async fn keep_messages(
     conn: &mut PgConnection,
@@ -626,7 +675,7 @@ pub async fn keep_messages(
     }
     let total: i64 = by_code.values().sum();
     let truncated = total > limit;
-    let corrected = corrected(plan);
+    let corrected = outcomes.map(|o| corrected_rows(plan, o)).unwrap_or_default();
     let bit_of = |i: usize| super::validate::WARNINGS[i].0;
 
     // Beyond the limit, the (line, code) of the last message kept bounds
@@ -639,7 +688,7 @@ pub async fn keep_messages(
             for (i, rule, _) in &warnings {
                 let _ = write!(
                     union,
-                    " UNION ALL SELECT line, '{}' FROM classified k WHERE warns & {} <> 0 AND {corrected}",
+                    " UNION ALL SELECT line, '{}' FROM {corrected} k WHERE warns & {} <> 0",
                     rule.code(),
                     bit_of(*i)
                 );
@@ -661,7 +710,7 @@ pub async fn keep_messages(
     .execute(&mut *conn)
     .await?;
     if !warnings.is_empty() {
-        // One scan of `classified`, one ordered array per kind of warning.
+        // One scan of the corrected rows, one ordered array per kind of warning.
         let mut aggs = Vec::new();
         let mut rows = Vec::new();
         let mut binds: Vec<String> = Vec::new();
@@ -679,7 +728,7 @@ pub async fn keep_messages(
             binds.push(rule.sentence(plan.lang, header, value));
         }
         let sql = format!(
-            "WITH agg AS (SELECT {} FROM classified k WHERE {corrected})
+            "WITH agg AS (SELECT {} FROM {corrected} k)
              INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
              SELECT $1, x.* FROM ({}) x",
             aggs.join(", "),

@@ -217,6 +217,27 @@ async fn empty_cells_are_corrected_with_warnings_when_a_contact_is_created() {
 }
 
 #[tokio::test]
+async fn in_a_file_of_known_and_new_contacts_only_written_corrections_are_warnings() {
+    let app = spawn_app().await;
+    let header = "email;language;display;civility;first_name;last_name\n";
+    app.import(&app.write("first.csv", &format!("{header}known@x.ch;EN;Kim;MRS;Kim;Lee\n")), &Default::default()).await;
+    // Both lines have an empty civility: the new contact gets UNDEFINED; the
+    // known one keeps MRS unless empty cells clear it.
+    let second = format!("{header}known@x.ch;EN;Kim;;Kim;Lee\nnew@x.ch;EN;Ned;;Ned;Noe\n");
+    let keep = app.import(&app.write("keep.csv", &second), &Default::default()).await;
+    assert_eq!((keep.counts.inserted, keep.counts.updated, keep.counts.warnings), (1, 0, 1), "{:?}", keep.messages);
+    let lines: Vec<(i64, &str)> = keep.messages.iter().map(|m| (m.line, m.code.as_str())).collect();
+    assert_eq!(lines, vec![(3, "civility.empty")]);
+    assert_eq!(app.contact("known@x.ch").await.unwrap()["civility"], "MRS");
+
+    let third = format!("{header}known@x.ch;EN;Kim;;Kim;Lee\nnewer@x.ch;EN;Nat;;Nat;Noe\n");
+    let clear = app.import(&app.write("clear.csv", &third), &profile("empty_cells: clear\n")).await;
+    assert_eq!((clear.counts.inserted, clear.counts.updated, clear.counts.warnings), (1, 1, 2), "{:?}", clear.messages);
+    assert_eq!(clear.by_code.get("civility.empty"), Some(&2));
+    assert_eq!(app.contact("known@x.ch").await.unwrap()["civility"], "UNDEFINED");
+}
+
+#[tokio::test]
 async fn warnings_carry_their_column_and_value_and_the_default_language() {
     let app = spawn_app().await;
     let path = app.write("empty.csv", "email;Langue;display\na@x.ch;;Ann\nb@x.ch;EN;\n");
