@@ -383,7 +383,7 @@ async fn import_file(
         dry_run: args.dry_run,
         feed: None,
         progress,
-        max_messages: settings.limits.max_messages_per_run,
+        limits: settings.limits,
         today: chrono::Utc::now().date_naive(),
         pickup: None,
     };
@@ -501,7 +501,7 @@ fn daemon(pool: &PgPool, settings: &Settings) -> Daemon {
         owner: daemon::owner_name(),
         workers: settings.workers,
         spool_dir: settings.spool_dir.clone(),
-        max_messages: settings.limits.max_messages_per_run,
+        limits: settings.limits,
         scheduler: settings.scheduler.clone(),
         servers: Arc::new(crate::pickup::ServerLimits::new(settings.scheduler.max_connections_per_server)),
         mailer: None,

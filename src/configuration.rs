@@ -62,18 +62,43 @@ pub struct SmtpSettings {
     pub from: String,
 }
 
-/// Bounds that keep one hostile file from exhausting the service.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Bounds that keep one hostile file from exhausting the service. A file
+/// beyond one of them is refused whole (nothing written), with the rule and
+/// the line; a cell beyond `max_field_bytes` rejects its row only.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Messages stored per run; beyond it only the counts per code are kept.
-    #[serde(default = "default_max_messages")]
     pub max_messages_per_run: i64,
+    /// Size of a file as dropped (before any decompression).
+    pub max_file_bytes: u64,
+    /// One record, quoted line breaks included: a longer one is never held
+    /// in memory whole.
+    pub max_line_bytes: u64,
+    /// One cell.
+    pub max_field_bytes: usize,
+    /// Columns of the header.
+    pub max_columns: usize,
+    /// Data lines of one file.
+    pub max_rows: u64,
+    /// Entries of a zip archive (directories included).
+    pub max_archive_entries: u64,
+    /// The file unpacked from a zip archive (a zip bomb stops here).
+    pub max_unpacked_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_messages_per_run: default_max_messages() }
+        Limits {
+            max_messages_per_run: 1_000_000,
+            max_file_bytes: 2 << 30,
+            max_line_bytes: 1 << 20,
+            max_field_bytes: 64 << 10,
+            max_columns: 500,
+            max_rows: 20_000_000,
+            max_archive_entries: 16,
+            max_unpacked_bytes: 4 << 30,
+        }
     }
 }
 
@@ -91,9 +116,6 @@ fn default_bind() -> String {
 }
 fn default_smtp_port() -> u16 {
     25
-}
-fn default_max_messages() -> i64 {
-    1_000_000
 }
 
 /// Loads settings from `path` (which must exist) or, when `None`, from

@@ -91,7 +91,7 @@ pub struct Daemon {
     pub owner: String,
     pub workers: usize,
     pub spool_dir: PathBuf,
-    pub max_messages: i64,
+    pub limits: crate::configuration::Limits,
     pub scheduler: SchedulerSettings,
     pub servers: Arc<ServerLimits>,
     /// Sends queued reports and alerts; `None`: they stay queued.
@@ -294,7 +294,7 @@ impl Daemon {
             pool: &self.pool,
             spool_dir: &self.spool_dir,
             clock: self.clock.as_ref(),
-            max_messages: self.max_messages,
+            limits: self.limits,
             cancel,
             connect_attempts: self.scheduler.connect_attempts,
             retry_delay: Duration::from_secs(1),

@@ -29,7 +29,7 @@ pub struct PollContext<'a> {
     pub pool: &'a PgPool,
     pub spool_dir: &'a Path,
     pub clock: &'a dyn Clock,
-    pub max_messages: i64,
+    pub limits: crate::configuration::Limits,
     /// Cancelled on shutdown: the poll stops between files and during waits.
     pub cancel: CancellationToken,
     /// Connection attempts for transient errors (refused, timed out).
@@ -231,6 +231,15 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
             report.files.push((file.name.clone(), FileOutcome::Waiting { reason: "younger than min_age_secs".into() }));
             continue;
         }
+        if file.size > ctx.limits.max_file_bytes {
+            // Not downloaded: it stays for a person to look at, and each
+            // poll says so.
+            let reason =
+                format!("larger than limits.max_file_bytes ({} > {} bytes)", file.size, ctx.limits.max_file_bytes);
+            warn!(file = %file.name, code = crate::import::rules::Rule::FileTooLarge.code(), "file not taken: {reason}");
+            report.files.push((file.name.clone(), FileOutcome::Waiting { reason }));
+            continue;
+        }
         if pickup.done_marker && !names.contains(format!("{}.done", file.name).as_str()) {
             report.files.push((file.name.clone(), FileOutcome::Waiting { reason: "no .done marker yet".into() }));
             continue;
@@ -260,7 +269,7 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
         });
     }
 
-    std::fs::create_dir_all(ctx.spool_dir)
+    create_spool(ctx.spool_dir)
         .with_context(|| format!("cannot create the spool folder {}", ctx.spool_dir.display()))?;
     for file in ready {
         if ctx.cancel.is_cancelled() {
@@ -341,7 +350,7 @@ async fn take(
         dry_run,
         feed: Some(job.feed.name.clone()),
         progress: None,
-        max_messages: ctx.max_messages,
+        limits: ctx.limits,
         today,
         pickup: Some(picked.clone()),
     };
@@ -415,6 +424,14 @@ fn is_content_conflict(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         matches!(cause.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(db)) if db.constraint() == Some("processed_files_content"))
     })
+}
+
+/// The spool holds customers' files while they are imported: only the
+/// daemon's user may read it.
+fn create_spool(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Moves (into a subfolder, with a timestamp suffix when the name is taken),

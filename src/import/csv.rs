@@ -2,7 +2,10 @@
 //! validates every record and hands batches of COPY data to the writer.
 
 use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::configuration::Limits;
 use crate::profile::Profile;
 
 use super::mapping::{self, Mapping};
@@ -14,6 +17,40 @@ use super::write::{CopyBuf, Staging};
 /// vanishes, small enough that memory stays flat (a few MiB per batch).
 pub const BATCH_ROWS: usize = 10_000;
 const BATCH_BYTES: usize = 4 << 20;
+/// The CSV reader's buffer: it reads this far ahead of the record it parses.
+const READ_BUFFER: u64 = 1 << 20;
+
+/// Counts the bytes the CSV reader pulls since the start of the record it is
+/// parsing (`record_start`, kept by `parse`), and fails once a record grows
+/// past the limit: the reader would otherwise buffer a 1 GB field whole.
+struct Bounded {
+    inner: Box<dyn Read + Send>,
+    pulled: u64,
+    record_start: Arc<AtomicU64>,
+    limit: u64,
+}
+
+#[derive(Debug)]
+struct LineTooLong;
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record longer than the limit")
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pulled.saturating_sub(self.record_start.load(Ordering::Relaxed)) > self.limit + READ_BUFFER {
+            return Err(std::io::Error::other(LineTooLong));
+        }
+        let n = self.inner.read(buf)?;
+        self.pulled += n as u64;
+        Ok(n)
+    }
+}
 
 /// COPY data for the staging tables.
 pub struct Batch {
@@ -102,26 +139,46 @@ impl<'a> Record<'a> {
 /// `emit` for each batch; `emit` returns false when the writer has gone away.
 /// `recycled` hands back buffers the writer is done with, so memory stays at
 /// a few batches whatever the file size (no allocator churn across threads).
+#[allow(clippy::too_many_arguments)]
 pub fn parse(
     reader: Box<dyn Read + Send>,
     profile: &Profile,
     ctx: RuleContext,
     staging: Staging,
+    limits: &Limits,
     mut emit: impl FnMut(Batch) -> bool,
     mut recycled: impl FnMut() -> Option<Batch>,
 ) -> Result<ParseSummary, FileFailure> {
+    let record_start = Arc::new(AtomicU64::new(0));
+    let bounded =
+        Bounded { inner: reader, pulled: 0, record_start: record_start.clone(), limit: limits.max_line_bytes };
     let mut rdr = ::csv::ReaderBuilder::new()
         .delimiter(profile.format.delimiter)
         .has_headers(false)
         .flexible(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(reader);
+        .buffer_capacity(READ_BUFFER as usize)
+        .from_reader(bounded);
     let mut bytes = ::csv::ByteRecord::new();
-    let read = |rdr: &mut ::csv::Reader<Box<dyn Read + Send>>, rec: &mut ::csv::ByteRecord| {
-        rdr.read_byte_record(rec).map_err(|e| {
-            let line = e.position().map(|p| p.line());
-            FileFailure::new(Rule::FileNotText, line, format!("cannot read the file: {e}"))
-        })
+    let max_line = limits.max_line_bytes;
+    let read = |rdr: &mut ::csv::Reader<Bounded>, rec: &mut ::csv::ByteRecord| {
+        let start = rdr.position().clone();
+        let too_long = || {
+            let line = start.line();
+            FileFailure::new(Rule::FileLineTooLong, Some(line), format!("line {line}: more than {max_line} bytes"))
+        };
+        let more = rdr.read_byte_record(rec).map_err(|e| match e.kind() {
+            ::csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<LineTooLong>()) => too_long(),
+            _ => {
+                let line = e.position().map(|p| p.line());
+                FileFailure::new(Rule::FileNotText, line, format!("cannot read the file: {e}"))
+            }
+        })?;
+        let end = rdr.position().byte();
+        if end - start.byte() > max_line {
+            return Err(too_long());
+        }
+        record_start.store(end, Ordering::Relaxed);
+        Ok(more)
     };
 
     let headers: Vec<String> = if profile.format.header {
@@ -132,6 +189,10 @@ pub fn parse(
     } else {
         profile.columns.keys().cloned().collect()
     };
+    if headers.len() > limits.max_columns {
+        let detail = format!("{} > {}", headers.len(), limits.max_columns);
+        return Err(FileFailure::new(Rule::HeaderTooManyColumns, Some(1), detail));
+    }
     if headers.len() == 1 {
         let other = [b';', b',', b'\t', b'|']
             .into_iter()
@@ -166,6 +227,10 @@ pub fn parse(
             continue; // a blank line is not a record
         }
         summary.rows += 1;
+        if summary.rows > limits.max_rows {
+            let detail = format!("line {line}: more than {} lines", limits.max_rows);
+            return Err(FileFailure::new(Rule::FileTooManyRows, Some(line), detail));
+        }
         if rec.len() > width && rec.iter().skip(width).any(|c| !c.trim().is_empty()) {
             return Err(FileFailure::new(
                 Rule::FileRagged,
@@ -173,8 +238,17 @@ pub fn parse(
                 format!("line {line}: {} columns, the header has {width}", rec.len()),
             ));
         }
+        // A record shorter than the limit cannot hold a longer cell.
+        let long_cell = if rec.text_len() > limits.max_field_bytes {
+            (0..rec.len()).find(|i| rec.get(*i).is_some_and(|c| c.len() > limits.max_field_bytes))
+        } else {
+            None
+        };
         let outcome = if rec.len() < width {
             plan.short_row(&rec, width, &mut msgs, &mut rejects);
+            RowOutcome::Rejected
+        } else if let Some(column) = long_cell {
+            plan.long_cell(&rec, column, limits.max_field_bytes, &mut msgs, &mut rejects);
             RowOutcome::Rejected
         } else {
             let sinks = Sinks { rows: &mut rows, msgs: &mut msgs, rejects: &mut rejects };

@@ -169,6 +169,23 @@ fn known_binary(first: &[u8]) -> Option<&'static str> {
     MAGIC.iter().find(|(m, _)| first.starts_with(m)).map(|(_, kind)| *kind)
 }
 
+/// Size and SHA-256 of a file (of an archive, as dropped).
+pub fn digest(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex(&hasher.finalize())))
+}
+
 fn count_newlines(bytes: &[u8]) -> u64 {
     bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }

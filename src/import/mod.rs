@@ -2,6 +2,7 @@
 //! inspect the bytes, parse and validate in a blocking thread, stream batches
 //! into staging tables, then decide and write set-based, in one transaction.
 
+pub mod archive;
 pub mod csv;
 pub mod decode;
 pub mod mapping;
@@ -42,8 +43,8 @@ pub struct Request {
     pub dry_run: bool,
     pub feed: Option<String>,
     pub progress: Option<ProgressBar>,
-    /// Messages kept per run; beyond it, only the counts per code.
-    pub max_messages: i64,
+    /// Bounds on the file (size, lines, cells) and on the messages kept.
+    pub limits: crate::configuration::Limits,
     /// "Today" for the birthdate rule; injected so tests control the clock.
     pub today: NaiveDate,
     /// For feed runs: the remote file, recorded as processed in the import's
@@ -66,13 +67,58 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
 
 async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Result<Uuid> {
     let started_at = Utc::now();
-    let path = req.path.clone();
+    let cannot = || format!("cannot import {}", req.path.display());
+    let size = std::fs::metadata(&req.path).with_context(cannot)?.len();
+    if size > req.limits.max_file_bytes {
+        // Refused unread: it is not even hashed.
+        let file = FileInfo { name: req.file_name.clone(), size: size as i64, sha256: String::new() };
+        let detail = format!("{size} > {} bytes", req.limits.max_file_bytes);
+        let failure = FileFailure::new(Rule::FileTooLarge, None, detail);
+        return record_failure(pool, &early_run(&req, run_id, &file, started_at), &req, failure).await;
+    }
+
+    // A zip archive: its one CSV is unpacked into a scratch file beside it
+    // and imported from there; the run keeps the archive's name, size and
+    // hash, which is what was dropped (and what at-most-once compares).
+    let mut dropped = None;
+    let mut unpacked = None;
+    if archive::is_zip(&req.path).with_context(cannot)? && !is_workbook(&req.file_name) {
+        let path = req.path.clone();
+        let (size, sha256) = tokio::task::spawn_blocking(move || decode::digest(&path))
+            .await
+            .context("hashing panicked")?
+            .with_context(cannot)?;
+        let file = FileInfo { name: req.file_name.clone(), size: size as i64, sha256 };
+        let mut scratch = scratch_file(&req.path).context("cannot create a file to unpack the archive into")?;
+        let (path, limits) = (req.path.clone(), req.limits);
+        let (result, scratch) = tokio::task::spawn_blocking(move || {
+            let result = archive::unpack(&path, &limits, scratch.as_file_mut());
+            (result, scratch)
+        })
+        .await
+        .context("unpacking panicked")?;
+        match result {
+            Ok(entry) => info!(entry = %entry.entry, bytes = entry.bytes, "archive unpacked"),
+            Err(failure) => {
+                return record_failure(pool, &early_run(&req, run_id, &file, started_at), &req, failure).await;
+            }
+        }
+        dropped = Some(file);
+        unpacked = Some(scratch);
+    }
+    let read_path = unpacked.as_ref().map_or_else(|| req.path.clone(), |t| t.path().to_path_buf());
+
     let declared = req.profile.format.encoding;
+    let path = read_path.clone();
     let (facts, problem) = tokio::task::spawn_blocking(move || decode::inspect(&path, declared))
         .await
         .context("file inspection panicked")?
-        .with_context(|| format!("cannot import {}", req.path.display()))?;
-    let file = FileInfo { name: req.file_name.clone(), size: facts.size as i64, sha256: facts.sha256.clone() };
+        .with_context(cannot)?;
+    let file = dropped.unwrap_or_else(|| FileInfo {
+        name: req.file_name.clone(),
+        size: facts.size as i64,
+        sha256: facts.sha256.clone(),
+    });
     let options = serde_json::json!({
         "mode": req.profile.mode,
         "lists": req.profile.lists,
@@ -127,7 +173,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     // the full rows only if the tenant already has some of the addresses.
     let staging = if req.dry_run { write::Staging::Narrow } else { write::Staging::Full };
     let phase = std::time::Instant::now();
-    let staged = stage(&mut tx, &req, facts.encoding, ctx.clone(), staging, req.progress.clone()).await?;
+    let staged = stage(&mut tx, &req, &read_path, facts.encoding, ctx.clone(), staging, req.progress.clone()).await?;
     let (summary, spill) = match staged {
         Ok(staged) => staged,
         Err(failure) => {
@@ -139,7 +185,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     if staging == write::Staging::Narrow && write::known_addresses(&mut tx, req.tenant.id).await? {
         // Parsed again, in full: messages of this pass are the same and dropped.
         write::truncate_staging(&mut tx).await?;
-        let again = stage(&mut tx, &req, facts.encoding, ctx, write::Staging::Full, None).await?;
+        let again = stage(&mut tx, &req, &read_path, facts.encoding, ctx, write::Staging::Full, None).await?;
         match again {
             Ok((full, _)) if (full.rows, full.rejected) == (summary.rows, summary.rejected) => {}
             _ => anyhow::bail!("{}: the file changed during the dry run", req.file_name),
@@ -229,9 +275,10 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         let sentence = Rule::HeaderMissingColumns.sentence(lang, "", &value);
         write::add_message(&mut tx, 1, None, Rule::HeaderMissingColumns, &value, &sentence).await?;
     }
-    let (by_code, truncated) = write::keep_messages(&mut tx, &plan, (!aborted).then_some(&outcomes), req.max_messages)
-        .await
-        .context("cannot store messages")?;
+    let (by_code, truncated) =
+        write::keep_messages(&mut tx, &plan, (!aborted).then_some(&outcomes), req.limits.max_messages_per_run)
+            .await
+            .context("cannot store messages")?;
 
     let mut profile_ref = None;
     if let Some(name) = &req.save_as {
@@ -279,7 +326,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     .context("cannot record the run's outcome")?;
     if let Some(file) = req.pickup.as_ref().filter(|_| !req.dry_run) {
         let outcome = if status.is_success() { "imported" } else { "failed" };
-        feeds::record_processed(&mut tx, req.tenant.id, file, &facts.sha256, Some(run_id), outcome)
+        feeds::record_processed(&mut tx, req.tenant.id, file, &new_run.file.sha256, Some(run_id), outcome)
             .await
             .context("cannot record the processed file")?;
     }
@@ -310,6 +357,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
 async fn stage(
     tx: &mut sqlx::PgConnection,
     req: &Request,
+    path: &std::path::Path,
     encoding: decode::Resolved,
     ctx: RuleContext,
     staging: write::Staging,
@@ -318,7 +366,8 @@ async fn stage(
     let (sender, mut receiver) = mpsc::channel::<Batch>(2);
     let (give_back, mut take_back) = mpsc::channel::<Batch>(2);
     let profile = req.profile.clone();
-    let parse_path = req.path.clone();
+    let parse_path = path.to_path_buf();
+    let limits = req.limits;
     let parser = tokio::task::spawn_blocking(move || {
         let on_read = move |n: usize| {
             if let Some(p) = &progress {
@@ -332,6 +381,7 @@ async fn stage(
             &profile,
             ctx,
             staging,
+            &limits,
             |batch| sender.blocking_send(batch).is_ok(),
             || take_back.try_recv().ok(),
         )
@@ -370,6 +420,45 @@ async fn stage(
             let _ = copy.abort("the file was refused").await;
             Ok(Err(failure))
         }
+    }
+}
+
+/// The run of a file refused before it was read as text (no options yet).
+fn early_run<'a>(
+    req: &'a Request,
+    run_id: Uuid,
+    file: &'a FileInfo,
+    started_at: chrono::DateTime<Utc>,
+) -> runs::NewRun<'a> {
+    runs::NewRun {
+        id: run_id,
+        tenant_id: req.tenant.id,
+        feed: req.feed.as_deref(),
+        dry_run: req.dry_run,
+        file,
+        profile: req.profile_ref.as_ref(),
+        options: serde_json::json!({}),
+        started_at,
+    }
+}
+
+/// Workbooks are zip archives too; they are not unpacked as one.
+fn is_workbook(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.ends_with(".xlsx") || name.ends_with(".xlsm")
+}
+
+/// A scratch file for an unpacked archive, beside the archive (the spool,
+/// for feeds) or, when that folder is read-only, in the system's.
+fn scratch_file(beside: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let builder = || {
+        let mut b = tempfile::Builder::new();
+        b.prefix(".dropfeed-unpacked-");
+        b
+    };
+    match beside.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => builder().tempfile_in(dir).or_else(|_| builder().tempfile()),
+        None => builder().tempfile(),
     }
 }
 

@@ -149,6 +149,19 @@ impl RowPlan {
         if let Some("") = self.cell(rec, Field::Display) {
             warns |= warn_bit(Field::Display);
         }
+        // Free text that a spreadsheet would run when the contacts are
+        // exported and opened (CSV injection); names are checked below.
+        for field in [Field::Display, Field::Structure, Field::Address, Field::PostalCode, Field::State] {
+            if let Some(v) = self.cell(rec, field).filter(|v| looks_like_formula(v)) {
+                scratch.errors.push((Rule::CellFormula, col(field), v.to_owned()));
+            }
+        }
+        for (i, _) in &self.attributes {
+            let v = clean(rec.get(*i).unwrap_or(""));
+            if looks_like_formula(v) {
+                scratch.errors.push((Rule::CellFormula, *i, v.to_owned()));
+            }
+        }
 
         let civility = self.cell(rec, Field::Civility).and_then(|v| {
             if v.is_empty() {
@@ -168,6 +181,7 @@ impl RowPlan {
         for field in [Field::FirstName, Field::LastName] {
             match self.cell(rec, field) {
                 Some("") => warns |= warn_bit(field),
+                Some(v) if looks_like_formula(v) => scratch.errors.push((Rule::CellFormula, col(field), v.to_owned())),
                 Some(v) if v.chars().any(|c| c.is_numeric()) => {
                     scratch.errors.push((Rule::NameDigits, col(field), v.to_owned()))
                 }
@@ -323,6 +337,21 @@ impl RowPlan {
         self.reject(rejects, rec, &reason);
     }
 
+    /// Rejects a record with a cell longer than `limits.max_field_bytes`.
+    pub fn long_cell(
+        &self,
+        rec: &super::csv::Record<'_>,
+        column: usize,
+        max: usize,
+        msgs: &mut CopyBuf,
+        rejects: &mut CopyBuf,
+    ) {
+        let len = rec.get(column).map_or(0, str::len);
+        let detail = format!("{len} > {max} bytes");
+        let reason = self.message(msgs, rec.line, Rule::FieldTooLong, column, &detail);
+        self.reject(rejects, rec, &reason);
+    }
+
     /// Keeps a rejected record as it was in the file, for the rejects file
     /// the customer fixes and drops again (`run_rejects`: line, cells, reason).
     fn reject(&self, rejects: &mut CopyBuf, rec: &super::csv::Record<'_>, reason: &str) {
@@ -363,6 +392,18 @@ impl RowPlan {
         msgs.text(&sentence);
         msgs.end_row();
         sentence
+    }
+}
+
+/// A cell a spreadsheet would evaluate: `=…`, or `+`, `-`, `@` followed by
+/// a function call (`@SUM(…)`, `-HYPERLINK(…)`). A phone number (`+41 …`) or
+/// a lone `-` is not one.
+fn looks_like_formula(v: &str) -> bool {
+    let mut chars = v.chars();
+    match chars.next() {
+        Some('=') => true,
+        Some('+' | '-' | '@') => chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && v.contains('('),
+        _ => false,
     }
 }
 

@@ -64,6 +64,8 @@ pub struct Opts {
     pub profile_ref: Option<dropfeed::report::ProfileRef>,
     /// Messages stored for the run (1,000,000 when `None`).
     pub max_messages: Option<i64>,
+    /// Limits of the import (the defaults when `None`).
+    pub limits: Option<dropfeed::configuration::Limits>,
 }
 
 impl TestApp {
@@ -88,12 +90,19 @@ impl TestApp {
             dry_run: opts.dry_run,
             feed: None,
             progress: None,
-            max_messages: opts.max_messages.unwrap_or(1_000_000),
+            limits: dropfeed::configuration::Limits {
+                max_messages_per_run: opts.max_messages.unwrap_or(1_000_000),
+                ..opts.limits.unwrap_or_default()
+            },
             today: today(),
             pickup: None,
         };
         let run_id = import::run(&self.pool, request).await.expect("import runs");
         runs::report(&self.pool, run_id, None).await.unwrap().expect("report")
+    }
+
+    pub async fn clear_contacts(&self) {
+        sqlx::raw_sql("TRUNCATE contacts, list_members").execute(&self.pool).await.unwrap();
     }
 
     pub async fn contact_count(&self) -> i64 {
@@ -161,7 +170,7 @@ impl TestApp {
             owner: owner.into(),
             workers: 2,
             spool_dir: self.dir.path().join("spool"),
-            max_messages: 1000,
+            limits: dropfeed::configuration::Limits { max_messages_per_run: 1000, ..Default::default() },
             scheduler: dropfeed::daemon::SchedulerSettings {
                 tick_ms: 50,
                 lease_secs: 30,

@@ -11,6 +11,7 @@ mod feeds;
 mod file_refusals;
 mod ftp;
 mod ftp_feeds;
+mod hostile;
 mod modes;
 mod options;
 mod profiles;

@@ -220,7 +220,7 @@ async fn empty_cells_are_corrected_with_warnings_when_a_contact_is_created() {
 async fn in_a_file_of_known_and_new_contacts_only_written_corrections_are_warnings() {
     let app = spawn_app().await;
     let header = "email;language;display;civility;first_name;last_name\n";
-    app.import(&app.write("first.csv", &format!("{header}known@x.ch;EN;Kim;MRS;Kim;Lee\n")), &Default::default()).await;
+    app.import(&app.write("first.csv", format!("{header}known@x.ch;EN;Kim;MRS;Kim;Lee\n")), &Default::default()).await;
     // Both lines have an empty civility: the new contact gets UNDEFINED; the
     // known one keeps MRS unless empty cells clear it.
     let second = format!("{header}known@x.ch;EN;Kim;;Kim;Lee\nnew@x.ch;EN;Ned;;Ned;Noe\n");
