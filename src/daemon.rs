@@ -118,6 +118,11 @@ impl Daemon {
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(self.workers.max(1)));
         info!(owner = %self.owner, workers = self.workers, "scheduler started");
+        match crate::pickup::clean_spool(&self.spool_dir) {
+            Ok(0) => {}
+            Ok(n) => info!(files = n, "removed files a stopped daemon left in the spool"),
+            Err(e) => warn!(spool = %self.spool_dir.display(), "cannot clean the spool: {e}"),
+        }
         let housekeeping = tokio::spawn({
             let daemon = self.clone();
             let cancel = cancel.clone();

@@ -426,6 +426,29 @@ fn is_content_conflict(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Removes the downloads and unpacked archives a killed daemon left behind
+/// (its `RemoveOnDrop` never ran). Each daemon has its own spool folder, so
+/// at start-up none of them is in use. Returns how many were removed.
+pub fn clean_spool(dir: &Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = (name.starts_with("feed-") && name.ends_with(".part")) || name.starts_with(".dropfeed-unpacked-");
+        if ours && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The spool holds customers' files while they are imported: only the
 /// daemon's user may read it.
 fn create_spool(dir: &Path) -> std::io::Result<()> {

@@ -281,7 +281,7 @@ impl Session for FtpSession {
                 spool.write(&chunk[..len])?;
                 let _ = empty_tx.send(chunk);
             }
-            // A failed download leaves a partial file: not worth an fsync.
+            // A failed download leaves a partial file, removed by the caller.
             if stop.load(Ordering::Acquire) { Ok(None) } else { spool.finish().map(Some) }
         });
 

@@ -353,12 +353,13 @@ impl SpoolWriter {
             .map_err(|e| SourceError::Spool { path: self.path.display().to_string(), detail: e.to_string() })
     }
 
-    /// Flushes to disk and returns size and hash.
+    /// Flushes the buffer and returns size and hash. No fsync: the copy is
+    /// read back at once by this process, and after a crash the remote file,
+    /// left in place until the import commits, is fetched again.
     pub fn finish(mut self) -> Result<Fetched, SourceError> {
         let spool =
             |e: std::io::Error| SourceError::Spool { path: self.path.display().to_string(), detail: e.to_string() };
         self.file.flush().map_err(spool)?;
-        self.file.get_ref().sync_all().map_err(spool)?;
         let digest = self.hasher.finalize();
         Ok(Fetched { size: self.size, sha256: digest.iter().map(|b| format!("{b:02x}")).collect() })
     }

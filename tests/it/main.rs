@@ -5,6 +5,7 @@ mod mail;
 mod servers;
 
 mod cli;
+mod crash;
 mod daemon;
 mod encodings;
 mod feeds;

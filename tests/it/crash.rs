@@ -1,0 +1,194 @@
+//! Crash safety (SPEC §5) against the real binary: `dropfeed run` killed
+//! with SIGKILL at points spread over the pickup of a 200,000-row file
+//! (download, parse, COPY, commit, remote move), then started again: the
+//! database ends as after one clean import, with exactly one succeeded run
+//! for the file, and the file is in `processed/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{TestApp, spawn_app, stderr};
+
+const ROWS: usize = 200_000;
+const TRIALS: usize = 20;
+const FILE: &str = "contacts_20261201.csv";
+const PROFILE: &str = "columns:\n  email: email\n  first_name: first_name\n  last_name: last_name\n  \
+                       nl: consent.newsletter\nlists: [nightly]\n";
+
+/// A file of `ROWS` contacts, some rows invalid, some duplicated.
+fn contacts_file() -> String {
+    let mut out = String::with_capacity(ROWS * 40);
+    out.push_str("email;first_name;last_name;nl\n");
+    for i in 0..ROWS {
+        let email = match i % 97 {
+            0 => "not-an-address".to_owned(),
+            1 => format!("p{}@x.ch", i - 1),
+            _ => format!("p{i}@x.ch"),
+        };
+        let nl = if i % 3 == 0 { "T" } else { "F" };
+        let first = ["Anne", "Bruno", "Chloé", "David", "Elsa", "Félix", "Gaëlle", "Hugo"][i % 8];
+        out.push_str(&format!("{email};{first};Son;{nl}\n"));
+    }
+    out
+}
+
+/// The tenant's contacts, memberships and succeeded runs, as comparable text.
+async fn snapshot(app: &TestApp) -> (Vec<String>, Vec<String>) {
+    let contacts = sqlx::query_scalar(
+        "SELECT concat_ws('|', email, first_name, last_name, consents::text, criteria::text, attributes::text)
+         FROM contacts ORDER BY email",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let members = sqlx::query_scalar(
+        "SELECT l.name || '|' || c.email FROM list_members m JOIN lists l ON l.id = m.list_id
+         JOIN contacts c ON c.id = m.contact_id ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    (contacts, members)
+}
+
+struct Setup {
+    app: TestApp,
+    drop: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+async fn setup(file: &str) -> Setup {
+    let app = spawn_app().await;
+    app.save_profile("nightly", PROFILE, "email;first_name;last_name;nl\nsample@x.ch;Sam;Ple;T\n").await;
+    let drop = app.dir.path().join("outbox");
+    std::fs::create_dir_all(&drop).unwrap();
+    let feed = format!(
+        "tenant: acme\nname: nightly\nsource:\n  url: file://{}\n  pattern: \"contacts_*.csv\"\n\
+         schedule:\n  cron: \"* * * * * *\"\n  timezone: Europe/Zurich\n\
+         pickup:\n  min_age_secs: 0\n  stable_secs: 0\nprofile: nightly\n",
+        drop.display()
+    );
+    let out = app.apply_feed(&feed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Short leases and retries: a killed daemon's feed is free again in 2 s.
+    let config = app.write(
+        "dropfeed.yaml",
+        format!(
+            "database_url: {}\nspool_dir: {}\nworkers: 1\nhttp:\n  bind: 127.0.0.1:0\n\
+             scheduler:\n  tick_ms: 100\n  lease_secs: 2\n  retry_after_secs: 1\n  connect_attempts: 1\n",
+            app.db_url,
+            app.dir.path().join("spool").display()
+        ),
+    );
+    std::fs::write(drop.join(FILE), file).unwrap();
+    let log = app.dir.path().join("daemon.log");
+    Setup { app, drop, config, log }
+}
+
+fn start(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_dropfeed"))
+        .args(["--config", config.to_str().unwrap(), "--log-format", "json", "run"])
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info,dropfeed=debug,sqlx=warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("dropfeed run starts")
+}
+
+/// SIGTERM, as systemd stops the service: the daemon finishes and exits.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+fn kill(child: &mut Child) {
+    // SIGKILL: no shutdown code runs.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits until the file has been imported and moved; returns the time taken.
+async fn until_processed(s: &Setup, since: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let moved = s.drop.join("processed").join(FILE).exists();
+        let succeeded = s.app.scalar("SELECT count(*) FROM runs WHERE status LIKE 'succeeded%'").await;
+        if moved && succeeded > 0 {
+            return since.elapsed();
+        }
+        assert!(Instant::now() < deadline, "not processed after 120 s; log:\n{}", tail(&s.log));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// What the daemon was doing when it was killed: its last log message.
+fn last_step(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "(nothing logged)".into())
+}
+
+#[tokio::test]
+async fn a_daemon_killed_anywhere_in_an_import_ends_as_after_one_clean_import_once_restarted() {
+    let file = contacts_file();
+
+    // The clean run: its result, and how long a pickup takes.
+    let clean = setup(&file).await;
+    let t0 = Instant::now();
+    let mut daemon = start(&clean.config, &clean.log);
+    let took = until_processed(&clean, t0).await;
+    kill(&mut daemon);
+    let reference = snapshot(&clean.app).await;
+    assert!(
+        reference.0.len() > ROWS * 9 / 10,
+        "{} contacts; runs {:?}; log:\n{}",
+        reference.0.len(),
+        sqlx::query_scalar::<_, String>("SELECT concat_ws(' ', status, rows, inserted, error) FROM runs")
+            .fetch_all(&clean.app.pool)
+            .await
+            .unwrap(),
+        tail(&clean.log)
+    );
+
+    let mut steps = Vec::new();
+    for trial in 0..TRIALS {
+        let s = setup(&file).await;
+        // Kill points spread evenly over the clean run's duration.
+        let at = took.mul_f64((trial as f64 + 0.5) / TRIALS as f64);
+        let mut daemon = start(&s.config, &s.log);
+        tokio::time::sleep(at).await;
+        kill(&mut daemon);
+        steps.push(format!("{:>5} ms: {}", at.as_millis(), last_step(&s.log)));
+
+        let mut daemon = start(&s.config, &s.log);
+        until_processed(&s, Instant::now()).await;
+        stop(&mut daemon);
+
+        let after = snapshot(&s.app).await;
+        assert!(after == reference, "trial {trial} (killed at {at:?}): the contacts differ from a clean import");
+        let runs = s.app.scalar("SELECT count(*) FROM runs WHERE status LIKE 'succeeded%'").await;
+        assert_eq!(runs, 1, "trial {trial}: succeeded runs");
+        let processed = s.app.scalar("SELECT count(*) FROM processed_files").await;
+        assert_eq!(processed, 1, "trial {trial}: processed records");
+        assert!(!s.drop.join(FILE).exists() && s.drop.join("processed").join(FILE).exists(), "trial {trial}");
+        // What the killed daemon was downloading is removed by the next one.
+        let spool: Vec<_> = std::fs::read_dir(s.app.dir.path().join("spool"))
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(spool.is_empty(), "trial {trial}: left in the spool: {spool:?}");
+    }
+    eprintln!("clean pickup {took:?}; killed after:\n{}", steps.join("\n"));
+}
