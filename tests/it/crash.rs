@@ -1,14 +1,18 @@
 //! Crash safety (SPEC §5) against the real binary: `dropfeed run` killed
 //! with SIGKILL at points spread over the pickup of a 200,000-row file
-//! (download, parse, COPY, commit, remote move), then started again: the
-//! database ends as after one clean import, with exactly one succeeded run
-//! for the file, and the file is in `processed/`.
+//! (download, parse, COPY, commit, remote move), then started again, and
+//! PostgreSQL restarted under a running import: the database ends as after
+//! one clean import, with exactly one succeeded run for the file, and the
+//! file is in `processed/`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{TestApp, spawn_app, stderr};
+use dropfeed::domain::ReportLanguage;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_on, stderr};
+use crate::servers::postgres::PrivatePostgres;
 
 const ROWS: usize = 200_000;
 const TRIALS: usize = 20;
@@ -60,7 +64,10 @@ struct Setup {
 }
 
 async fn setup(file: &str) -> Setup {
-    let app = spawn_app().await;
+    setup_with(spawn_app().await, file).await
+}
+
+async fn setup_with(app: TestApp, file: &str) -> Setup {
     app.save_profile("nightly", PROFILE, "email;first_name;last_name;nl\nsample@x.ch;Sam;Ple;T\n").await;
     let drop = app.dir.path().join("outbox");
     std::fs::create_dir_all(&drop).unwrap();
@@ -191,4 +198,32 @@ async fn a_daemon_killed_anywhere_in_an_import_ends_as_after_one_clean_import_on
         assert!(spool.is_empty(), "trial {trial}: left in the spool: {spool:?}");
     }
     eprintln!("clean pickup {took:?}; killed after:\n{}", steps.join("\n"));
+}
+
+#[tokio::test]
+async fn postgresql_restarted_under_a_running_import_loses_nothing_and_imports_the_file_once() {
+    let pg = PrivatePostgres::start();
+    let file = contacts_file();
+    let clean = setup_with(spawn_app_on(&pg.url(), ReportLanguage::Fr).await, &file).await;
+    let t0 = Instant::now();
+    let mut daemon = start(&clean.config, &clean.log);
+    let took = until_processed(&clean, t0).await;
+    stop(&mut daemon);
+    let reference = snapshot(&clean.app).await;
+
+    let mut steps = Vec::new();
+    for trial in 0..5 {
+        let s = setup_with(spawn_app_on(&pg.url(), ReportLanguage::Fr).await, &file).await;
+        let at = took.mul_f64([0.2, 0.4, 0.6, 0.8, 0.95][trial]);
+        let mut daemon = start(&s.config, &s.log);
+        tokio::time::sleep(at).await;
+        steps.push(format!("{:>5} ms: {}", at.as_millis(), last_step(&s.log)));
+        pg.restart();
+        until_processed(&s, Instant::now()).await;
+        stop(&mut daemon);
+        assert!(snapshot(&s.app).await == reference, "trial {trial} (restart at {at:?}): the contacts differ");
+        assert_eq!(s.app.scalar("SELECT count(*) FROM runs WHERE status LIKE 'succeeded%'").await, 1, "trial {trial}");
+        assert_eq!(s.app.scalar("SELECT count(*) FROM processed_files").await, 1, "trial {trial}");
+    }
+    eprintln!("clean pickup {took:?}; PostgreSQL restarted after:\n{}", steps.join("\n"));
 }

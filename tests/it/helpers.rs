@@ -29,8 +29,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with_language(language: ReportLanguage) -> TestApp {
+    spawn_app_on(&server_url(), language).await
+}
+
+/// A test app on the PostgreSQL server at `server` (`postgres://user@host:port`).
+pub async fn spawn_app_on(server: &str, language: ReportLanguage) -> TestApp {
     let name = format!("dropfeed_test_{}", uuid::Uuid::now_v7().simple());
-    let db_url = format!("{}/{name}", server_url().trim_end_matches('/'));
+    let db_url = format!("{}/{name}", server.trim_end_matches('/'));
     let pool = store::migrate(&db_url).await.expect("test database");
     let tenant = tenants::add(
         &pool,
@@ -288,5 +293,75 @@ impl Drop for DelayProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A TCP proxy that cuts its first `cuts` connections once `after` bytes
+/// have come from the server (a link that drops mid-download); later
+/// connections pass whole.
+/// It runs on its own runtime: the code under test may block the test's.
+pub struct CutProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl CutProxy {
+    pub fn start(target: u16, after: usize, cuts: usize) -> CutProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = cut.clone();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((client, _)) = listener.accept().await {
+                let limit = (connections.fetch_add(1, Ordering::SeqCst) < cuts).then_some(after);
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { return };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                    });
+                    let mut buf = vec![0u8; 64 << 10];
+                    let mut sent = 0;
+                    loop {
+                        let n = match from_server.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if limit.is_some_and(|l| sent + n > l) {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            break; // both halves dropped: the connection is cut
+                        }
+                        if to_client.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    up.abort();
+                });
+            }
+        });
+        CutProxy { port, cut, runtime: Some(runtime) }
+    }
+
+    /// Connections cut so far.
+    pub fn cut(&self) -> usize {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }

@@ -6,19 +6,30 @@ use std::sync::Arc;
 use dropfeed::clock::SystemClock;
 
 use crate::feeds::{PROFILE, SAMPLE};
-use crate::helpers::{TestApp, spawn_app, stderr, stdout};
+use sha2::Digest;
+
+use crate::helpers::{CutProxy, TestApp, spawn_app, stderr, stdout};
 use crate::servers::sshd::SshServer;
 
 /// `secret` is the source's secret line, e.g. `password_file: /path`.
 fn sftp_feed(server: &SshServer, host_key: &str, secret: &str) -> String {
+    sftp_feed_at(&server.url(), host_key, secret)
+}
+
+/// The feed YAML with the server reached at `url` (through a proxy, say).
+fn sftp_feed_at(url: &str, host_key: &str, secret: &str) -> String {
     format!(
         "tenant: acme\nname: sftp-nightly\nsource:\n  url: {}\n  {secret}\n  host_key: \"{host_key}\"\n  pattern: \"contacts_*.csv\"\n  connect_timeout_secs: 5\n  io_timeout_secs: 10\n\
          schedule:\n  cron: \"0 30 2 * * *\"\n  timezone: America/Montreal\npickup:\n  min_age_secs: 0\n  stable_secs: 1\nprofile: nightly\n",
-        server.url()
+        url
     )
 }
 
 async fn app_with_sftp_feed(server: &SshServer, host_key: &str, secret: Option<&str>) -> TestApp {
+    app_with_sftp_feed_at(server, &server.url(), host_key, secret).await
+}
+
+async fn app_with_sftp_feed_at(server: &SshServer, url: &str, host_key: &str, secret: Option<&str>) -> TestApp {
     let app = spawn_app().await;
     app.save_profile("nightly", PROFILE, SAMPLE).await;
     let secret = match secret {
@@ -28,7 +39,7 @@ async fn app_with_sftp_feed(server: &SshServer, host_key: &str, secret: Option<&
             format!("password_file: {}", pw.display())
         }
     };
-    let out = app.apply_feed(&sftp_feed(server, host_key, &secret));
+    let out = app.apply_feed(&sftp_feed_at(url, host_key, &secret));
     assert!(out.status.success(), "{}", stderr(&out));
     app
 }
@@ -103,4 +114,38 @@ async fn a_wrong_password_fails_clearly_and_no_secret_reaches_the_json_log() {
     }
     let feed = app.feed("sftp-nightly").await;
     assert!(!feed.last_error.unwrap_or_default().contains(secret));
+}
+
+#[tokio::test]
+async fn a_download_cut_midway_is_taken_again_at_the_next_poll_and_imported_once_with_its_hash() {
+    let server = SshServer::start();
+    // The first connection is cut after 1 MiB from the server, as a flaky link would.
+    let proxy = CutProxy::start(server.port, 1 << 20, 1);
+    let url = server.url().replace(&format!(":{}/", server.port), &format!(":{}/", proxy.port));
+    let app = app_with_sftp_feed_at(&server, &url, &server.host_key_fingerprint, None).await;
+    let content: String = std::iter::once("email;first_name\n".to_owned())
+        .chain((0..100_000).map(|i| format!("p{i}@x.ch;Anne\n")))
+        .collect();
+    server.put("contacts_20261201.csv", &content);
+    let feed = app.feed("sftp-nightly").await;
+
+    let cut = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await;
+    assert!(cut.is_err(), "{cut:?}");
+    assert_eq!(proxy.cut(), 1, "{cut:?}");
+    assert_eq!(
+        (app.contact_count().await, app.scalar("SELECT count(*) FROM runs WHERE feed IS NOT NULL").await),
+        (0, 0)
+    );
+    assert!(server.root.join("contacts_20261201.csv").exists(), "left on the server");
+    let spool: Vec<_> = std::fs::read_dir(app.dir.path().join("spool")).unwrap().collect();
+    assert!(spool.is_empty(), "the partial download is removed");
+
+    let again = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await.unwrap();
+    assert_eq!(again.imported(), 1, "{again:?}");
+    assert_eq!(app.contact_count().await, 100_000);
+    let sha = app.scalar_text("SELECT file_sha256 FROM runs WHERE feed IS NOT NULL").await;
+    let expected: String = sha2::Sha256::digest(content.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(sha, expected, "the run's hash is the whole file's");
+    assert_eq!(app.scalar("SELECT count(*) FROM processed_files").await, 1);
+    assert!(server.root.join("processed/contacts_20261201.csv").exists());
 }
