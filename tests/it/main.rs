@@ -18,5 +18,6 @@ mod options;
 mod profiles;
 mod replicas;
 mod rules;
+mod security;
 mod sftp;
 mod sftp_feeds;
