@@ -20,14 +20,51 @@ const BATCH_BYTES: usize = 4 << 20;
 /// The CSV reader's buffer: it reads this far ahead of the record it parses.
 const READ_BUFFER: u64 = 1 << 20;
 
-/// Counts the bytes the CSV reader pulls since the start of the record it is
-/// parsing (`record_start`, kept by `parse`), and fails once a record grows
-/// past the limit: the reader would otherwise buffer a 1 GB field whole.
+/// What the CSV reader reads through. It counts the bytes pulled since the
+/// start of the record being parsed (`record_start`, kept by `parse`) and
+/// fails once a record grows past the limit: the reader would otherwise
+/// buffer a 1 GB field whole. It also turns `\r\n` and a lone `\r` into
+/// `\n`: the csv crate counts lines by `\n` and, after a `\r\n`, dates the
+/// next record to the line before (a CRLF file, as Excel writes, had every
+/// message one line early; a CR-only file had them all on line 1).
 struct Bounded {
     inner: Box<dyn Read + Send>,
     pulled: u64,
     record_start: Arc<AtomicU64>,
     limit: u64,
+    /// The last byte passed on was a `\r` (sent as `\n`): a `\n` next is dropped.
+    after_cr: bool,
+}
+
+impl Bounded {
+    /// Rewrites line endings in `buf` in place; returns the new length.
+    fn normalize(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len();
+        let mut write = 0;
+        let mut read = 0;
+        if self.after_cr && n > 0 && buf[0] == b'\n' {
+            read = 1;
+        }
+        self.after_cr = false;
+        while read < n {
+            let Some(at) = memchr::memchr(b'\r', &buf[read..]).map(|i| read + i) else {
+                buf.copy_within(read..n, write);
+                write += n - read;
+                break;
+            };
+            buf.copy_within(read..at, write);
+            write += at - read;
+            buf[write] = b'\n';
+            write += 1;
+            read = at + 1;
+            if read == n {
+                self.after_cr = true;
+            } else if buf[read] == b'\n' {
+                read += 1;
+            }
+        }
+        write
+    }
 }
 
 #[derive(Debug)]
@@ -46,9 +83,18 @@ impl Read for Bounded {
         if self.pulled.saturating_sub(self.record_start.load(Ordering::Relaxed)) > self.limit + READ_BUFFER {
             return Err(std::io::Error::other(LineTooLong));
         }
-        let n = self.inner.read(buf)?;
-        self.pulled += n as u64;
-        Ok(n)
+        loop {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let n = self.normalize(&mut buf[..n]);
+            // A chunk that was only the `\n` of a `\r\n` is not the end.
+            if n > 0 {
+                self.pulled += n as u64;
+                return Ok(n);
+            }
+        }
     }
 }
 
@@ -150,8 +196,13 @@ pub fn parse(
     mut recycled: impl FnMut() -> Option<Batch>,
 ) -> Result<ParseSummary, FileFailure> {
     let record_start = Arc::new(AtomicU64::new(0));
-    let bounded =
-        Bounded { inner: reader, pulled: 0, record_start: record_start.clone(), limit: limits.max_line_bytes };
+    let bounded = Bounded {
+        inner: reader,
+        pulled: 0,
+        record_start: record_start.clone(),
+        limit: limits.max_line_bytes,
+        after_cr: false,
+    };
     let mut rdr = ::csv::ReaderBuilder::new()
         .delimiter(profile.format.delimiter)
         .has_headers(false)
@@ -293,7 +344,28 @@ pub fn parse(
 
 #[cfg(test)]
 mod tests {
-    use super::Record;
+    use super::{Bounded, Record};
+
+    #[test]
+    fn line_endings_reach_the_csv_reader_as_newlines_whatever_the_chunks() {
+        let text = b"a\r\nb\rc\nd\r\r\ne\r";
+        for chunk in 1..=text.len() {
+            let mut bounded = Bounded {
+                inner: Box::new(std::io::empty()),
+                pulled: 0,
+                record_start: Default::default(),
+                limit: u64::MAX / 2,
+                after_cr: false,
+            };
+            let mut out = Vec::new();
+            for piece in text.chunks(chunk) {
+                let mut buf = piece.to_vec();
+                let n = bounded.normalize(&mut buf);
+                out.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(out, b"a\nb\nc\nd\n\ne\n", "chunks of {chunk}");
+        }
+    }
 
     #[test]
     fn a_record_is_text_only_if_each_of_its_cells_is() {

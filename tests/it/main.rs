@@ -12,6 +12,7 @@ mod feeds;
 mod file_refusals;
 mod ftp;
 mod ftp_feeds;
+mod fuzz;
 mod hostile;
 mod modes;
 mod options;
