@@ -329,6 +329,15 @@ async fn take(
             reason: format!("changed during download ({} -> {} bytes)", file.size, fetched.size),
         });
     }
+    // Replaced while it was downloaded (same size, new mtime): what was read
+    // may mix both versions. Listed again, it is left for the next poll.
+    let now_listed = session.list().await?;
+    let same = now_listed
+        .iter()
+        .any(|g| g.name == file.name && g.size == file.size && g.mtime.map(|t| t.trunc_subsecs(0)) == file.mtime);
+    if !same {
+        return Ok(FileOutcome::Waiting { reason: "changed during download (size or modification time)".into() });
+    }
     let now = ctx.clock.now();
     let picked = picked(job, file);
 

@@ -149,3 +149,36 @@ async fn a_download_cut_midway_is_taken_again_at_the_next_poll_and_imported_once
     assert_eq!(app.scalar("SELECT count(*) FROM processed_files").await, 1);
     assert!(server.root.join("processed/contacts_20261201.csv").exists());
 }
+
+#[tokio::test]
+async fn a_file_uploaded_slowly_over_sftp_is_taken_only_once_complete() {
+    let server = SshServer::start();
+    let app = app_with_sftp_feed(&server, &server.host_key_fingerprint, None).await;
+    let path = server.put("contacts_20261201.csv", "email;first_name\n");
+    // About 8 KB/s for 3 s, as a customer's slow link would upload it.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        for batch in 0..12 {
+            let lines: String = (0..100).map(|i| format!("p{batch}-{i}@x.ch;Anne\n")).collect();
+            f.write_all(lines.as_bytes()).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        std::time::Instant::now()
+    });
+    let feed = app.feed("sftp-nightly").await;
+    let mut waited = 0;
+    let imported_at = loop {
+        let report = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await.unwrap();
+        if report.imported() == 1 {
+            break std::time::Instant::now();
+        }
+        waited += 1;
+        assert!(waited < 30, "never imported: {report:?}");
+    };
+    let finished = writer.join().unwrap();
+    assert!(waited > 0, "taken at the first poll, while it was still growing");
+    assert!(imported_at >= finished, "imported before the upload ended");
+    assert_eq!(app.contact_count().await, 1200, "the whole file, not a prefix");
+}
