@@ -2,23 +2,26 @@
 """A TCP proxy that adds a fixed delay each way, for transfer benchmarks over
 a long-distance link on one machine (no netem here).
 
-    delay_proxy.py LISTEN_PORT TARGET_PORT ONE_WAY_MS [--ftp]
+    delay_proxy.py LISTEN_PORT TARGET_PORT ONE_WAY_MS [--ftp] [--cut-data-after BYTES]
 
 Each chunk read from one side is written to the other ONE_WAY_MS later, in
 order; at most WINDOW bytes are held per direction, as a TCP window would,
 so a client that waits for answers (SFTP read requests) sees the round trip.
 With --ftp, the control connection's passive-mode replies (227 and 229) are
-rewritten to point at a delayed proxy of the data port. Prints "ready" once
-listening."""
+rewritten to point at a delayed proxy of the data port; --cut-data-after cuts
+the first data connection that brings more than BYTES from the server (a link dropping
+mid-download, for the fault tests). Prints "ready" once listening."""
 import asyncio
 import re
 import sys
 
 WINDOW = 4 << 20
 CHUNK = 64 << 10
+# Data connections still to cut, and after how many bytes from the server.
+CUT = {"left": 0, "after": 0}
 
 
-async def pump(reader, writer, delay, rewrite=None):
+async def pump(reader, writer, delay, rewrite=None, cuttable=False):
     loop = asyncio.get_running_loop()
     queue = asyncio.Queue(maxsize=WINDOW // CHUNK)
 
@@ -38,11 +41,20 @@ async def pump(reader, writer, delay, rewrite=None):
             writer.close()
 
     sender = asyncio.create_task(send())
+    passed = 0
     try:
         while True:
             data = await reader.read(CHUNK)
             if not data:
                 break
+            # Listings are data connections too: only one that grows past
+            # the threshold is cut.
+            if cuttable and CUT["left"] > 0 and passed + len(data) > CUT["after"]:
+                CUT["left"] -= 1
+                writer.transport.abort()
+                sender.cancel()
+                return
+            passed += len(data)
             if rewrite:
                 data = await rewrite(data)
             await queue.put((loop.time() + delay, data))
@@ -55,7 +67,7 @@ async def pump(reader, writer, delay, rewrite=None):
         pass
 
 
-async def serve(listen_port, target_port, delay, ftp):
+async def serve(listen_port, target_port, delay, ftp, data=False):
     async def on_client(c_reader, c_writer):
         try:
             s_reader, s_writer = await asyncio.open_connection("127.0.0.1", target_port)
@@ -63,7 +75,7 @@ async def serve(listen_port, target_port, delay, ftp):
             c_writer.close()
             return
         rewrite = passive_rewriter(delay) if ftp else None
-        await asyncio.gather(pump(c_reader, s_writer, delay), pump(s_reader, c_writer, delay, rewrite))
+        await asyncio.gather(pump(c_reader, s_writer, delay), pump(s_reader, c_writer, delay, rewrite, data))
         c_writer.close()
         s_writer.close()
 
@@ -89,12 +101,14 @@ def passive_rewriter(delay):
 
 
 async def data_proxy(target_port, delay):
-    server = await serve(0, target_port, delay, False)
+    server = await serve(0, target_port, delay, False, data=True)
     return server.sockets[0].getsockname()[1]
 
 
 async def main():
     listen_port, target_port, one_way_ms = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    if "--cut-data-after" in sys.argv:
+        CUT["left"], CUT["after"] = 1, int(sys.argv[sys.argv.index("--cut-data-after") + 1])
     server = await serve(listen_port, target_port, one_way_ms / 1000, "--ftp" in sys.argv)
     print("ready", server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()

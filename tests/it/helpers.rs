@@ -266,18 +266,30 @@ impl DelayProxy {
     /// The proxy the benchmark asks for, if `BENCH_ONE_WAY_MS` is set.
     pub fn from_env(target_port: u16, ftp: bool) -> Option<DelayProxy> {
         let ms: f64 = std::env::var("BENCH_ONE_WAY_MS").ok()?.parse().expect("BENCH_ONE_WAY_MS: milliseconds");
+        Some(DelayProxy::start(target_port, ms, ftp))
+    }
+
+    /// A proxy adding `ms` milliseconds each way in front of `target_port`.
+    pub fn start(target_port: u16, ms: f64, ftp: bool) -> DelayProxy {
+        DelayProxy::spawn(target_port, ms, if ftp { &["--ftp"][..] } else { &[] })
+    }
+
+    /// An FTP proxy (no delay) that cuts the first data connection once
+    /// `after` bytes came from the server.
+    pub fn cutting_ftp_data(target_port: u16, after: usize) -> DelayProxy {
+        DelayProxy::spawn(target_port, 0.0, &["--ftp", "--cut-data-after", &after.to_string()])
+    }
+
+    fn spawn(target_port: u16, ms: f64, options: &[&str]) -> DelayProxy {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/delay_proxy.py");
         let mut cmd = std::process::Command::new("python3");
-        cmd.arg(script).args(["0", &target_port.to_string(), &ms.to_string()]);
-        if ftp {
-            cmd.arg("--ftp");
-        }
+        cmd.arg(script).args(["0", &target_port.to_string(), &ms.to_string()]).args(options);
         let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().expect("start the delay proxy");
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
         let port = line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("the proxy's port");
         println!("through a proxy adding {ms} ms each way (port {port} -> {target_port})");
-        Some(DelayProxy { port, child })
+        DelayProxy { port, child }
     }
 }
 

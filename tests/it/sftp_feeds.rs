@@ -8,7 +8,7 @@ use dropfeed::clock::SystemClock;
 use crate::feeds::{PROFILE, SAMPLE};
 use sha2::Digest;
 
-use crate::helpers::{CutProxy, TestApp, spawn_app, stderr, stdout};
+use crate::helpers::{CutProxy, DelayProxy, TestApp, spawn_app, stderr, stdout};
 use crate::servers::sshd::SshServer;
 
 /// `secret` is the source's secret line, e.g. `password_file: /path`.
@@ -181,4 +181,48 @@ async fn a_file_uploaded_slowly_over_sftp_is_taken_only_once_complete() {
     assert!(waited > 0, "taken at the first poll, while it was still growing");
     assert!(imported_at >= finished, "imported before the upload ended");
     assert_eq!(app.contact_count().await, 1200, "the whole file, not a prefix");
+}
+
+#[tokio::test]
+async fn a_file_replaced_while_it_downloads_is_left_for_the_next_poll() {
+    let server = SshServer::start();
+    // 50 ms each way: the download of 8 MB takes long enough to replace the file under it.
+    let proxy = DelayProxy::start(server.port, 50.0, false);
+    let url = server.url().replace(&format!(":{}/", server.port), &format!(":{}/", proxy.port));
+    let app = app_with_sftp_feed_at(&server, &url, &server.host_key_fingerprint, None).await;
+    let version = |name: &str| -> String {
+        std::iter::once("email;first_name\n".to_owned())
+            .chain((0..300_000).map(|i| format!("p{i:06}@x.ch;{name}\n")))
+            .collect()
+    };
+    let (first, second) = (version("Anne"), version("Lena"));
+    assert_eq!(first.len(), second.len());
+    let path = server.put("contacts_20261201.csv", &first);
+    let spool = app.dir.path().join("spool");
+    // As soon as the download starts, the customer's upload replaces the file:
+    // same size, another modification time.
+    let replacer = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::read_dir(&spool).map_or(true, |mut d| d.next().is_none()) {
+            assert!(std::time::Instant::now() < deadline, "the download never started");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let tmp = path.with_extension("upload");
+        std::fs::write(&tmp, &second).unwrap();
+        let other = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&tmp).unwrap().set_modified(other).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    });
+    let feed = app.feed("sftp-nightly").await;
+    let report = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await.unwrap();
+    replacer.join().unwrap();
+    assert!(
+        matches!(&report.files[..], [(_, dropfeed::pickup::FileOutcome::Waiting { reason })] if reason.contains("changed during download")),
+        "{report:?}"
+    );
+    assert_eq!(app.contact_count().await, 0);
+
+    let again = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await.unwrap();
+    assert_eq!(again.imported(), 1, "{again:?}");
+    assert_eq!(app.contact("p000001@x.ch").await.unwrap()["first_name"], "Lena", "the new version, whole");
 }
