@@ -268,21 +268,33 @@ impl Session for FtpSession {
             .await?
             .map_err(|e| self.ctx.fail("fetch", name, e))?;
 
-        // Hashing and writing run on a blocking thread while the next chunk
-        // arrives: the SHA-256 and the copy into the page cache then cost
-        // little wall time, and the async threads never wait on the disk.
+        // A pipeline of three threads: this task receives, a blocking thread
+        // hashes, another writes into the page cache; each chunk goes through
+        // them in turn and comes back for reuse. Hashing and writing on one
+        // thread made it the slowest stage (0.67x curl on loopback).
         let cancelled = Arc::new(AtomicBool::new(false));
         let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<(Vec<u8>, usize)>(2);
+        let (hashed_tx, hashed_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(2);
         let (empty_tx, mut empty_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        let stop = cancelled.clone();
-        let writer = tokio::task::spawn_blocking(move || -> Result<Option<Fetched>, SourceError> {
-            let mut spool = spool;
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
             while let Some((chunk, len)) = full_rx.blocking_recv() {
-                spool.write(&chunk[..len])?;
+                hasher.update(&chunk[..len]);
+                if hashed_tx.send((chunk, len)).is_err() {
+                    break; // the writer failed; it says why
+                }
+            }
+            hasher
+        });
+        let stop = cancelled.clone();
+        let writer = tokio::task::spawn_blocking(move || -> Result<Option<SpoolWriter>, SourceError> {
+            let mut spool = spool;
+            for (chunk, len) in hashed_rx {
+                spool.write_unhashed(&chunk[..len])?;
                 let _ = empty_tx.send(chunk);
             }
             // A failed download leaves a partial file, removed by the caller.
-            if stop.load(Ordering::Acquire) { Ok(None) } else { spool.finish().map(Some) }
+            Ok((!stop.load(Ordering::Acquire)).then_some(spool))
         });
 
         let mut received = Ok(());
@@ -330,11 +342,15 @@ impl Session for FtpSession {
             drop(download);
         }
         let path = dest.display().to_string();
-        let written = writer
-            .await
-            .map_err(|e| SourceError::Spool { path: path.clone(), detail: format!("the spool writer stopped: {e}") })?;
+        let stopped = |e: tokio::task::JoinError| SourceError::Spool {
+            path: path.clone(),
+            detail: format!("the spool writer stopped: {e}"),
+        };
+        let written = writer.await.map_err(stopped)?;
+        let hasher = hasher.await.map_err(stopped)?;
         received?;
-        written?.ok_or_else(|| SourceError::Spool { path, detail: "the download was cancelled".into() })
+        let spool = written?.ok_or_else(|| SourceError::Spool { path, detail: "the download was cancelled".into() })?;
+        spool.finish_with(hasher)
     }
 
     async fn ensure_dir(&mut self, dir: &str) -> Result<(), SourceError> {

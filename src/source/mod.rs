@@ -353,6 +353,21 @@ impl SpoolWriter {
             .map_err(|e| SourceError::Spool { path: self.path.display().to_string(), detail: e.to_string() })
     }
 
+    /// Writes without hashing, for a caller that hashes the same bytes on
+    /// another thread (`finish_with` then takes its hash).
+    pub fn write_unhashed(&mut self, chunk: &[u8]) -> Result<(), SourceError> {
+        self.size += chunk.len() as u64;
+        self.file
+            .write_all(chunk)
+            .map_err(|e| SourceError::Spool { path: self.path.display().to_string(), detail: e.to_string() })
+    }
+
+    /// `finish` for `write_unhashed`: the hash of the bytes comes from the caller.
+    pub fn finish_with(mut self, hasher: Sha256) -> Result<Fetched, SourceError> {
+        self.hasher = hasher;
+        self.finish()
+    }
+
     /// Flushes the buffer and returns size and hash. No fsync: the copy is
     /// read back at once by this process, and after a crash the remote file,
     /// left in place until the import commits, is fetched again.

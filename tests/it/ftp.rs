@@ -314,7 +314,7 @@ async fn ftp_fetch_throughput_compared_with_curl() {
         }
         println!(
             "{tls:?}: curl {:.0} MB/s ({:.0} MB/s with an fsync after it), connect and fetch {:.0} MB/s \
-             (hash and fsync included): {:.2}x curl, {:.2}x curl and fsync",
+             (hash included): {:.2}x curl, {:.2}x curl and fsync",
             mb / curl,
             mb / curl_synced,
             mb / ours,
