@@ -35,7 +35,7 @@ use tokio_rustls::rustls::{
     self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use super::{Fetched, Kind, RemoteFile, Session, SourceConfig, SourceError, SpoolWriter, join};
+use super::{Fetched, Kind, RemoteFile, Session, SourceConfig, SourceError, SpoolPipeline, SpoolWriter, join};
 
 /// Downloads are read in chunks this large: few wake-ups and hash updates per
 /// MiB, and the spool writer buffers as much before writing.
@@ -268,39 +268,12 @@ impl Session for FtpSession {
             .await?
             .map_err(|e| self.ctx.fail("fetch", name, e))?;
 
-        // A pipeline of three threads: this task receives, a blocking thread
-        // hashes, another writes into the page cache; each chunk goes through
-        // them in turn and comes back for reuse. Hashing and writing on one
-        // thread made it the slowest stage (0.67x curl on loopback).
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<(Vec<u8>, usize)>(2);
-        let (hashed_tx, hashed_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(2);
-        let (empty_tx, mut empty_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        let hasher = tokio::task::spawn_blocking(move || {
-            let mut hasher = Sha256::new();
-            while let Some((chunk, len)) = full_rx.blocking_recv() {
-                hasher.update(&chunk[..len]);
-                if hashed_tx.send((chunk, len)).is_err() {
-                    break; // the writer failed; it says why
-                }
-            }
-            hasher
-        });
-        let stop = cancelled.clone();
-        let writer = tokio::task::spawn_blocking(move || -> Result<Option<SpoolWriter>, SourceError> {
-            let mut spool = spool;
-            for (chunk, len) in hashed_rx {
-                spool.write_unhashed(&chunk[..len])?;
-                let _ = empty_tx.send(chunk);
-            }
-            // A failed download leaves a partial file, removed by the caller.
-            Ok((!stop.load(Ordering::Acquire)).then_some(spool))
-        });
-
+        // This task receives; hashing and writing run on threads of their own.
+        let mut pipeline = SpoolPipeline::start(spool, CHUNK);
         let mut received = Ok(());
         let mut writer_failed = false;
         'transfer: loop {
-            let mut chunk = empty_rx.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+            let mut chunk = pipeline.buffer();
             let mut filled = 0;
             while filled < CHUNK {
                 match tokio::time::timeout(self.ctx.io_timeout, download.read(&mut chunk[filled..])).await {
@@ -319,16 +292,12 @@ impl Session for FtpSession {
             if filled == 0 {
                 break;
             }
-            if full_tx.send((chunk, filled)).await.is_err() {
+            if !pipeline.send(chunk, filled).await {
                 // The writer stopped on an error, reported below.
                 writer_failed = true;
                 break;
             }
         }
-        if received.is_err() {
-            cancelled.store(true, Ordering::Release);
-        }
-        drop(full_tx);
         if received.is_ok() && !writer_failed {
             // Reads the server's 226 while the last chunks are written.
             received = self
@@ -341,16 +310,13 @@ impl Session for FtpSession {
             // before the next command.
             drop(download);
         }
+        // A failed download leaves a partial file, removed by the caller.
         let path = dest.display().to_string();
-        let stopped = |e: tokio::task::JoinError| SourceError::Spool {
-            path: path.clone(),
-            detail: format!("the spool writer stopped: {e}"),
-        };
-        let written = writer.await.map_err(stopped)?;
-        let hasher = hasher.await.map_err(stopped)?;
+        let written = tokio::task::spawn_blocking(move || pipeline.finish())
+            .await
+            .map_err(|e| SourceError::Spool { path, detail: format!("the spool writer stopped: {e}") });
         received?;
-        let spool = written?.ok_or_else(|| SourceError::Spool { path, detail: "the download was cancelled".into() })?;
-        spool.finish_with(hasher)
+        written?
     }
 
     async fn ensure_dir(&mut self, dir: &str) -> Result<(), SourceError> {

@@ -324,6 +324,70 @@ impl Session for AnySession {
     }
 }
 
+/// The hashing and writing stages of a download, each on a thread of its
+/// own: the task or thread that receives (socket reads, libssh2's
+/// decryption) does only that, and each buffer goes to the hasher, then to
+/// the writer, then back for reuse. With hashing and writing on one thread,
+/// that thread was the slowest stage (plain FTP on loopback at 0.67x curl;
+/// with the pipeline, 0.92-0.96x).
+pub struct SpoolPipeline {
+    to_hasher: tokio::sync::mpsc::Sender<(Vec<u8>, usize)>,
+    recycled: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    hasher: std::thread::JoinHandle<Sha256>,
+    writer: std::thread::JoinHandle<Result<SpoolWriter, SourceError>>,
+    buffer_size: usize,
+}
+
+impl SpoolPipeline {
+    pub fn start(spool: SpoolWriter, buffer_size: usize) -> SpoolPipeline {
+        let (to_hasher, mut hasher_rx) = tokio::sync::mpsc::channel::<(Vec<u8>, usize)>(2);
+        let (to_writer, writer_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(2);
+        let (recycle, recycled) = tokio::sync::mpsc::unbounded_channel();
+        let hasher = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            while let Some((buf, len)) = hasher_rx.blocking_recv() {
+                hasher.update(&buf[..len]);
+                if to_writer.send((buf, len)).is_err() {
+                    break; // the writer failed: `finish` says why
+                }
+            }
+            hasher
+        });
+        let writer = std::thread::spawn(move || {
+            let mut spool = spool;
+            for (buf, len) in writer_rx {
+                spool.write_unhashed(&buf[..len])?;
+                let _ = recycle.send(buf);
+            }
+            Ok(spool)
+        });
+        SpoolPipeline { to_hasher, recycled, hasher, writer, buffer_size }
+    }
+
+    /// A buffer to fill: one the writer handed back, or a new one.
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.recycled.try_recv().unwrap_or_else(|_| vec![0u8; self.buffer_size])
+    }
+
+    /// Hands on the first `len` bytes of `buf`; false once the writer failed.
+    pub async fn send(&self, buf: Vec<u8>, len: usize) -> bool {
+        self.to_hasher.send((buf, len)).await.is_ok()
+    }
+
+    /// `send` from a blocking thread.
+    pub fn send_blocking(&self, buf: Vec<u8>, len: usize) -> bool {
+        self.to_hasher.blocking_send((buf, len)).is_ok()
+    }
+
+    /// Waits for the last buffers to be hashed and written (blocks: call it
+    /// from a blocking thread).
+    pub fn finish(self) -> Result<Fetched, SourceError> {
+        drop(self.to_hasher);
+        let hasher = self.hasher.join().expect("the hashing thread does not panic");
+        self.writer.join().expect("the spool writer does not panic")?.finish_with(hasher)
+    }
+}
+
 /// A spool file being written: counts and hashes every byte on the way, so
 /// the SHA-256 is known when the download ends, without a second read.
 pub struct SpoolWriter {

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use ssh2::{CheckResult, ErrorCode, HashType, KnownHostFileKind, MethodType, RenameFlags};
 
-use super::{Fetched, RemoteFile, Session, SourceConfig, SourceError, SpoolWriter, join};
+use super::{Fetched, RemoteFile, Session, SourceConfig, SourceError, SpoolPipeline, SpoolWriter, join};
 
 /// Size of each read of a remote file. libssh2 keeps up to four times the
 /// buffer in flight (capped at 8 MiB), so the buffer size is what sets the
@@ -166,9 +166,11 @@ impl Session for SftpSession {
         let dest = dest.to_path_buf();
         self.run("read", name, move |conn, ctx| {
             let mut file = conn.sftp.open(&path).map_err(|e| ctx.ssh(e))?;
-            let mut out = SpoolWriter::create(&dest)?;
-            let mut buf = vec![0u8; READ_CHUNK];
+            // This thread reads (and libssh2 decrypts); hashing and writing
+            // run on threads of their own.
+            let mut pipeline = SpoolPipeline::start(SpoolWriter::create(&dest)?, READ_CHUNK);
             loop {
+                let mut buf = pipeline.buffer();
                 // A read may return less than asked (whatever replies have
                 // arrived); zero is the end of the file.
                 let n = match file.read(&mut buf) {
@@ -177,9 +179,11 @@ impl Session for SftpSession {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(ctx.io(e)),
                 };
-                out.write(&buf[..n])?;
+                if !pipeline.send_blocking(buf, n) {
+                    break; // the writer failed: `finish` says why
+                }
             }
-            out.finish()
+            pipeline.finish()
         })
         .await
     }
