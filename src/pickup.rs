@@ -467,8 +467,23 @@ fn create_spool(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Moves (into a subfolder, with a timestamp suffix when the name is taken),
-/// deletes or leaves the remote file.
+/// deletes or leaves the remote file, and its `.done` marker with it: left
+/// behind, markers would pile up in the drop folder.
 async fn dispose(
+    session: &mut source::AnySession,
+    name: &str,
+    disposal: &Disposal,
+    now: DateTime<Utc>,
+) -> Result<(), SourceError> {
+    dispose_one(session, name, disposal, now).await?;
+    let marker = format!("{name}.done");
+    if !matches!(disposal, Disposal::Leave) && session.exists(&marker).await? {
+        dispose_one(session, &marker, disposal, now).await?;
+    }
+    Ok(())
+}
+
+async fn dispose_one(
     session: &mut source::AnySession,
     name: &str,
     disposal: &Disposal,

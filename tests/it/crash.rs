@@ -150,6 +150,7 @@ fn last_step(log: &Path) -> String {
 
 #[tokio::test]
 async fn a_daemon_killed_anywhere_in_an_import_ends_as_after_one_clean_import_once_restarted() {
+    let _heavy = crate::helpers::heavy().await;
     let file = contacts_file();
 
     // The clean run: its result, and how long a pickup takes.
@@ -202,6 +203,7 @@ async fn a_daemon_killed_anywhere_in_an_import_ends_as_after_one_clean_import_on
 
 #[tokio::test]
 async fn postgresql_restarted_under_a_running_import_loses_nothing_and_imports_the_file_once() {
+    let _heavy = crate::helpers::heavy().await;
     let pg = PrivatePostgres::start();
     let file = contacts_file();
     let clean = setup_with(spawn_app_on(&pg.url(), ReportLanguage::Fr).await, &file).await;

@@ -73,7 +73,7 @@ async fn the_same_content_under_another_name_is_not_imported_again() {
 }
 
 #[tokio::test]
-async fn a_file_younger_than_min_age_or_without_its_done_marker_waits() {
+async fn a_file_younger_than_min_age_or_without_its_done_marker_waits_and_its_marker_follows_it() {
     let (app, drop) = app_with_feed("").await;
     let yaml = feed_yaml("nightly-contacts", &drop, "").replace("min_age_secs: 0", "min_age_secs: 3600");
     assert!(app.apply_feed(&yaml).status.success());
@@ -90,6 +90,9 @@ async fn a_file_younger_than_min_age_or_without_its_done_marker_waits() {
     assert!(matches!(&report.files[0].1, FileOutcome::Waiting { reason } if reason.contains(".done")), "{report:?}");
     std::fs::write(drop.join("contacts_1.csv.done"), "").unwrap();
     assert_eq!(run_once(&app).await.imported(), 1);
+    // The marker goes where its file went.
+    assert!(!drop.join("contacts_1.csv.done").exists());
+    assert!(drop.join("processed/contacts_1.csv.done").exists());
 }
 
 #[tokio::test]

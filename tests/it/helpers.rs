@@ -377,3 +377,11 @@ impl Drop for CutProxy {
         }
     }
 }
+
+/// Held by the tests that run the daemon binary for minutes on this 2-core
+/// machine (crash trials, replicas): run side by side they starved each
+/// other past their deadlines. Other tests still run beside them.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}

@@ -24,6 +24,7 @@ fn start_daemon(app: &TestApp, config: &std::path::Path, name: &str) -> Child {
 
 #[tokio::test]
 async fn three_daemons_import_300_feeds_once_each_even_when_one_is_killed() {
+    let _heavy = crate::helpers::heavy().await;
     let app = spawn_app().await;
     let mut tenants = vec![app.tenant.clone()];
     for slug in ["beta", "gamma"] {
@@ -79,7 +80,8 @@ async fn three_daemons_import_300_feeds_once_each_even_when_one_is_killed() {
     daemons[0].kill().unwrap();
     daemons[0].wait().unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Generous: the guarantee checked is once each, not speed.
+    let deadline = Instant::now() + Duration::from_secs(240);
     while imported().await < 300 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
