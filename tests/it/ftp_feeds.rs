@@ -6,9 +6,7 @@ use std::sync::Arc;
 use dropfeed::clock::SystemClock;
 
 use crate::feeds::{PROFILE, SAMPLE};
-use sha2::Digest;
-
-use crate::helpers::{DelayProxy, spawn_app, stderr};
+use crate::helpers::{DelayProxy, numbered_contacts, sha256_hex, spawn_app, stderr};
 use crate::servers::vsftpd::{FtpServer, Tls};
 
 fn ftp_feed(server: &FtpServer, secret: &str, tls: &str) -> String {
@@ -89,9 +87,7 @@ async fn an_ftp_download_cut_midway_is_taken_again_at_the_next_poll_and_imported
     let pw = app.write("ftp-password", &server.password);
     let out = app.apply_feed(&ftp_feed_at(&url, &format!("password_file: {}", pw.display()), ""));
     assert!(out.status.success(), "{}", stderr(&out));
-    let content: String = std::iter::once("email;first_name\n".to_owned())
-        .chain((0..100_000).map(|i| format!("p{i}@x.ch;Anne\n")))
-        .collect();
+    let content = numbered_contacts(100_000);
     server.put("contacts_20261201.csv", &content);
     let feed = app.feed("ftp-nightly").await;
 
@@ -109,7 +105,6 @@ async fn an_ftp_download_cut_midway_is_taken_again_at_the_next_poll_and_imported
     assert_eq!(again.imported(), 1, "{again:?}");
     assert_eq!(app.contact_count().await, 100_000);
     let sha = app.scalar_text("SELECT file_sha256 FROM runs WHERE feed IS NOT NULL").await;
-    let expected: String = sha2::Sha256::digest(content.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(sha, expected, "the run's hash is the whole file's");
+    assert_eq!(sha, sha256_hex(content.as_bytes()), "the run's hash is the whole file's");
     assert!(server.root.join("processed/contacts_20261201.csv").exists());
 }

@@ -219,6 +219,11 @@ pub async fn connect_err(cfg: &dropfeed::source::SourceConfig) -> dropfeed::sour
     }
 }
 
+/// `email;first_name` and `n` contacts `p0@x.ch` … (a file of a few MB).
+pub fn numbered_contacts(n: usize) -> String {
+    std::iter::once("email;first_name\n".to_owned()).chain((0..n).map(|i| format!("p{i}@x.ch;Anne\n"))).collect()
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()

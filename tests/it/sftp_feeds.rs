@@ -6,9 +6,7 @@ use std::sync::Arc;
 use dropfeed::clock::SystemClock;
 
 use crate::feeds::{PROFILE, SAMPLE};
-use sha2::Digest;
-
-use crate::helpers::{CutProxy, DelayProxy, TestApp, spawn_app, stderr, stdout};
+use crate::helpers::{CutProxy, DelayProxy, TestApp, numbered_contacts, sha256_hex, spawn_app, stderr, stdout};
 use crate::servers::sshd::SshServer;
 
 /// `secret` is the source's secret line, e.g. `password_file: /path`.
@@ -123,9 +121,7 @@ async fn a_download_cut_midway_is_taken_again_at_the_next_poll_and_imported_once
     let proxy = CutProxy::start(server.port, 1 << 20, 1);
     let url = server.url().replace(&format!(":{}/", server.port), &format!(":{}/", proxy.port));
     let app = app_with_sftp_feed_at(&server, &url, &server.host_key_fingerprint, None).await;
-    let content: String = std::iter::once("email;first_name\n".to_owned())
-        .chain((0..100_000).map(|i| format!("p{i}@x.ch;Anne\n")))
-        .collect();
+    let content = numbered_contacts(100_000);
     server.put("contacts_20261201.csv", &content);
     let feed = app.feed("sftp-nightly").await;
 
@@ -144,8 +140,7 @@ async fn a_download_cut_midway_is_taken_again_at_the_next_poll_and_imported_once
     assert_eq!(again.imported(), 1, "{again:?}");
     assert_eq!(app.contact_count().await, 100_000);
     let sha = app.scalar_text("SELECT file_sha256 FROM runs WHERE feed IS NOT NULL").await;
-    let expected: String = sha2::Sha256::digest(content.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(sha, expected, "the run's hash is the whole file's");
+    assert_eq!(sha, sha256_hex(content.as_bytes()), "the run's hash is the whole file's");
     assert_eq!(app.scalar("SELECT count(*) FROM processed_files").await, 1);
     assert!(server.root.join("processed/contacts_20261201.csv").exists());
 }
