@@ -259,9 +259,7 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
         }
         let again = session.list().await?;
         ready.retain(|f| {
-            let same = again
-                .iter()
-                .any(|g| g.name == f.name && g.size == f.size && g.mtime.map(|t| t.trunc_subsecs(0)) == f.mtime);
+            let same = still_listed(&again, f);
             if !same {
                 report.files.push((f.name.clone(), FileOutcome::Waiting { reason: "still changing".into() }));
             }
@@ -306,6 +304,14 @@ fn picked(job: &Job, file: &RemoteFile) -> PickedFile {
     PickedFile { feed_id: job.feed.id, name: file.name.clone(), size: file.size as i64, mtime: file.mtime }
 }
 
+/// Whether `listing` still shows `file` (taken from an earlier listing, its
+/// mtime already in whole seconds) with the same size and mtime.
+fn still_listed(listing: &[RemoteFile], file: &RemoteFile) -> bool {
+    listing
+        .iter()
+        .any(|g| g.name == file.name && g.size == file.size && g.mtime.map(|t| t.trunc_subsecs(0)) == file.mtime)
+}
+
 /// Downloads, imports and disposes of one file.
 async fn take(
     ctx: &PollContext<'_>,
@@ -331,11 +337,7 @@ async fn take(
     }
     // Replaced while it was downloaded (same size, new mtime): what was read
     // may mix both versions. Listed again, it is left for the next poll.
-    let now_listed = session.list().await?;
-    let same = now_listed
-        .iter()
-        .any(|g| g.name == file.name && g.size == file.size && g.mtime.map(|t| t.trunc_subsecs(0)) == file.mtime);
-    if !same {
+    if !still_listed(&session.list().await?, file) {
         return Ok(FileOutcome::Waiting { reason: "changed during download (size or modification time)".into() });
     }
     let now = ctx.clock.now();

@@ -74,7 +74,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         let file = FileInfo { name: req.file_name.clone(), size: size as i64, sha256: String::new() };
         let detail = format!("{size} > {} bytes", req.limits.max_file_bytes);
         let failure = FileFailure::new(Rule::FileTooLarge, None, detail);
-        return record_failure(pool, &early_run(&req, run_id, &file, started_at), &req, failure).await;
+        return record_failure(pool, &run_record(&req, run_id, &file, started_at), &req, failure).await;
     }
 
     // A zip archive: its one CSV is unpacked into a scratch file beside it
@@ -100,7 +100,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         match result {
             Ok(entry) => info!(entry = %entry.entry, bytes = entry.bytes, "archive unpacked"),
             Err(failure) => {
-                return record_failure(pool, &early_run(&req, run_id, &file, started_at), &req, failure).await;
+                return record_failure(pool, &run_record(&req, run_id, &file, started_at), &req, failure).await;
             }
         }
         dropped = Some(file);
@@ -130,16 +130,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         "delimiter": (req.profile.format.delimiter as char).to_string(),
         "encoding": facts.encoding.as_str(),
     });
-    let new_run = runs::NewRun {
-        id: run_id,
-        tenant_id: req.tenant.id,
-        feed: req.feed.as_deref(),
-        dry_run: req.dry_run,
-        file: &file,
-        profile: req.profile_ref.as_ref(),
-        options,
-        started_at,
-    };
+    let new_run = runs::NewRun { options, ..run_record(&req, run_id, &file, started_at) };
     info!(bytes = file.size, encoding = facts.encoding.as_str(), "import started");
 
     if let Some(problem) = problem {
@@ -423,8 +414,9 @@ async fn stage(
     }
 }
 
-/// The run of a file refused before it was read as text (no options yet).
-fn early_run<'a>(
+/// The run record of `req` (options empty: a file refused before it was
+/// read as text has none).
+fn run_record<'a>(
     req: &'a Request,
     run_id: Uuid,
     file: &'a FileInfo,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dropfeed::domain::ReportLanguage;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_on, stderr};
+use crate::helpers::{TestApp, sigterm, spawn_app, spawn_app_on, stderr};
 use crate::servers::postgres::PrivatePostgres;
 
 const ROWS: usize = 200_000;
@@ -106,12 +106,6 @@ fn start(config: &Path, log: &Path) -> Child {
         .expect("dropfeed run starts")
 }
 
-/// SIGTERM, as systemd stops the service: the daemon finishes and exits.
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
-}
-
 fn kill(child: &mut Child) {
     // SIGKILL: no shutdown code runs.
     let _ = child.kill();
@@ -183,7 +177,7 @@ async fn a_daemon_killed_anywhere_in_an_import_ends_as_after_one_clean_import_on
 
         let mut daemon = start(&s.config, &s.log);
         until_processed(&s, Instant::now()).await;
-        stop(&mut daemon);
+        sigterm(&mut daemon);
 
         let after = snapshot(&s.app).await;
         assert!(after == reference, "trial {trial} (killed at {at:?}): the contacts differ from a clean import");
@@ -210,7 +204,7 @@ async fn postgresql_restarted_under_a_running_import_loses_nothing_and_imports_t
     let t0 = Instant::now();
     let mut daemon = start(&clean.config, &clean.log);
     let took = until_processed(&clean, t0).await;
-    stop(&mut daemon);
+    sigterm(&mut daemon);
     let reference = snapshot(&clean.app).await;
 
     let mut steps = Vec::new();
@@ -222,7 +216,7 @@ async fn postgresql_restarted_under_a_running_import_loses_nothing_and_imports_t
         steps.push(format!("{:>5} ms: {}", at.as_millis(), last_step(&s.log)));
         pg.restart();
         until_processed(&s, Instant::now()).await;
-        stop(&mut daemon);
+        sigterm(&mut daemon);
         assert!(snapshot(&s.app).await == reference, "trial {trial} (restart at {at:?}): the contacts differ");
         assert_eq!(s.app.scalar("SELECT count(*) FROM runs WHERE status LIKE 'succeeded%'").await, 1, "trial {trial}");
         assert_eq!(s.app.scalar("SELECT count(*) FROM processed_files").await, 1, "trial {trial}");

@@ -390,3 +390,9 @@ pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
     static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     HEAVY.lock().await
 }
+
+/// SIGTERM, as systemd stops the service; waits for the process to exit.
+pub fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    child.wait().expect("the process exits")
+}

@@ -86,11 +86,7 @@ async fn three_daemons_import_300_feeds_once_each_even_when_one_is_killed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for d in daemons.iter_mut().skip(1) {
-        let _ = Command::new("kill").args(["-TERM", &d.id().to_string()]).status();
-    }
-    for d in daemons.iter_mut().skip(1) {
-        let status = d.wait().unwrap();
-        assert!(status.success(), "a daemon stopped by SIGTERM exits 0");
+        assert!(crate::helpers::sigterm(d).success(), "a daemon stopped by SIGTERM exits 0");
     }
 
     let log = std::fs::read_to_string(app.dir.path().join("d2.log")).unwrap_or_default();

@@ -10,7 +10,7 @@ use dropfeed::domain::{ReportLanguage, TenantSlug};
 use dropfeed::store::tenants;
 
 use crate::feeds::{PROFILE, SAMPLE};
-use crate::helpers::{TestApp, spawn_app, stderr, stdout};
+use crate::helpers::{TestApp, sigterm, spawn_app, stderr, stdout};
 use crate::servers::smtp::SmtpServer;
 use crate::servers::sshd::SshServer;
 
@@ -41,11 +41,6 @@ fn start(app: &TestApp, config: &std::path::Path, sftp_password: &str, log: &str
         .stderr(log)
         .spawn()
         .unwrap()
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
 }
 
 async fn wait_for(app: &TestApp, sql: &'static str, what: &str) {
@@ -88,17 +83,17 @@ async fn no_secret_reaches_logs_errors_runs_reports_feed_show_or_metrics() {
     );
 
     // A wrong password first: the poll fails and is alerted.
-    let daemon = start(&app, &config, WRONG_PASSWORD, "wrong.log");
+    let mut daemon = start(&app, &config, WRONG_PASSWORD, "wrong.log");
     wait_for(&app, "SELECT count(*) FROM feeds WHERE last_error IS NOT NULL", "the failed poll").await;
     wait_for(&app, "SELECT count(*) FROM notifications WHERE kind = 'alert' AND attempts > 0", "the alert").await;
     let mut seen = vec![http_get(port, "/metrics")];
-    stop(daemon);
+    sigterm(&mut daemon);
     // Then the right one: the file is imported and reported.
-    let daemon = start(&app, &config, &server.password, "right.log");
+    let mut daemon = start(&app, &config, &server.password, "right.log");
     wait_for(&app, "SELECT count(*) FROM runs WHERE feed IS NOT NULL", "the import").await;
     wait_for(&app, "SELECT count(*) FROM notifications WHERE kind = 'report' AND attempts > 0", "the report").await;
     seen.push(http_get(port, "/metrics"));
-    stop(daemon);
+    sigterm(&mut daemon);
 
     for log in ["wrong.log", "right.log"] {
         let text = std::fs::read_to_string(app.dir.path().join(log)).unwrap();
