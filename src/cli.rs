@@ -23,7 +23,7 @@ use crate::source::{self, Session, SourceConfig};
 use crate::store::feeds::{self, Applied, FeedRow};
 use crate::store::{self, contacts::Filter, profiles, runs, tenants};
 use crate::telemetry::{self, LogFormat};
-use crate::{export, http, import, notify, template};
+use crate::{export, http, import, notify, rerun, template};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +79,9 @@ pub enum Command {
     /// Register, inspect and run feeds (scheduled imports).
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// A tenant's lists of contacts.
+    #[command(subcommand)]
+    List(ListCommand),
     /// The daemon: scheduler, workers and HTTP endpoint, until SIGTERM/SIGINT.
     Run,
 }
@@ -208,6 +211,23 @@ pub enum RunsCommand {
         #[arg(long, value_name = "N")]
         max_messages: Option<i64>,
     },
+    /// Import the file of a held run (a guard stopped it), once a person has looked at it.
+    Release { run_id: Uuid },
+    /// Import a run's archived file again, with the current version of its profile, as a new run.
+    Replay {
+        run_id: Uuid,
+        /// Also when the first run was applied (its file is then imported twice).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListCommand {
+    /// The tenant's lists with their member counts.
+    List { tenant: TenantSlug },
+    /// Delete a list and its memberships; its contacts stay.
+    Delete { tenant: TenantSlug, list: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,7 +282,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", template::render(&p));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Runs(cmd) => runs_cmd(&pool, cmd, format).await,
+        Command::Runs(cmd) => runs_cmd(&pool, &settings, cmd, format).await,
+        Command::List(cmd) => list_cmd(&pool, cmd, format).await,
         Command::Feed(cmd) => feed_cmd(&pool, &settings, cmd, format).await,
         Command::Run => run_daemon(pool, &settings).await,
         Command::Contacts(ContactsCommand::Export { tenant, list, created_by_run, old_new, output }) => {
@@ -386,6 +407,8 @@ async fn import_file(
         limits: settings.limits,
         today: chrono::Utc::now().date_naive(),
         pickup: None,
+        guards: Default::default(),
+        rerun: None,
     };
     let tenant_id = request.tenant.id;
     let lang = request.tenant.language;
@@ -463,7 +486,36 @@ async fn profile(pool: &PgPool, cmd: ProfileCommand, format: OutputFormat) -> an
     Ok(ExitCode::SUCCESS)
 }
 
-async fn runs_cmd(pool: &PgPool, cmd: RunsCommand, format: OutputFormat) -> anyhow::Result<ExitCode> {
+async fn list_cmd(pool: &PgPool, cmd: ListCommand, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ListCommand::List { tenant } => {
+            let t = tenants::find(pool, &tenant).await?;
+            let lists = store::lists::list(pool, t.id).await?;
+            if format == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&lists)?);
+            } else {
+                for l in lists {
+                    println!("{:<30} {:>10} members  created {}", l.name, l.members, l.created_at.format("%Y-%m-%d %H:%M"));
+                }
+            }
+        }
+        ListCommand::Delete { tenant, list } => {
+            let t = tenants::find(pool, &tenant).await?;
+            match store::lists::delete(pool, t.id, &list).await? {
+                Some(n) => println!("list {list} of {tenant} deleted: {n} memberships removed, the contacts stay"),
+                None => bail!("tenant {tenant} has no list {list:?}"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn runs_cmd(
+    pool: &PgPool,
+    settings: &Settings,
+    cmd: RunsCommand,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         RunsCommand::List { tenant, feed, limit } => {
             let list = runs::list(pool, tenant.as_ref().map(TenantSlug::as_str), feed.as_deref(), limit).await?;
@@ -490,6 +542,19 @@ async fn runs_cmd(pool: &PgPool, cmd: RunsCommand, format: OutputFormat) -> anyh
             let report = load_report(pool, run_id, max_messages).await?;
             print_report(&report, format)?;
         }
+        RunsCommand::Release { run_id } | RunsCommand::Replay { run_id, .. } => {
+            let action = match cmd {
+                RunsCommand::Replay { force, .. } => rerun::Action::Replay { force },
+                _ => rerun::Action::Release,
+            };
+            let new_run = rerun::rerun(pool, &settings.archive(), settings.limits, run_id, action).await?;
+            if let Some(smtp) = &settings.smtp {
+                let _ = notify::deliver_due(pool, &Mailer::from_settings(smtp)?, chrono::Utc::now(), 5, None).await;
+            }
+            let report = load_report(pool, new_run, None).await?;
+            print_report(&report, format)?;
+            return Ok(exit_for(&report));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -501,6 +566,7 @@ fn daemon(pool: &PgPool, settings: &Settings) -> Daemon {
         owner: daemon::owner_name(),
         workers: settings.workers,
         spool_dir: settings.spool_dir.clone(),
+        archive: settings.archive(),
         limits: settings.limits,
         scheduler: settings.scheduler.clone(),
         servers: Arc::new(crate::pickup::ServerLimits::new(settings.scheduler.max_connections_per_server)),

@@ -30,6 +30,40 @@ pub struct Settings {
     /// Feed files applied when the daemon starts (as `feed apply` would).
     #[serde(default)]
     pub feeds_dir: Option<PathBuf>,
+    /// Copies of the files feeds took, for `runs release` and `runs replay`.
+    #[serde(default)]
+    pub archive: ArchiveSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSettings {
+    /// Default `<spool_dir>/archive`. With several replicas, a volume they
+    /// share, so any of them (and the CLI) can release or replay a run.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Days a file is kept (0: only held files, until purged after a day).
+    #[serde(default = "default_archive_days")]
+    pub days: u32,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        ArchiveSettings { dir: None, days: default_archive_days() }
+    }
+}
+
+fn default_archive_days() -> u32 {
+    14
+}
+
+impl Settings {
+    pub fn archive(&self) -> crate::archive::Archive {
+        crate::archive::Archive {
+            dir: self.archive.dir.clone().unwrap_or_else(|| self.spool_dir.join("archive")),
+            days: self.archive.days,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,8 +177,8 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
 }
 
 /// The top-level keys of `Settings`: the only ones `DROPFEED_*` variables set.
-const SETTINGS_KEYS: [&str; 8] =
-    ["database_url", "spool_dir", "workers", "http", "smtp", "limits", "scheduler", "feeds_dir"];
+const SETTINGS_KEYS: [&str; 9] =
+    ["database_url", "spool_dir", "workers", "http", "smtp", "limits", "scheduler", "feeds_dir", "archive"];
 
 /// `DROPFEED_HTTP__BIND=0.0.0.0:9187` sets `http.bind`. Values are read as
 /// YAML scalars so numbers stay numbers.

@@ -91,6 +91,8 @@ pub struct Daemon {
     pub owner: String,
     pub workers: usize,
     pub spool_dir: PathBuf,
+    /// Where the files taken are kept for release and replay.
+    pub archive: crate::archive::Archive,
     pub limits: crate::configuration::Limits,
     pub scheduler: SchedulerSettings,
     pub servers: Arc<ServerLimits>,
@@ -166,7 +168,16 @@ impl Daemon {
     /// Mail delivery and the missing-file check, every few seconds until cancelled.
     async fn housekeeping(&self, cancel: CancellationToken) {
         let mut last_missing_check = None;
+        let mut last_purge: Option<std::time::Instant> = None;
         loop {
+            if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                match self.archive.purge(std::time::SystemTime::now()) {
+                    Ok(0) => {}
+                    Ok(n) => info!(files = n, days = self.archive.days, "purged old files from the archive"),
+                    Err(e) => warn!(archive = %self.archive.dir.display(), "cannot purge the archive: {e}"),
+                }
+                last_purge = Some(std::time::Instant::now());
+            }
             self.deliver_mail().await;
             let now = self.clock.now();
             if last_missing_check.is_none_or(|t: chrono::DateTime<Utc>| now - t >= chrono::Duration::seconds(30)) {
@@ -298,6 +309,7 @@ impl Daemon {
         let ctx = PollContext {
             pool: &self.pool,
             spool_dir: &self.spool_dir,
+            archive: &self.archive,
             clock: self.clock.as_ref(),
             limits: self.limits,
             cancel,

@@ -27,6 +27,14 @@ pub struct FeedSpec {
     pub expect_file_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<ReportSpec>,
+    /// Hold a file whose valid rows fell by more than this share since the
+    /// feed's last successful run (0.4: 40 % fewer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_row_drop_ratio: Option<f64>,
+    /// Hold a file that turns to false more than this share of the tenant's
+    /// contacts consenting to one consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unsubscribe_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +142,13 @@ pub struct ReportSpec {
 }
 
 impl FeedSpec {
+    pub fn guards(&self) -> crate::import::guard::Guards {
+        crate::import::guard::Guards {
+            max_row_drop_ratio: self.max_row_drop_ratio,
+            max_unsubscribe_ratio: self.max_unsubscribe_ratio,
+        }
+    }
+
     /// `expect_file_by` as a time, when the report settings ask for a
     /// `file.missing` alert (stored in `feeds.missing_alert_by`).
     pub fn missing_alert_by(&self) -> Option<chrono::NaiveTime> {
@@ -218,6 +233,15 @@ impl FeedSpec {
                 if !email_address::EmailAddress::is_valid(to) {
                     problems.push(format!("report.to: {to:?} is not an e-mail address"));
                 }
+            }
+        }
+        for (key, ratio) in
+            [("max_row_drop_ratio", self.max_row_drop_ratio), ("max_unsubscribe_ratio", self.max_unsubscribe_ratio)]
+        {
+            if let Some(r) = ratio
+                && !(r > 0.0 && r <= 1.0)
+            {
+                problems.push(format!("{key} {r}: give a share between 0 (excluded) and 1"));
             }
         }
         if self.profile.trim().is_empty() {

@@ -1,6 +1,7 @@
 //! dropfeed: imports customers' contact files into PostgreSQL, validating
 //! every row, manually from the command line or on each tenant's schedule.
 
+pub mod archive;
 pub mod cli;
 pub mod clock;
 pub mod configuration;
@@ -16,6 +17,7 @@ pub mod notify;
 pub mod pickup;
 pub mod profile;
 pub mod report;
+pub mod rerun;
 pub mod schedule;
 pub mod source;
 pub mod store;

@@ -36,7 +36,7 @@ pub fn category(status: Status) -> Option<ReportOn> {
     match status {
         Status::Succeeded => Some(ReportOn::Success),
         Status::SucceededWithWarnings => Some(ReportOn::Warnings),
-        Status::Failed | Status::Aborted => Some(ReportOn::Failure),
+        Status::Failed | Status::Aborted | Status::Held => Some(ReportOn::Failure),
         Status::Running | Status::DryRun => None,
     }
 }
@@ -54,6 +54,8 @@ fn status_words(status: Status, lang: ReportLanguage) -> &'static str {
         (Status::Aborted, En) => "aborted, nothing imported",
         (Status::DryRun, Fr) => "analyse (rien n'a été importé)",
         (Status::DryRun, En) => "dry run (nothing imported)",
+        (Status::Held, Fr) => "retenu, rien n'a été importé",
+        (Status::Held, En) => "held, nothing imported",
         (Status::Running, Fr) => "en cours",
         (Status::Running, En) => "running",
     }

@@ -11,7 +11,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -28,6 +28,7 @@ use crate::store::tenants::{self, Tenant};
 pub struct PollContext<'a> {
     pub pool: &'a PgPool,
     pub spool_dir: &'a Path,
+    pub archive: &'a crate::archive::Archive,
     pub clock: &'a dyn Clock,
     pub limits: crate::configuration::Limits,
     /// Cancelled on shutdown: the poll stops between files and during waits.
@@ -142,6 +143,11 @@ pub enum FileOutcome {
         run_id: Uuid,
         status: String,
     },
+    /// A guard held it: nothing written, moved to the failure folder, kept
+    /// in the archive until `runs release`.
+    Held {
+        run_id: Uuid,
+    },
     /// Same content as a file already imported for this tenant.
     Duplicate {
         of_run: Option<Uuid>,
@@ -213,7 +219,7 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
                 if !record.disposed && !dry_run {
                     // The import committed but the daemon stopped before the
                     // remote move: finish it now.
-                    let disposal = if record.outcome == "failed" {
+                    let disposal = if record.outcome != "imported" && record.outcome != "duplicate" {
                         &job.checked.after_failure
                     } else {
                         &job.checked.after_success
@@ -364,6 +370,8 @@ async fn take(
         limits: ctx.limits,
         today,
         pickup: Some(picked.clone()),
+        guards: job.feed.spec.guards(),
+        rerun: None,
     };
     let run_id = match import::run(ctx.pool, request).await {
         Ok(id) => id,
@@ -380,6 +388,14 @@ async fn take(
         return Ok(FileOutcome::DryRun { run_id });
     }
     let success = report.status.is_success();
+    let held = report.status == crate::report::Status::Held;
+    // Kept for `runs release` / `runs replay`; a file that cannot be kept is
+    // still imported (a held one can then be dropped again).
+    match ctx.archive.keep(job.tenant.id, &fetched.sha256, &spool, held) {
+        Ok(Some(path)) => debug!(path = %path.display(), "file archived"),
+        Ok(None) => {}
+        Err(e) => warn!(archive = %ctx.archive.dir.display(), "cannot archive the file: {e}"),
+    }
     info!(
         file = %file.name, %run_id, status = %status, rows = report.counts.rows, inserted = report.counts.inserted,
         updated = report.counts.updated, rejected = report.counts.rejected, "imported"
@@ -405,7 +421,13 @@ async fn take(
         // The run is committed; the next poll finishes the move.
         Err(e) => warn!(file = %file.name, code = e.code(), "cannot dispose of the remote file yet: {e}"),
     }
-    Ok(if success { FileOutcome::Imported { run_id, status } } else { FileOutcome::Refused { run_id, status } })
+    Ok(if success {
+        FileOutcome::Imported { run_id, status }
+    } else if held {
+        FileOutcome::Held { run_id }
+    } else {
+        FileOutcome::Refused { run_id, status }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

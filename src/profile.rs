@@ -151,6 +151,11 @@ pub enum Mode {
     Upsert,
     /// Update existing contacts, skip unknown addresses.
     UpdateOnly,
+    /// Upsert, and make the profile's lists hold exactly the file's valid
+    /// contacts: members absent from the file leave the lists (seed 000,
+    /// "supprimer mon ancienne base de données et la remplacer"); the
+    /// contacts themselves stay.
+    ReplaceList,
 }
 
 impl Mode {
@@ -159,6 +164,7 @@ impl Mode {
             Mode::InsertOnly => "insert_only",
             Mode::Upsert => "upsert",
             Mode::UpdateOnly => "update_only",
+            Mode::ReplaceList => "replace_list",
         }
     }
 }
@@ -333,6 +339,8 @@ pub enum ProfileError {
     EmptyCriteria { path: String, code: String },
     #[error("invalid profile {path}: list names must not be empty")]
     EmptyList { path: String },
+    #[error("invalid profile {path}: mode replace_list needs the lists to replace (lists: [NAME])")]
+    ReplaceWithoutList { path: String },
 }
 
 impl Profile {
@@ -354,6 +362,9 @@ impl Profile {
         }
         if self.lists.iter().any(|l| l.trim().is_empty()) {
             return Err(ProfileError::EmptyList { path: origin.to_owned() });
+        }
+        if self.mode == Mode::ReplaceList && self.lists.is_empty() {
+            return Err(ProfileError::ReplaceWithoutList { path: origin.to_owned() });
         }
         Ok(())
     }

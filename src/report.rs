@@ -17,6 +17,9 @@ pub enum Status {
     Failed,
     Aborted,
     DryRun,
+    /// A guard of the feed stopped the run before anything was written; the
+    /// file waits for `dropfeed runs release`.
+    Held,
 }
 
 impl Status {
@@ -28,6 +31,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Aborted => "aborted",
             Status::DryRun => "dry_run",
+            Status::Held => "held",
         }
     }
 
@@ -39,6 +43,7 @@ impl Status {
             Status::Failed,
             Status::Aborted,
             Status::DryRun,
+            Status::Held,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -60,6 +65,11 @@ pub struct Counts {
     pub skipped_new: i64,
     pub rejected: i64,
     pub warnings: i64,
+    /// Mode replace_list: memberships of the profile's lists removed because
+    /// the file no longer has their contact (not a row outcome: those
+    /// contacts are not in the file).
+    #[serde(default)]
+    pub removed_from_list: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +128,12 @@ pub struct Report {
     pub error: Option<String>,
     pub options: serde_json::Value,
     pub columns: Columns,
+    /// The run this one re-imported (`runs release` / `runs replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<Uuid>,
+    /// The run that released or replayed this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_by: Option<Uuid>,
     /// The e-mails of this run's report and their delivery state.
     #[serde(default)]
     pub deliveries: Vec<crate::notify::DeliveryState>,
@@ -146,6 +162,15 @@ impl Report {
             "rows {}  inserted {}  updated {}  unchanged {}  skipped_existing {}  skipped_new {}  rejected {}  warnings {}",
             c.rows, c.inserted, c.updated, c.unchanged, c.skipped_existing, c.skipped_new, c.rejected, c.warnings
         );
+        if c.removed_from_list > 0 {
+            let _ = writeln!(out, "removed_from_list {}", c.removed_from_list);
+        }
+        if let Some(of) = self.rerun_of {
+            let _ = writeln!(out, "re-import of run {of}");
+        }
+        if let Some(by) = self.rerun_by {
+            let _ = writeln!(out, "re-imported by run {by}");
+        }
         if !self.columns.unmapped.is_empty() {
             let _ = writeln!(out, "unmapped columns (not imported): {}", self.columns.unmapped.join(", "));
         }

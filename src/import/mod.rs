@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod csv;
 pub mod decode;
+pub mod guard;
 pub mod mapping;
 pub mod rules;
 pub mod seen;
@@ -50,6 +51,18 @@ pub struct Request {
     /// For feed runs: the remote file, recorded as processed in the import's
     /// own transaction (at-most-once pickup).
     pub pickup: Option<feeds::PickedFile>,
+    /// The feed's guards: a file that trips one is held, nothing written.
+    pub guards: guard::Guards,
+    /// `runs release` / `runs replay`: the run whose file this re-imports.
+    pub rerun: Option<Rerun>,
+}
+
+/// A re-import of an earlier run's file.
+#[derive(Debug, Clone, Copy)]
+pub struct Rerun {
+    pub of: Uuid,
+    /// Only if no other run re-imported it yet (a held file is released once).
+    pub once: bool,
 }
 
 /// Runs one import and returns its run id. A file that cannot be imported is
@@ -152,6 +165,11 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     // memory for this transaction only, instead of spilling to disk in 4 MB runs.
     sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
     runs::insert(&mut tx, &new_run, Status::Running).await.context("cannot record the run")?;
+    if let Some(rerun) = req.rerun
+        && !runs::mark_rerun(&mut tx, rerun.of, run_id, rerun.once).await.context("cannot record the re-import")?
+    {
+        anyhow::bail!("run {} was already released or replayed by another run", rerun.of);
+    }
     write::create_staging(&mut tx).await.context("cannot create the staging tables")?;
 
     let ctx = RuleContext {
@@ -244,16 +262,42 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     let phase = std::time::Instant::now();
 
     let mut outcomes = write::Outcomes::default();
+    let mut held = false;
     if !aborted {
         let matched = write::classify(&mut tx, &plan).await.context("cannot classify rows")?;
         outcomes = write::outcomes(&mut tx, &plan, matched).await.context("cannot count outcomes")?;
         debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "rows classified");
-        if !req.dry_run {
+        if let (Some(feed), false) = (&req.feed, req.guards.is_off()) {
+            let profile = req.profile_ref.as_ref().map(|p| p.name.as_str());
+            let valid = rows - rejected;
+            if let Some(trip) = guard::check(&mut tx, &plan, &req.guards, feed, profile, valid).await? {
+                let sentence = trip.rule.sentence(lang, "", &trip.detail);
+                write::add_message(&mut tx, 1, None, trip.rule, &trip.detail, &sentence).await?;
+                warn!(code = trip.rule.code(), "run held: {sentence}");
+                // A dry run reports what the real run would do, and is not held.
+                if !req.dry_run {
+                    error = Some(format!("{}: {sentence}", file.name));
+                    outcomes = write::Outcomes::default();
+                    held = true;
+                }
+            }
+        }
+        if !req.dry_run && !held {
             let phase = std::time::Instant::now();
+            if req.profile.mode == crate::profile::Mode::ReplaceList {
+                outcomes.removed_from_list = write::replace_members(&mut tx, &plan, &req.profile.lists, false)
+                    .await
+                    .context("cannot replace the lists' members")?;
+            }
             write::apply(&mut tx, &plan, &outcomes, &req.profile.lists).await.context("cannot write contacts")?;
             debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
+        } else if req.dry_run && req.profile.mode == crate::profile::Mode::ReplaceList {
+            outcomes.removed_from_list = write::replace_members(&mut tx, &plan, &req.profile.lists, true)
+                .await
+                .context("cannot count the lists' members")?;
         }
     }
+    let written = !aborted && !held;
     let phase = std::time::Instant::now();
 
     if !mapping.excess.is_empty() {
@@ -267,7 +311,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         write::add_message(&mut tx, 1, None, Rule::HeaderMissingColumns, &value, &sentence).await?;
     }
     let (by_code, truncated) =
-        write::keep_messages(&mut tx, &plan, (!aborted).then_some(&outcomes), req.limits.max_messages_per_run)
+        write::keep_messages(&mut tx, &plan, written.then_some(&outcomes), req.limits.max_messages_per_run)
             .await
             .context("cannot store messages")?;
 
@@ -279,7 +323,9 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         profile_ref = Some(ProfileRef { name: name.clone(), version });
     }
 
-    let status = if aborted {
+    let status = if held {
+        Status::Held
+    } else if aborted {
         Status::Aborted
     } else if req.dry_run {
         Status::DryRun
@@ -297,6 +343,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         skipped_new: outcomes.skipped_new,
         rejected,
         warnings: outcomes.warnings,
+        removed_from_list: outcomes.removed_from_list,
     };
     let columns = columns_report(mapping);
     runs::finish(
@@ -316,7 +363,11 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     .await
     .context("cannot record the run's outcome")?;
     if let Some(file) = req.pickup.as_ref().filter(|_| !req.dry_run) {
-        let outcome = if status.is_success() { "imported" } else { "failed" };
+        let outcome = match status {
+            Status::Held => "held",
+            s if s.is_success() => "imported",
+            _ => "failed",
+        };
         feeds::record_processed(&mut tx, req.tenant.id, file, &new_run.file.sha256, Some(run_id), outcome)
             .await
             .context("cannot record the processed file")?;
@@ -431,6 +482,7 @@ fn run_record<'a>(
         profile: req.profile_ref.as_ref(),
         options: serde_json::json!({}),
         started_at,
+        rerun_of: req.rerun.map(|r| r.of),
     }
 }
 

@@ -48,6 +48,8 @@ pub enum Rule {
     HeaderNoEmail,
     HeaderDuplicateTarget,
     RatioExceeded,
+    GuardRowDrop,
+    GuardUnsubscribe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +112,8 @@ impl Rule {
             Rule::HeaderNoEmail => "header.no_email",
             Rule::HeaderDuplicateTarget => "header.duplicate_target",
             Rule::RatioExceeded => "file.invalid_ratio",
+            Rule::GuardRowDrop => "guard.row_drop",
+            Rule::GuardUnsubscribe => "guard.unsubscribe",
         }
     }
 
@@ -216,6 +220,10 @@ impl Rule {
             (Rule::HeaderDuplicateTarget, En) => format!("Several columns map to the same field: {value}."),
             (Rule::RatioExceeded, Fr) => format!("Trop de lignes rejetées ({value}) : rien n'est importé."),
             (Rule::RatioExceeded, En) => format!("Too many rejected lines ({value}): nothing is imported."),
+            (Rule::GuardRowDrop, Fr) => format!("Le fichier a beaucoup moins de lignes valides que le dernier import réussi ({value}) : rien n'est importé ; après vérification, libérez-le avec « dropfeed runs release »."),
+            (Rule::GuardRowDrop, En) => format!("The file has far fewer valid lines than the last successful import ({value}): nothing is imported; once checked, release it with `dropfeed runs release`."),
+            (Rule::GuardUnsubscribe, Fr) => format!("Le fichier retire trop d'autorisations ({value}) : rien n'est importé ; après vérification, libérez-le avec « dropfeed runs release »."),
+            (Rule::GuardUnsubscribe, En) => format!("The file withdraws too many consents ({value}): nothing is imported; once checked, release it with `dropfeed runs release`."),
         }
     }
 }

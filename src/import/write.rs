@@ -293,6 +293,8 @@ pub struct Outcomes {
     pub by_warning: [i64; WARNING_KINDS],
     /// Lines whose e-mail is a stored contact's (the rows of `classified`).
     pub matched: i64,
+    /// Mode replace_list: memberships removed (see `replace_members`).
+    pub removed_from_list: i64,
 }
 
 /// The condition, on `staging s`, of lines whose e-mail no contact has:
@@ -452,7 +454,7 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
         format!("ROW({}) IS DISTINCT FROM ROW({})", new.join(", "), old.join(", "))
     };
     let (upd, same) = match plan.mode {
-        Mode::Upsert | Mode::UpdateOnly => ("u", "n"),
+        Mode::Upsert | Mode::UpdateOnly | Mode::ReplaceList => ("u", "n"),
         Mode::InsertOnly => ("e", "e"),
     };
     let matched = sqlx::query(AssertSqlSafe(format!(
@@ -472,7 +474,7 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
 
     // Skipped lines are explained line by line, as seed 002's "[Conflict]".
     let skipped = match plan.mode {
-        Mode::Upsert => None,
+        Mode::Upsert | Mode::ReplaceList => None,
         Mode::InsertOnly => Some((Rule::EmailExists, "EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)")),
         Mode::UpdateOnly => Some((Rule::EmailUnknown, new_lines(matched))),
     };
@@ -558,7 +560,28 @@ pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>, matched: i64) ->
         warnings: of_new(int("s_warned"), int("k_warned")) + int("k_warned_written"),
         by_warning,
         matched,
+        removed_from_list: 0,
     })
+}
+
+/// Mode `replace_list`: the memberships of `lists` whose contact no line of
+/// the file matched leave the lists (deleted, or only counted in a dry run).
+/// Run before `apply`: the file's new contacts are not members yet, and every
+/// known contact of the file is in `classified`. Returns the memberships.
+pub async fn replace_members(
+    conn: &mut PgConnection,
+    plan: &Plan<'_>,
+    lists: &[String],
+    dry_run: bool,
+) -> sqlx::Result<i64> {
+    let gone = "l.id = m.list_id AND l.tenant_id = $1 AND l.name = ANY($2)
+         AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.contact_id = m.contact_id)";
+    let sql = if dry_run {
+        format!("SELECT count(*) FROM list_members m, lists l WHERE {gone}")
+    } else {
+        format!("WITH gone AS (DELETE FROM list_members m USING lists l WHERE {gone} RETURNING 1) SELECT count(*) FROM gone")
+    };
+    sqlx::query_scalar(AssertSqlSafe(sql)).bind(plan.tenant_id).bind(lists).fetch_one(conn).await
 }
 
 /// Writes contacts, updates and list memberships for the classified lines.

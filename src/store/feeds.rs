@@ -377,3 +377,26 @@ pub async fn processed_of_run(pool: &PgPool, run_id: Uuid) -> sqlx::Result<Optio
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
+
+/// The remote file a run imported (or held), as it was listed when taken.
+pub async fn picked_of_run(pool: &PgPool, run_id: Uuid) -> sqlx::Result<Option<PickedFile>> {
+    let row = sqlx::query("SELECT feed_id, name, size, mtime FROM processed_files WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| PickedFile { feed_id: r.get(0), name: r.get(1), size: r.get(2), mtime: r.get(3) }))
+}
+
+/// A re-import of a file that was already moved or deleted needs no
+/// disposal: its record takes the first run's.
+pub async fn inherit_disposal(pool: &PgPool, of_run: Uuid, by_run: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE processed_files p SET disposed_at = o.disposed_at
+         FROM processed_files o WHERE o.run_id = $1 AND p.run_id = $2",
+    )
+    .bind(of_run)
+    .bind(by_run)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 pub mod contacts;
 pub mod feeds;
+pub mod lists;
 pub mod profiles;
 pub mod runs;
 pub mod tenants;

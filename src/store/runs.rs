@@ -18,6 +18,8 @@ pub struct NewRun<'a> {
     pub profile: Option<&'a ProfileRef>,
     pub options: serde_json::Value,
     pub started_at: DateTime<Utc>,
+    /// The run whose file this one re-imports.
+    pub rerun_of: Option<Uuid>,
 }
 
 /// What a run ended with.
@@ -36,8 +38,8 @@ pub struct Finish<'a> {
 pub async fn insert(conn: &mut PgConnection, run: &NewRun<'_>, status: Status) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO runs (id, tenant_id, feed, status, dry_run, profile_name, profile_version,
-            file_name, file_size, file_sha256, options, started_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            file_name, file_size, file_sha256, options, started_at, rerun_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(run.id)
     .bind(run.tenant_id)
@@ -51,6 +53,7 @@ pub async fn insert(conn: &mut PgConnection, run: &NewRun<'_>, status: Status) -
     .bind(&run.file.sha256)
     .bind(&run.options)
     .bind(run.started_at)
+    .bind(run.rerun_of)
     .execute(conn)
     .await?;
     Ok(())
@@ -63,7 +66,7 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish<'_>) -> sqlx::
             unchanged = $6, skipped_existing = $7, skipped_new = $8, rejected = $9, warnings = $10,
             by_code = $11, messages_truncated = $12, error = $13, columns = $14,
             profile_name = coalesce($15, profile_name), profile_version = coalesce($16, profile_version),
-            header = $17
+            header = $17, removed_from_list = $18
          WHERE id = $1",
     )
     .bind(id)
@@ -83,9 +86,23 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish<'_>) -> sqlx::
     .bind(f.profile.map(|p| p.name.as_str()))
     .bind(f.profile.map(|p| p.version))
     .bind(f.header)
+    .bind(c.removed_from_list)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Records that `by` re-imports the file of run `of`. With `once`, only if
+/// no run did before (false otherwise: a held file is released at most once;
+/// the row lock makes a second transaction wait, then see the first's mark).
+pub async fn mark_rerun(conn: &mut PgConnection, of: Uuid, by: Uuid, once: bool) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE runs SET rerun_by = $2 WHERE id = $1 AND (NOT $3 OR rerun_by IS NULL)")
+        .bind(of)
+        .bind(by)
+        .bind(once)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Adds one message to a run (used for file-level failures, whose staging
@@ -163,6 +180,7 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
             skipped_new: r.get("skipped_new"),
             rejected: r.get("rejected"),
             warnings: r.get("warnings"),
+            removed_from_list: r.get("removed_from_list"),
         },
         by_code: serde_json::from_value(by_code).unwrap_or_default(),
         messages,
@@ -170,6 +188,8 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
         error: r.get("error"),
         options: r.get("options"),
         columns: serde_json::from_value(columns).unwrap_or_default(),
+        rerun_of: r.get("rerun_of"),
+        rerun_by: r.get("rerun_by"),
         deliveries: crate::notify::deliveries_of_run(pool, id).await?,
     }))
 }

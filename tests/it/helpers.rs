@@ -101,6 +101,8 @@ impl TestApp {
             },
             today: today(),
             pickup: None,
+            guards: Default::default(),
+            rerun: None,
         };
         let run_id = import::run(&self.pool, request).await.expect("import runs");
         runs::report(&self.pool, run_id, None).await.unwrap().expect("report")
@@ -175,6 +177,7 @@ impl TestApp {
             owner: owner.into(),
             workers: 2,
             spool_dir: self.dir.path().join("spool"),
+            archive: dropfeed::archive::Archive { dir: self.dir.path().join("spool/archive"), days: 14 },
             limits: dropfeed::configuration::Limits { max_messages_per_run: 1000, ..Default::default() },
             scheduler: dropfeed::daemon::SchedulerSettings {
                 tick_ms: 50,

@@ -1,0 +1,114 @@
+//! The spool archive: the copy of every file a feed took, kept a number of
+//! days, from which `runs release` imports a held file and `runs replay`
+//! re-imports any run's file.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Where archived files live and for how long.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    pub dir: PathBuf,
+    /// Days a file is kept; 0 keeps only held files (their release needs them).
+    pub days: u32,
+}
+
+impl Archive {
+    /// `DIR/<tenant id>/<sha256>`: one copy per content, whatever its name.
+    pub fn path_of(&self, tenant_id: i64, sha256: &str) -> Option<PathBuf> {
+        // The hash is ours, but it names a file: refuse anything but hex.
+        let hex = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        hex.then(|| self.dir.join(tenant_id.to_string()).join(sha256))
+    }
+
+    /// Moves the downloaded file `from` into the archive (a rename: the spool
+    /// and the archive are on one file system, else a copy). `held` files are
+    /// kept even when `days` is 0.
+    pub fn keep(&self, tenant_id: i64, sha256: &str, from: &Path, held: bool) -> std::io::Result<Option<PathBuf>> {
+        if self.days == 0 && !held {
+            return Ok(None);
+        }
+        let Some(to) = self.path_of(tenant_id, sha256) else {
+            return Ok(None);
+        };
+        let dir = to.parent().expect("archive paths have a tenant folder");
+        create_private_dir(&self.dir)?;
+        create_private_dir(dir)?;
+        if std::fs::rename(from, &to).is_err() {
+            std::fs::copy(from, &to)?;
+        }
+        // The age that purging reads is the archiving time, not the upload's.
+        std::fs::File::options().write(true).open(&to)?.set_modified(SystemTime::now())?;
+        Ok(Some(to))
+    }
+
+    /// Removes files archived more than `days` days before `now` (at least
+    /// one day, so a held file survives the night it was held). Returns how
+    /// many were removed.
+    pub fn purge(&self, now: SystemTime) -> std::io::Result<usize> {
+        let keep = Duration::from_secs(86_400 * u64::from(self.days.max(1)));
+        let tenants = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for tenant in tenants {
+            let tenant = tenant?;
+            if !tenant.file_type()?.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(tenant.path())? {
+                let file = file?;
+                let meta = file.metadata()?;
+                let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+                if meta.is_file() && age > keep {
+                    std::fs::remove_file(file.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Archived files are customers' data: only the daemon's user reads them.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_kept_file_is_found_by_its_hash_and_purged_after_its_days() {
+        let root = tempfile::tempdir().unwrap();
+        let archive = Archive { dir: root.path().join("archive"), days: 2 };
+        let spool = root.path().join("download.part");
+        std::fs::write(&spool, "email\na@b.ch\n").unwrap();
+        let kept = archive.keep(7, SHA, &spool, false).unwrap().unwrap();
+        assert_eq!(Some(kept.clone()), archive.path_of(7, SHA));
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "email\na@b.ch\n");
+        assert!(!spool.exists(), "the download is moved, not copied");
+        let now = SystemTime::now();
+        assert_eq!(archive.purge(now + Duration::from_secs(86_400)).unwrap(), 0);
+        assert_eq!(archive.purge(now + Duration::from_secs(3 * 86_400)).unwrap(), 1);
+        assert!(!kept.exists());
+    }
+
+    #[test]
+    fn with_no_days_only_held_files_are_kept_and_names_must_be_hashes() {
+        let root = tempfile::tempdir().unwrap();
+        let archive = Archive { dir: root.path().join("archive"), days: 0 };
+        let spool = root.path().join("download.part");
+        std::fs::write(&spool, "x").unwrap();
+        assert_eq!(archive.keep(1, SHA, &spool, false).unwrap(), None);
+        assert!(archive.keep(1, SHA, &spool, true).unwrap().is_some());
+        assert_eq!(archive.path_of(1, "../../etc/passwd"), None);
+    }
+}

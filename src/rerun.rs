@@ -1,0 +1,110 @@
+//! `runs release` and `runs replay`: a new run that imports the archived copy
+//! of an earlier run's file with the current version of its profile.
+
+use anyhow::{Context, bail};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::archive::Archive;
+use crate::configuration::Limits;
+use crate::domain::TenantSlug;
+use crate::import::{self, Rerun};
+use crate::report::{ProfileRef, Status};
+use crate::store::{feeds, profiles, runs, tenants};
+
+/// What a person asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A held run, once someone has looked at its file: imported without the
+    /// guards that held it, at most once.
+    Release,
+    /// Any run's file again. Without `force`, only a run that wrote nothing
+    /// (failed, aborted, held, dry run): an applied file would be applied twice.
+    Replay { force: bool },
+}
+
+/// Runs the re-import and returns the new run's id (its report tells how it went).
+pub async fn rerun(pool: &PgPool, archive: &Archive, limits: Limits, of: Uuid, action: Action) -> anyhow::Result<Uuid> {
+    let first = runs::report(pool, of, Some(0)).await?.with_context(|| format!("run {of} not found"))?;
+    let applied = matches!(first.status, Status::Succeeded | Status::SucceededWithWarnings);
+    match action {
+        Action::Release if first.status != Status::Held => {
+            bail!("run {of} is {}, not held: only a held run is released", first.status.as_str())
+        }
+        Action::Replay { force: false } if applied || first.status == Status::Running => bail!(
+            "run {of} is {}: replaying would import {} again; add --force if that is wanted",
+            first.status.as_str(),
+            first.file.name
+        ),
+        _ => {}
+    }
+    if let (Action::Release, Some(by)) = (action, first.rerun_by) {
+        bail!("run {of} was already released by run {by}");
+    }
+    let slug = TenantSlug::parse(&first.tenant).map_err(anyhow::Error::msg)?;
+    let tenant = tenants::find(pool, &slug).await?;
+    let Some(profile_name) = first.profile.as_ref().map(|p| p.name.clone()) else {
+        bail!("run {of} used no saved profile: import {} again with --profile or --mapping", first.file.name)
+    };
+    let saved = profiles::latest(pool, tenant.id, &profile_name).await?;
+    let path = archive
+        .path_of(tenant.id, &first.file.sha256)
+        .filter(|p| p.is_file())
+        .with_context(|| match first.feed {
+            Some(_) => format!(
+                "the archived copy of {} (run {of}) is gone: files are kept {} days in {}",
+                first.file.name,
+                archive.days,
+                archive.dir.display()
+            ),
+            None => format!(
+                "{} (run {of}) was a manual import: only feed files are archived; import the file again",
+                first.file.name
+            ),
+        })?;
+    let feed = match &first.feed {
+        Some(name) => feeds::find(pool, tenant.slug.as_str(), name).await?,
+        None => None,
+    };
+    // The re-import is recorded as the feed's processed file (the file is
+    // then imported at most once, as any feed file), except for a forced
+    // replay of an applied file, which is explicitly a second import.
+    let pickup = if applied { None } else { feeds::picked_of_run(pool, of).await? };
+    let timezone = feed
+        .as_ref()
+        .and_then(|f| f.spec.schedule.timezone.clone())
+        .unwrap_or_else(|| tenant.timezone.clone());
+    let today = chrono::Utc::now()
+        .with_timezone(&timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC))
+        .date_naive();
+    let request = import::Request {
+        tenant: tenant.clone(),
+        path,
+        file_name: first.file.name.clone(),
+        profile: saved.profile,
+        profile_ref: Some(ProfileRef { name: saved.name, version: saved.version }),
+        save_as: None,
+        dry_run: false,
+        feed: first.feed.clone(),
+        progress: None,
+        limits,
+        today,
+        pickup,
+        guards: Default::default(),
+        rerun: Some(Rerun { of, once: action == Action::Release || !applied }),
+    };
+    let run_id = import::run(pool, request).await.with_context(|| format!("cannot re-import run {of}"))?;
+    feeds::inherit_disposal(pool, of, run_id).await.context("cannot record the file's disposal")?;
+    if let Some(feed) = &feed
+        && let Some(spec) = &feed.spec.report
+    {
+        let status = runs::report(pool, run_id, Some(0)).await?.map(|r| r.status);
+        if status.and_then(crate::notify::category).is_some_and(|c| spec.on.contains(&c)) {
+            let lang = spec.language.unwrap_or(tenant.language);
+            crate::notify::queue_report(pool, run_id, tenant.id, Some(feed.id), &spec.to, lang)
+                .await
+                .context("cannot queue the report")?;
+        }
+    }
+    Ok(run_id)
+}
