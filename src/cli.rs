@@ -495,7 +495,12 @@ async fn list_cmd(pool: &PgPool, cmd: ListCommand, format: OutputFormat) -> anyh
                 println!("{}", serde_json::to_string_pretty(&lists)?);
             } else {
                 for l in lists {
-                    println!("{:<30} {:>10} members  created {}", l.name, l.members, l.created_at.format("%Y-%m-%d %H:%M"));
+                    println!(
+                        "{:<30} {:>10} members  created {}",
+                        l.name,
+                        l.members,
+                        l.created_at.format("%Y-%m-%d %H:%M")
+                    );
                 }
             }
         }

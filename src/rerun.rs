@@ -47,10 +47,8 @@ pub async fn rerun(pool: &PgPool, archive: &Archive, limits: Limits, of: Uuid, a
         bail!("run {of} used no saved profile: import {} again with --profile or --mapping", first.file.name)
     };
     let saved = profiles::latest(pool, tenant.id, &profile_name).await?;
-    let path = archive
-        .path_of(tenant.id, &first.file.sha256)
-        .filter(|p| p.is_file())
-        .with_context(|| match first.feed {
+    let path =
+        archive.path_of(tenant.id, &first.file.sha256).filter(|p| p.is_file()).with_context(|| match first.feed {
             Some(_) => format!(
                 "the archived copy of {} (run {of}) is gone: files are kept {} days in {}",
                 first.file.name,
@@ -70,13 +68,10 @@ pub async fn rerun(pool: &PgPool, archive: &Archive, limits: Limits, of: Uuid, a
     // then imported at most once, as any feed file), except for a forced
     // replay of an applied file, which is explicitly a second import.
     let pickup = if applied { None } else { feeds::picked_of_run(pool, of).await? };
-    let timezone = feed
-        .as_ref()
-        .and_then(|f| f.spec.schedule.timezone.clone())
-        .unwrap_or_else(|| tenant.timezone.clone());
-    let today = chrono::Utc::now()
-        .with_timezone(&timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC))
-        .date_naive();
+    let timezone =
+        feed.as_ref().and_then(|f| f.spec.schedule.timezone.clone()).unwrap_or_else(|| tenant.timezone.clone());
+    let today =
+        chrono::Utc::now().with_timezone(&timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC)).date_naive();
     let request = import::Request {
         tenant: tenant.clone(),
         path,

@@ -72,11 +72,7 @@ pub async fn check(
         if drop > max {
             return Ok(Some(Tripped {
                 rule: Rule::GuardRowDrop,
-                detail: format!(
-                    "{valid} / {before} = -{:.1} % > {:.1} %, run {run}",
-                    100.0 * drop,
-                    100.0 * max
-                ),
+                detail: format!("{valid} / {before} = -{:.1} % > {:.1} %, run {run}", 100.0 * drop, 100.0 * max),
             }));
         }
     }

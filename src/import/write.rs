@@ -579,7 +579,9 @@ pub async fn replace_members(
     let sql = if dry_run {
         format!("SELECT count(*) FROM list_members m, lists l WHERE {gone}")
     } else {
-        format!("WITH gone AS (DELETE FROM list_members m USING lists l WHERE {gone} RETURNING 1) SELECT count(*) FROM gone")
+        format!(
+            "WITH gone AS (DELETE FROM list_members m USING lists l WHERE {gone} RETURNING 1) SELECT count(*) FROM gone"
+        )
     };
     sqlx::query_scalar(AssertSqlSafe(sql)).bind(plan.tenant_id).bind(lists).fetch_one(conn).await
 }

@@ -139,8 +139,20 @@ impl TestApp {
 
     /// Runs the real binary against this app's database.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_env(args, &[])
+    }
+
+    /// The archive the test daemon keeps files in (see `daemon`).
+    pub fn archive_dir(&self) -> PathBuf {
+        self.dir.path().join("spool/archive")
+    }
+
+    /// `cli` with more environment variables, and the test daemon's archive.
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_dropfeed"))
             .args(args)
+            .envs(env.iter().copied())
+            .env("DROPFEED_ARCHIVE__DIR", self.archive_dir())
             .env("DATABASE_URL", &self.db_url)
             .env_remove("RUST_LOG")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -177,7 +189,7 @@ impl TestApp {
             owner: owner.into(),
             workers: 2,
             spool_dir: self.dir.path().join("spool"),
-            archive: dropfeed::archive::Archive { dir: self.dir.path().join("spool/archive"), days: 14 },
+            archive: dropfeed::archive::Archive { dir: self.archive_dir(), days: 14 },
             limits: dropfeed::configuration::Limits { max_messages_per_run: 1000, ..Default::default() },
             scheduler: dropfeed::daemon::SchedulerSettings {
                 tick_ms: 50,
