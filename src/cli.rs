@@ -660,14 +660,19 @@ async fn apply_feeds(pool: &PgPool, files: &[PathBuf]) -> anyhow::Result<Vec<(St
         };
         match spec.check(&tenant.timezone) {
             Ok(valid) => {
-                if let Err(e) = profiles::latest(pool, tenant.id, &spec.profile).await {
-                    problems.push(format!(
-                        "{shown}: profile: {e}; save it with `dropfeed import {} FILE --save-profile {}`",
-                        tenant.slug, spec.profile
-                    ));
-                    continue;
+                let mut found = true;
+                for name in spec.profiles() {
+                    if let Err(e) = profiles::latest(pool, tenant.id, &name).await {
+                        problems.push(format!(
+                            "{shown}: profile: {e}; save it with `dropfeed import {} FILE --save-profile {name}`",
+                            tenant.slug
+                        ));
+                        found = false;
+                    }
                 }
-                checked.push((spec, tenant, valid));
+                if found {
+                    checked.push((spec, tenant, valid));
+                }
             }
             Err(list) => problems.extend(list.into_iter().map(|p| format!("{shown}: {p}"))),
         }
@@ -757,9 +762,12 @@ async fn feed_cmd(
             } else {
                 find_feed(pool, &feed.parse::<FeedKey>().map_err(anyhow::Error::msg)?).await?.spec
             };
-            let pattern = globset::Glob::new(&spec.source.pattern)
-                .with_context(|| format!("invalid pattern {:?}", spec.source.pattern))?
-                .compile_matcher();
+            let patterns: Vec<String> = spec.slots().into_iter().map(|f| f.pattern).collect();
+            let mut set = globset::GlobSetBuilder::new();
+            for p in &patterns {
+                set.add(globset::Glob::new(p).with_context(|| format!("invalid pattern {p:?}"))?);
+            }
+            let pattern = set.build().context("invalid patterns")?;
             let cfg = SourceConfig::resolve(&spec.source)?;
             println!("connecting to {}", cfg.endpoint);
             let mut session = source::connect(&cfg).await?;
@@ -769,7 +777,7 @@ async fn feed_cmd(
             let mut files = session.list().await?;
             files.retain(|x| pattern.is_match(&x.name));
             files.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
-            println!("{} file(s) match {:?}:", files.len(), spec.source.pattern);
+            println!("{} file(s) match {}:", files.len(), patterns.join(", "));
             for x in files {
                 println!(
                     "  {:<40} {:>12} bytes  {}",

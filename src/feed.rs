@@ -20,8 +20,17 @@ pub struct FeedSpec {
     pub after_success: AfterSpec,
     #[serde(default = "default_after_failure")]
     pub after_failure: AfterSpec,
-    /// The saved profile replayed by every run (its latest version).
+    /// The saved profile replayed by every run (its latest version), for a
+    /// feed of one file (`source.pattern`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub profile: String,
+    /// A multi-file feed (seed 004): several files a night, each with its
+    /// pattern and profile, imported in this order; replaces `profile`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileSpec>,
+    /// Multi-file feeds: what a night missing a required file does.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_missing_file: OnMissingFile,
     /// "HH:MM" in the feed's timezone: alert when no file has arrived by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_file_by: Option<String>,
@@ -35,6 +44,39 @@ pub struct FeedSpec {
     /// contacts consenting to one consent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unsubscribe_ratio: Option<f64>,
+}
+
+/// One file of a multi-file feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Glob on the file name; a name matching several patterns belongs to
+    /// the first.
+    pub pattern: String,
+    pub profile: String,
+    /// Whether a night without this file is incomplete.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissingFile {
+    /// Nothing of the night is imported until every required file is there
+    /// (or was imported earlier the same day); the poll fails, is alerted
+    /// and retried.
+    #[default]
+    FailNight,
+    /// The files that arrived are imported, in order.
+    ImportAvailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,10 +257,14 @@ impl FeedSpec {
                 problems.push(format!("source: {var:?} is not an environment variable name"));
             }
         }
-        let pattern = globset::Glob::new(&self.source.pattern)
-            .map(|g| g.compile_matcher())
-            .map_err(|e| problems.push(format!("source.pattern: {e}")))
-            .ok();
+        let mut slots = Vec::new();
+        for (i, slot) in self.slots().into_iter().enumerate() {
+            let key = if self.files.is_empty() { "source.pattern".to_owned() } else { format!("files[{i}].pattern") };
+            match globset::Glob::new(&slot.pattern) {
+                Ok(g) => slots.push(Slot { matcher: g.compile_matcher(), spec: slot }),
+                Err(e) => problems.push(format!("{key}: {e}")),
+            }
+        }
         let after_success =
             self.after_success.disposal().map_err(|e| problems.push(format!("after_success: {e}"))).ok();
         let after_failure =
@@ -244,14 +290,19 @@ impl FeedSpec {
                 problems.push(format!("{key} {r}: give a share between 0 (excluded) and 1"));
             }
         }
-        if self.profile.trim().is_empty() {
-            problems.push("profile: name the saved profile this feed replays".into());
+        match (self.files.is_empty(), self.profile.trim().is_empty()) {
+            (true, true) => problems.push("profile: name the saved profile this feed replays".into()),
+            (false, false) => problems.push("profile: a feed with files: names a profile per file, not one".into()),
+            _ => {}
         }
-        match (schedule, pattern, after_success, after_failure, endpoint) {
-            (Some(schedule), Some(pattern), Some(after_success), Some(after_failure), Some(endpoint))
-                if problems.is_empty() =>
-            {
-                Ok(Checked { schedule, pattern, after_success, after_failure, endpoint })
+        for (i, f) in self.files.iter().enumerate() {
+            if f.profile.trim().is_empty() {
+                problems.push(format!("files[{i}].profile: name the saved profile of this file"));
+            }
+        }
+        match (schedule, after_success, after_failure, endpoint) {
+            (Some(schedule), Some(after_success), Some(after_failure), Some(endpoint)) if problems.is_empty() => {
+                Ok(Checked { schedule, slots, after_success, after_failure, endpoint })
             }
             _ => Err(problems),
         }
@@ -262,10 +313,47 @@ impl FeedSpec {
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub schedule: Schedule,
-    pub pattern: globset::GlobMatcher,
+    /// The files of a night, in import order (one for a single-file feed).
+    pub slots: Vec<Slot>,
     pub after_success: Disposal,
     pub after_failure: Disposal,
     pub endpoint: Endpoint,
+}
+
+/// One kind of file a feed takes: which names, replayed with which profile.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub spec: FileSpec,
+    pub matcher: globset::GlobMatcher,
+}
+
+impl Checked {
+    /// The slot a file name belongs to: the first whose pattern matches.
+    pub fn slot_of(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.matcher.is_match(name))
+    }
+}
+
+impl FeedSpec {
+    /// The files of a night in import order (a single-file feed's one).
+    pub fn slots(&self) -> Vec<FileSpec> {
+        if self.files.is_empty() {
+            vec![FileSpec { pattern: self.source.pattern.clone(), profile: self.profile.clone(), required: true }]
+        } else {
+            self.files.clone()
+        }
+    }
+
+    /// The profiles the feed replays, each once.
+    pub fn profiles(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for slot in self.slots() {
+            if !names.contains(&slot.profile) {
+                names.push(slot.profile);
+            }
+        }
+        names
+    }
 }
 
 #[cfg(test)]
@@ -302,8 +390,8 @@ report:
         let spec = FeedSpec::from_yaml(SPEC, "acme.yaml").unwrap();
         let checked = spec.check("UTC").unwrap();
         assert_eq!(checked.after_success, Disposal::MoveTo("processed".into()));
-        assert!(checked.pattern.is_match("contacts_20261121.csv"));
-        assert!(!checked.pattern.is_match("other.csv"));
+        assert_eq!(checked.slot_of("contacts_20261121.csv"), Some(0));
+        assert_eq!(checked.slot_of("other.csv"), None);
     }
 
     #[test]

@@ -71,7 +71,8 @@ pub struct Job {
     pub feed: FeedRow,
     pub tenant: Tenant,
     pub checked: Checked,
-    pub profile: SavedProfile,
+    /// The latest version of each slot's profile, in `checked.slots` order.
+    pub profiles: Vec<SavedProfile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,10 @@ pub enum PollError {
     /// Another daemon took the feed over (this one stalled past its lease).
     #[error("lease lost: {0}")]
     LeaseLost(String),
+    /// A multi-file feed's night lacks a required file: nothing was taken;
+    /// retried, alerted once a day.
+    #[error("feed {feed}: night incomplete, nothing imported: no file matches {}", missing.join(", "))]
+    NightIncomplete { feed: String, missing: Vec<String> },
 }
 
 impl PollError {
@@ -99,6 +104,7 @@ impl PollError {
             PollError::Internal(_) => "internal",
             PollError::File { .. } => "file.failed",
             PollError::LeaseLost(_) => "lease.lost",
+            PollError::NightIncomplete { .. } => "feed.night_incomplete",
         }
     }
 
@@ -115,7 +121,10 @@ impl PollError {
         match self {
             PollError::Source(e) => e.is_transient(),
             PollError::Config { .. } => false,
-            PollError::Internal(_) | PollError::File { .. } | PollError::LeaseLost(_) => true,
+            PollError::Internal(_)
+            | PollError::File { .. }
+            | PollError::LeaseLost(_)
+            | PollError::NightIncomplete { .. } => true,
         }
     }
 }
@@ -125,8 +134,13 @@ impl Job {
         let config = |detail: String| PollError::Config { feed: feed.key(), detail };
         let tenant = tenants::find_by_id(pool, feed.tenant_id).await.map_err(|e| config(e.to_string()))?;
         let checked = feed.spec.check(&tenant.timezone).map_err(|p| config(p.join("; ")))?;
-        let profile = profiles::latest(pool, tenant.id, &feed.spec.profile).await.map_err(|e| config(e.to_string()))?;
-        Ok(Job { feed, tenant, checked, profile })
+        let mut loaded = Vec::with_capacity(checked.slots.len());
+        for slot in &checked.slots {
+            let profile =
+                profiles::latest(pool, tenant.id, &slot.spec.profile).await.map_err(|e| config(e.to_string()))?;
+            loaded.push(profile);
+        }
+        Ok(Job { feed, tenant, checked, profiles: loaded })
     }
 }
 
@@ -199,7 +213,7 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
 
     let mut candidates: Vec<RemoteFile> = listing
         .iter()
-        .filter(|f| job.checked.pattern.is_match(&f.name) && !f.name.ends_with(".done"))
+        .filter(|f| job.checked.slot_of(&f.name).is_some() && !f.name.ends_with(".done"))
         .cloned()
         .map(|mut f| {
             // Servers list whole seconds; so do our records.
@@ -273,6 +287,17 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
         });
     }
 
+    let ready = if job.checked.slots.len() > 1 {
+        let taken_today = imported_today(ctx, job).await?;
+        let (night, later) = night_order(job, ready, &taken_today)?;
+        for f in later {
+            report.files.push((f.name, FileOutcome::Waiting { reason: "the next night is incomplete".into() }));
+        }
+        night
+    } else {
+        ready
+    };
+
     create_spool(ctx.spool_dir)
         .with_context(|| format!("cannot create the spool folder {}", ctx.spool_dir.display()))?;
     for file in ready {
@@ -304,6 +329,68 @@ async fn connect(ctx: &PollContext<'_>, cfg: &SourceConfig) -> Result<source::An
             warn!(code = e.code(), retry_in_ms = wait.as_millis() as u64, "connection failed, retrying: {e}")
         })
         .await
+}
+
+/// The slots of a multi-file feed that took a file earlier today (local
+/// time of its schedule): tonight's night already has that file.
+async fn imported_today(ctx: &PollContext<'_>, job: &Job) -> Result<Vec<bool>, PollError> {
+    use chrono::TimeZone;
+    let tz = job.checked.schedule.timezone();
+    let local = ctx.clock.now().with_timezone(&tz).date_naive().and_time(chrono::NaiveTime::MIN);
+    let midnight = tz.from_local_datetime(&local).earliest().map_or_else(|| ctx.clock.now(), |t| t.to_utc());
+    let names = feeds::taken_since(ctx.pool, job.feed.id, midnight).await.context("cannot read processed files")?;
+    let mut taken = vec![false; job.checked.slots.len()];
+    for name in names {
+        if let Some(i) = job.checked.slot_of(&name) {
+            taken[i] = true;
+        }
+    }
+    Ok(taken)
+}
+
+/// Orders the ready files of a multi-file feed night by night: the oldest
+/// file of each slot in declared order, then the next ones. With
+/// `fail_night`, a first night lacking a required file (not taken earlier
+/// today either) is an error and nothing is taken; a later incomplete night
+/// waits. Returns the files to take and those that wait.
+fn night_order(
+    job: &Job,
+    ready: Vec<RemoteFile>,
+    taken_today: &[bool],
+) -> Result<(Vec<RemoteFile>, Vec<RemoteFile>), PollError> {
+    let slots = &job.checked.slots;
+    let mut by_slot: Vec<std::collections::VecDeque<RemoteFile>> = vec![Default::default(); slots.len()];
+    // `ready` is sorted by mtime, then name: each queue is oldest first.
+    for f in ready {
+        if let Some(i) = job.checked.slot_of(&f.name) {
+            by_slot[i].push_back(f);
+        }
+    }
+    let fail_night = job.feed.spec.on_missing_file == crate::feed::OnMissingFile::FailNight;
+    let (mut take, mut wait) = (Vec::new(), Vec::new());
+    let mut night = 0;
+    while by_slot.iter().any(|q| !q.is_empty()) {
+        let missing: Vec<String> = slots
+            .iter()
+            .zip(&by_slot)
+            .enumerate()
+            .filter(|(i, (slot, q))| slot.spec.required && q.is_empty() && !(night == 0 && taken_today[*i]))
+            .map(|(_, (slot, _))| slot.spec.pattern.clone())
+            .collect();
+        if fail_night && !missing.is_empty() {
+            if night == 0 {
+                return Err(PollError::NightIncomplete { feed: job.feed.key(), missing });
+            }
+            wait.extend(by_slot.iter_mut().flat_map(|q| q.drain(..)));
+            break;
+        }
+        if !missing.is_empty() {
+            warn!(missing = %missing.join(", "), "night incomplete: importing the files that arrived");
+        }
+        take.extend(by_slot.iter_mut().filter_map(|q| q.pop_front()));
+        night += 1;
+    }
+    Ok((take, wait))
 }
 
 fn picked(job: &Job, file: &RemoteFile) -> PickedFile {
@@ -357,12 +444,14 @@ async fn take(
     }
 
     let today = now.with_timezone(&job.checked.schedule.timezone()).date_naive();
+    let slot = job.checked.slot_of(&file.name).context("a file taken matches a pattern")?;
+    let profile = &job.profiles[slot];
     let request = import::Request {
         tenant: job.tenant.clone(),
         path: spool.clone(),
         file_name: file.name.clone(),
-        profile: job.profile.profile.clone(),
-        profile_ref: Some(ProfileRef { name: job.profile.name.clone(), version: job.profile.version }),
+        profile: profile.profile.clone(),
+        profile_ref: Some(ProfileRef { name: profile.name.clone(), version: profile.version }),
         save_as: None,
         dry_run,
         feed: Some(job.feed.name.clone()),

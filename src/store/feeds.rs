@@ -127,7 +127,9 @@ pub async fn late(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<LateFee
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let spec: String = r.get("spec");
-        let pattern = serde_json::from_str::<FeedSpec>(&spec).map(|s| s.source.pattern).unwrap_or_default();
+        let pattern = serde_json::from_str::<FeedSpec>(&spec)
+            .map(|s| s.slots().into_iter().map(|f| f.pattern).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
         out.push(LateFeed {
             id: r.get("id"),
             pattern,
@@ -324,6 +326,18 @@ pub async fn find_processed(pool: &PgPool, file: &PickedFile) -> sqlx::Result<Op
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|r| ProcessedRecord { id: r.get(0), outcome: r.get(1), run_id: r.get(2), disposed: r.get(3) }))
+}
+
+/// Names of the files the feed imported (or found already imported) since `since`.
+pub async fn taken_since(pool: &PgPool, feed_id: i64, since: DateTime<Utc>) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT name FROM processed_files
+         WHERE feed_id = $1 AND recorded_at >= $2 AND outcome IN ('imported', 'duplicate')",
+    )
+    .bind(feed_id)
+    .bind(since)
+    .fetch_all(pool)
+    .await
 }
 
 /// The run that imported this content for the tenant, if any.

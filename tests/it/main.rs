@@ -17,6 +17,7 @@ mod guards;
 mod hostile;
 mod lists;
 mod modes;
+mod multi_file;
 mod options;
 mod profiles;
 mod replicas;
