@@ -35,4 +35,6 @@ CREATE TABLE organisations (
     created_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, key)
 );
+-- No foreign key, as for the other columns import::write fills set-based.
 ALTER TABLE contacts ADD COLUMN organisation_id bigint;
+ALTER TABLE runs ADD COLUMN organisations_created bigint NOT NULL DEFAULT 0;

@@ -70,6 +70,10 @@ pub struct Counts {
     /// contacts are not in the file).
     #[serde(default)]
     pub removed_from_list: i64,
+    /// Organisations created from the file's structures and addresses
+    /// (a line naming a known one links to it).
+    #[serde(default)]
+    pub organisations_created: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +166,9 @@ impl Report {
             "rows {}  inserted {}  updated {}  unchanged {}  skipped_existing {}  skipped_new {}  rejected {}  warnings {}",
             c.rows, c.inserted, c.updated, c.unchanged, c.skipped_existing, c.skipped_new, c.rejected, c.warnings
         );
+        if c.organisations_created > 0 {
+            let _ = writeln!(out, "organisations_created {}", c.organisations_created);
+        }
         if c.removed_from_list > 0 {
             let _ = writeln!(out, "removed_from_list {}", c.removed_from_list);
         }

@@ -289,7 +289,8 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
                     .await
                     .context("cannot replace the lists' members")?;
             }
-            write::apply(&mut tx, &plan, &outcomes, &req.profile.lists).await.context("cannot write contacts")?;
+            outcomes.organisations_created =
+                write::apply(&mut tx, &plan, &outcomes, &req.profile.lists).await.context("cannot write contacts")?;
             debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
         } else if req.dry_run && req.profile.mode == crate::profile::Mode::ReplaceList {
             outcomes.removed_from_list = write::replace_members(&mut tx, &plan, &req.profile.lists, true)
@@ -344,6 +345,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         rejected,
         warnings: outcomes.warnings,
         removed_from_list: outcomes.removed_from_list,
+        organisations_created: outcomes.organisations_created,
     };
     let columns = columns_report(mapping);
     runs::finish(

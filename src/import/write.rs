@@ -295,6 +295,8 @@ pub struct Outcomes {
     pub matched: i64,
     /// Mode replace_list: memberships removed (see `replace_members`).
     pub removed_from_list: i64,
+    /// Organisations the file's structures created (see `apply`).
+    pub organisations_created: i64,
 }
 
 /// The condition, on `staging s`, of lines whose e-mail no contact has:
@@ -410,10 +412,17 @@ fn update_sql(plan: &Plan<'_>) -> Option<String> {
             format!("excluded.{c}")
         }
     };
-    let sets: Vec<String> =
+    let mut sets: Vec<String> =
         assignments(plan, file_value, "contacts").into_iter().map(|(c, e)| format!("{c} = {e}")).collect();
     if sets.is_empty() {
         return None;
+    }
+    let org = Organisations::of(plan);
+    if org.mapped {
+        sets.push(match plan.empty_cells {
+            EmptyCells::Keep => "organisation_id = coalesce(excluded.organisation_id, contacts.organisation_id)".into(),
+            EmptyCells::Clear => "organisation_id = excluded.organisation_id".into(),
+        });
     }
     let fields: Vec<Field> = Field::ALL.iter().copied().filter(|f| *f != Field::Email).collect();
     let columns: Vec<&str> = fields.iter().map(|f| f.name()).collect();
@@ -428,13 +437,16 @@ fn update_sql(plan: &Plan<'_>) -> Option<String> {
         })
         .collect();
     Some(format!(
-        "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run)
+        "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run{})
          SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), coalesce(s.consents, '{{}}'),
-                coalesce(s.attributes, '{{}}'), $3, $3
-         FROM staging s JOIN classified k USING (line) WHERE k.outcome = 'u'
+                coalesce(s.attributes, '{{}}'), $3, $3{}
+         FROM staging s JOIN classified k USING (line) {} WHERE k.outcome = 'u'
          ON CONFLICT (tenant_id, email) DO UPDATE SET {}, updated_by_run = excluded.updated_by_run, updated_at = now()",
         columns.join(", "),
+        org.column,
         proposed.join(", "),
+        org.value,
+        org.join,
         sets.join(", ")
     ))
 }
@@ -561,6 +573,7 @@ pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>, matched: i64) ->
         by_warning,
         matched,
         removed_from_list: 0,
+        organisations_created: 0,
     })
 }
 
@@ -586,13 +599,75 @@ pub async fn replace_members(
     sqlx::query_scalar(AssertSqlSafe(sql)).bind(plan.tenant_id).bind(lists).fetch_one(conn).await
 }
 
-/// Writes contacts, updates and list memberships for the classified lines.
+/// The organisation of a staged line (seed 002): its structure with its
+/// address identify it. The key is the normalised name and address (trimmed,
+/// lower case, runs of spaces as one), so "ACME SA" at "1 Rue X" and
+/// "Acme  SA" at "1 rue x" are one organisation. NULL without a structure.
+fn organisation_key(a: &str) -> String {
+    let part = |c: &str| format!("coalesce({a}.{c}, '')");
+    format!(
+        "CASE WHEN {a}.structure IS NOT NULL THEN lower(regexp_replace(concat_ws('|', {}, {}, {}, {}, {}), '\\s+', ' ', 'g')) END",
+        part("structure"),
+        part("address"),
+        part("postal_code"),
+        part("town"),
+        part("country")
+    )
+}
+
+/// The SQL pieces that give written contacts their organisation, empty when
+/// the file maps no structure.
+struct Organisations {
+    mapped: bool,
+    column: &'static str,
+    value: &'static str,
+    join: String,
+}
+
+impl Organisations {
+    fn of(plan: &Plan<'_>) -> Organisations {
+        if !plan.mapping.maps(Field::Structure) {
+            return Organisations { mapped: false, column: "", value: "", join: String::new() };
+        }
+        Organisations {
+            mapped: true,
+            column: ", organisation_id",
+            value: ", o.id",
+            join: format!("LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = {}", organisation_key("s")),
+        }
+    }
+}
+
+/// Creates the organisations of the lines about to be written that no
+/// organisation of the tenant has yet (one per key: a second line naming the
+/// same structure at the same address links to the first's). Returns how
+/// many were created.
+async fn create_organisations(conn: &mut PgConnection, plan: &Plan<'_>, outcomes: &Outcomes) -> sqlx::Result<i64> {
+    let new = if plan.mode == Mode::UpdateOnly { "false" } else { new_lines(outcomes.matched) };
+    let sql = format!(
+        "INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (key) $1, key, structure, address, postal_code, town, country, $2
+         FROM (SELECT {} AS key, s.* FROM staging s
+               WHERE s.structure IS NOT NULL
+                 AND ({new} OR s.line IN (SELECT line FROM classified WHERE outcome = 'u'))) x
+         ORDER BY key, line
+         ON CONFLICT (tenant_id, key) DO NOTHING",
+        organisation_key("s")
+    );
+    let done = sqlx::query(AssertSqlSafe(sql)).bind(plan.tenant_id).bind(plan.run_id).execute(conn).await?;
+    Ok(done.rows_affected() as i64)
+}
+
+/// Writes contacts, updates, organisations and list memberships for the
+/// classified lines. Returns the organisations created.
 pub async fn apply(
     conn: &mut PgConnection,
     plan: &Plan<'_>,
     outcomes: &Outcomes,
     lists: &[String],
-) -> sqlx::Result<()> {
+) -> sqlx::Result<i64> {
+    let organisations =
+        if plan.mapping.maps(Field::Structure) { create_organisations(&mut *conn, plan, outcomes).await? } else { 0 };
     let mut list_ids: Vec<i64> = Vec::new();
     if !lists.is_empty() {
         sqlx::query("INSERT INTO lists (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
@@ -612,13 +687,17 @@ pub async fn apply(
     // conflict is possible on memberships of contacts that did not exist.
     let columns: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| f.name()).collect();
     let values: Vec<String> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| inserted(*f)).collect();
+    let org = Organisations::of(plan);
     let insert = format!(
-        "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run)
+        "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run{})
          SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), jsonb_strip_nulls(coalesce(s.consents, '{{}}')),
-                jsonb_strip_nulls(coalesce(s.attributes, '{{}}')), $3, $3
-         FROM staging s WHERE {}",
+                jsonb_strip_nulls(coalesce(s.attributes, '{{}}')), $3, $3{}
+         FROM staging s {} WHERE {}",
         columns.join(", "),
+        org.column,
         values.join(", "),
+        org.value,
+        org.join,
         new_lines(outcomes.matched)
     );
     let sql = if list_ids.is_empty() {
@@ -664,7 +743,7 @@ pub async fn apply(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(organisations)
 }
 
 /// Stores the run's messages: errors as rows of `run_messages`, warnings as

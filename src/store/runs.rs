@@ -66,7 +66,7 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish<'_>) -> sqlx::
             unchanged = $6, skipped_existing = $7, skipped_new = $8, rejected = $9, warnings = $10,
             by_code = $11, messages_truncated = $12, error = $13, columns = $14,
             profile_name = coalesce($15, profile_name), profile_version = coalesce($16, profile_version),
-            header = $17, removed_from_list = $18
+            header = $17, removed_from_list = $18, organisations_created = $19
          WHERE id = $1",
     )
     .bind(id)
@@ -87,6 +87,7 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish<'_>) -> sqlx::
     .bind(f.profile.map(|p| p.version))
     .bind(f.header)
     .bind(c.removed_from_list)
+    .bind(c.organisations_created)
     .execute(conn)
     .await?;
     Ok(())
@@ -181,6 +182,7 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
             rejected: r.get("rejected"),
             warnings: r.get("warnings"),
             removed_from_list: r.get("removed_from_list"),
+            organisations_created: r.get("organisations_created"),
         },
         by_code: serde_json::from_value(by_code).unwrap_or_default(),
         messages,

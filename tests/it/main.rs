@@ -19,6 +19,7 @@ mod lists;
 mod modes;
 mod multi_file;
 mod options;
+mod organisations;
 mod profiles;
 mod replicas;
 mod rules;
