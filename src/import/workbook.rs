@@ -42,6 +42,8 @@ const OLE2: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 /// A zip with more entries than this is no workbook we read: its directory
 /// is not read to look for `xl/workbook.xml` (it is refused as an archive).
 const MAX_WORKBOOK_PARTS: u64 = 10_000;
+/// Rows of a worksheet in Excel since 2007.
+const MAX_ROWS: u32 = 1 << 20;
 
 /// Whether a name is a workbook's (what an archive entry may be).
 pub fn has_workbook_name(name: &str) -> bool {
@@ -198,6 +200,11 @@ impl<'a> Sheet<'a> {
         }
         if self.at != Some(row) {
             self.end_row()?;
+            // Rows arrive in order in any file Excel wrote; a hostile one
+            // could go back, or jump past the last row Excel has.
+            if row < self.lines || row >= MAX_ROWS {
+                return Err(self.failure(Rule::WorkbookInvalid, row, "rows out of order or beyond Excel's".into()));
+            }
             self.at = Some(row);
         }
         let col = col as usize;
@@ -240,8 +247,10 @@ impl<'a> Sheet<'a> {
         // line (of a file wider than one column) and still counts it, where
         // the csv crate would date the record after an empty line to that line.
         let blank: &[u8] = if width > 1 { b" \n" } else { b"\n" };
-        let mut line = Vec::with_capacity(64 + 2 * (row - self.lines) as usize);
-        (self.lines..row).for_each(|_| line.extend_from_slice(blank));
+        for _ in self.lines..row {
+            self.out.write_all(blank).map_err(|e| self.write_failure(e, row))?;
+        }
+        let mut line = Vec::with_capacity(64);
         for i in 0..width {
             if i > 0 {
                 line.push(self.delimiter);
@@ -478,6 +487,10 @@ mod tests {
         let limits = Limits { max_columns: 2, ..Limits::default() };
         let failure = sheet_of(&[(0, 0, "email"), (0, 2, "town")], limits).unwrap_err();
         assert_eq!(failure.rule, Rule::HeaderTooManyColumns);
+        let failure = sheet_of(&[(0, 0, "email"), (2, 0, "a@x.ch"), (1, 0, "b@x.ch")], Limits::default()).unwrap_err();
+        assert_eq!((failure.rule, failure.line), (Rule::WorkbookInvalid, Some(2)));
+        let failure = sheet_of(&[(0, 0, "email"), (4_000_000_000, 0, "a@x.ch")], Limits::default()).unwrap_err();
+        assert_eq!(failure.rule, Rule::WorkbookInvalid);
         let limits = Limits { max_unpacked_bytes: 10, ..Limits::default() };
         let failure = sheet_of(&[(0, 0, "email"), (1, 0, "anne.aebi@example.ch")], limits).unwrap_err();
         assert_eq!(failure.rule, Rule::ArchiveTooLarge);
