@@ -427,6 +427,19 @@ mod tests {
     }
 
     #[test]
+    fn workbook_cells_of_every_type_are_written_as_displayed() {
+        assert_eq!(text(&Data::Float(1201.0)), "1201");
+        assert_eq!(text(&Data::Int(8001)), "8001");
+        assert_eq!(text(&Data::Bool(true)), "TRUE");
+        assert_eq!(text(&Data::Bool(false)), "FALSE");
+        assert_eq!(text(&Data::Error(calamine::CellErrorType::NA)), "#N/A");
+        assert_eq!(text(&Data::Error(calamine::CellErrorType::Div0)), "#DIV/0!");
+        assert_eq!(text(&Data::Empty), "");
+        assert_eq!(text_ref(&DataRef::SharedString("Genève")), "Genève");
+        assert_eq!(text_ref(&DataRef::DateTimeIso("1980-01-01".into())), "01.01.1980");
+    }
+
+    #[test]
     fn workbook_dates_are_written_as_dd_mm_yyyy() {
         let at = |v| ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false);
         assert_eq!(date_time(&at(29221.0)), "01.01.1980");

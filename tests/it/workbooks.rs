@@ -208,6 +208,19 @@ async fn a_workbook_larger_than_max_workbook_bytes_is_refused_unopened() {
 }
 
 #[tokio::test]
+async fn an_xlsx_whose_parts_inflate_past_max_unpacked_bytes_is_refused_before_it_is_opened() {
+    let app = spawn_app().await;
+    let bytes = numbered_xlsx(50);
+    // Smaller than the sheet's XML, larger than the file: only inflating shows it.
+    let limits = Limits { max_unpacked_bytes: bytes.len() as u64 + 1, ..Limits::default() };
+    let path = app.write("contacts.xlsx", &bytes);
+    let report = app.import_with(&path, &profile("{}"), Opts { limits: Some(limits), ..Opts::default() }).await;
+    assert_eq!(report.status.as_str(), "failed");
+    assert_eq!(report.by_code.get("archive.too_large"), Some(&1), "{:?}", report.by_code);
+    assert_eq!(app.contact_count().await, 0);
+}
+
+#[tokio::test]
 async fn messages_of_a_workbook_name_the_row_excel_shows() {
     let app = spawn_app().await;
     let mut book = Workbook::new();
