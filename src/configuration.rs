@@ -117,8 +117,13 @@ pub struct Limits {
     pub max_rows: u64,
     /// Entries of a zip archive (directories included).
     pub max_archive_entries: u64,
-    /// The file unpacked from a zip archive (a zip bomb stops here).
+    /// The file unpacked from a zip archive (a zip bomb stops here); also the
+    /// parts of an .xlsx once inflated, and the CSV a workbook is written as.
     pub max_unpacked_bytes: u64,
+    /// A workbook (.xlsx, .xls) as dropped or unpacked: calamine holds its
+    /// shared strings (an .xls: all of it) in memory, so workbooks get a
+    /// smaller bound than CSV files, which are streamed.
+    pub max_workbook_bytes: u64,
 }
 
 impl Default for Limits {
@@ -132,6 +137,7 @@ impl Default for Limits {
             max_rows: 20_000_000,
             max_archive_entries: 16,
             max_unpacked_bytes: 4 << 30,
+            max_workbook_bytes: 100 << 20,
         }
     }
 }

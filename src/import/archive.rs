@@ -1,5 +1,5 @@
 //! Zip archives as dropped (SecuTix delivers its exports zipped): the one
-//! CSV or TXT inside is unpacked within the limits, so that a zip bomb, an
+//! CSV, TXT or workbook inside is unpacked within the limits, so that a zip bomb, an
 //! entry named `../../etc/passwd` or an encrypted entry is refused, never
 //! unpacked. Entries are never written under their own names.
 
@@ -27,7 +27,8 @@ pub fn is_zip(path: &Path) -> io::Result<bool> {
     Ok(n == 4 && (&magic == b"PK\x03\x04" || &magic == b"PK\x05\x06"))
 }
 
-/// Unpacks the archive's one CSV or TXT into `dest`.
+/// Unpacks the archive's one CSV, TXT or workbook (.xlsx, .xlsm, .xls)
+/// into `dest`; a workbook is converted afterwards, like a dropped one.
 pub fn unpack(path: &Path, limits: &Limits, dest: &mut File) -> Result<Unpacked, FileFailure> {
     let invalid = |e: &dyn std::fmt::Display| FileFailure::new(Rule::ArchiveInvalid, None, e.to_string());
     let mut file = File::open(path).map_err(|e| invalid(&e))?;
@@ -54,9 +55,10 @@ pub fn unpack(path: &Path, limits: &Limits, dest: &mut File) -> Result<Unpacked,
         }
         files.push((i, name, entry.encrypted(), entry.size()));
     }
+    // A zip inside is refused here: one level of archive only.
     let is_table = |n: &str| {
-        let n = n.to_ascii_lowercase();
-        n.ends_with(".csv") || n.ends_with(".txt")
+        let lower = n.to_ascii_lowercase();
+        lower.ends_with(".csv") || lower.ends_with(".txt") || super::workbook::has_workbook_name(n)
     };
     let (index, name, encrypted, declared_size) = match files.as_slice() {
         [(i, name, encrypted, size)] if is_table(name) => (*i, name.clone(), *encrypted, *size),
@@ -85,7 +87,7 @@ pub fn unpack(path: &Path, limits: &Limits, dest: &mut File) -> Result<Unpacked,
 
 /// Entries recorded in the end-of-central-directory record (a zip64 archive
 /// says 0xFFFF there, more than any sensible limit).
-fn declared_entries(file: &mut File) -> io::Result<u64> {
+pub(crate) fn declared_entries(file: &mut File) -> io::Result<u64> {
     const END: &[u8] = b"PK\x05\x06";
     let len = file.seek(SeekFrom::End(0))?;
     let tail = len.min(22 + 65_535);

@@ -10,6 +10,7 @@ pub mod mapping;
 pub mod rules;
 pub mod seen;
 pub mod validate;
+pub mod workbook;
 pub mod write;
 
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, warn};
 use uuid::Uuid;
 
-use crate::profile::{OnInvalidRow, Profile};
+use crate::profile::{Encoding, OnInvalidRow, Profile};
 use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Status};
 use crate::store::{feeds, profiles, runs, tenants::Tenant};
 
@@ -90,44 +91,25 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         return record_failure(pool, &run_record(&req, run_id, &file, started_at), &req, failure).await;
     }
 
-    // A zip archive: its one CSV is unpacked into a scratch file beside it
-    // and imported from there; the run keeps the archive's name, size and
-    // hash, which is what was dropped (and what at-most-once compares).
-    let mut dropped = None;
-    let mut unpacked = None;
-    if archive::is_zip(&req.path).with_context(cannot)? && !is_workbook(&req.file_name) {
-        let path = req.path.clone();
-        let (size, sha256) = tokio::task::spawn_blocking(move || decode::digest(&path))
-            .await
-            .context("hashing panicked")?
-            .with_context(cannot)?;
-        let file = FileInfo { name: req.file_name.clone(), size: size as i64, sha256 };
-        let mut scratch = scratch_file(&req.path).context("cannot create a file to unpack the archive into")?;
-        let (path, limits) = (req.path.clone(), req.limits);
-        let (result, scratch) = tokio::task::spawn_blocking(move || {
-            let result = archive::unpack(&path, &limits, scratch.as_file_mut());
-            (result, scratch)
-        })
-        .await
-        .context("unpacking panicked")?;
-        match result {
-            Ok(entry) => info!(entry = %entry.entry, bytes = entry.bytes, "archive unpacked"),
-            Err(failure) => {
-                return record_failure(pool, &run_record(&req, run_id, &file, started_at), &req, failure).await;
-            }
+    // A zip's one entry is unpacked and a workbook written as CSV, each into
+    // a scratch file that is imported instead; the run keeps the dropped
+    // file's name, size and hash (what at-most-once compares).
+    let mut readable = match prepare(&req).await? {
+        Ok(readable) => readable,
+        Err((file, failure)) => {
+            return record_failure(pool, &run_record(&req, run_id, &file, started_at), &req, failure).await;
         }
-        dropped = Some(file);
-        unpacked = Some(scratch);
-    }
-    let read_path = unpacked.as_ref().map_or_else(|| req.path.clone(), |t| t.path().to_path_buf());
+    };
+    let read_path = readable.path.clone();
 
-    let declared = req.profile.format.encoding;
+    // The CSV a workbook was written as is UTF-8, whatever the profile says.
+    let declared = if readable.utf8 { Encoding::Utf8 } else { req.profile.format.encoding };
     let path = read_path.clone();
     let (facts, problem) = tokio::task::spawn_blocking(move || decode::inspect(&path, declared))
         .await
         .context("file inspection panicked")?
         .with_context(cannot)?;
-    let file = dropped.unwrap_or_else(|| FileInfo {
+    let file = readable.dropped.take().unwrap_or_else(|| FileInfo {
         name: req.file_name.clone(),
         size: facts.size as i64,
         sha256: facts.sha256.clone(),
@@ -488,14 +470,82 @@ fn run_record<'a>(
     }
 }
 
-/// Workbooks are zip archives too; they are not unpacked as one.
-fn is_workbook(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.ends_with(".xlsx") || name.ends_with(".xlsm")
+/// The file the pipeline reads, made ready from the one dropped.
+struct Readable {
+    path: PathBuf,
+    /// The dropped file as the run reports it, when `path` is a scratch file
+    /// made from it.
+    dropped: Option<FileInfo>,
+    /// `path` is the CSV a workbook was written as.
+    utf8: bool,
+    /// Removed when the import ends.
+    _scratch: Vec<tempfile::NamedTempFile>,
 }
 
-/// A scratch file for an unpacked archive, beside the archive (the spool,
-/// for feeds) or, when that folder is read-only, in the system's.
+/// Makes the dropped file readable by the CSV pipeline: a zip's one entry is
+/// unpacked, a workbook (dropped, or that entry) converted to CSV, each into
+/// a scratch file; any other file is read as it is. A file refused on the
+/// way is the inner `Err`, with the dropped file's facts for its run.
+async fn prepare(req: &Request) -> anyhow::Result<Result<Readable, (FileInfo, FileFailure)>> {
+    let cannot = || format!("cannot import {}", req.path.display());
+    let detect = |path: PathBuf, name: String| async move {
+        tokio::task::spawn_blocking(move || workbook::detect(&path, &name)).await.context("detection panicked")
+    };
+    let mut kind = detect(req.path.clone(), req.file_name.clone()).await?.with_context(cannot)?;
+    let zipped = kind.is_none() && archive::is_zip(&req.path).with_context(cannot)?;
+    if kind.is_none() && !zipped {
+        return Ok(Ok(Readable { path: req.path.clone(), dropped: None, utf8: false, _scratch: Vec::new() }));
+    }
+    let path = req.path.clone();
+    let (size, sha256) = tokio::task::spawn_blocking(move || decode::digest(&path))
+        .await
+        .context("hashing panicked")?
+        .with_context(cannot)?;
+    let file = FileInfo { name: req.file_name.clone(), size: size as i64, sha256 };
+    let mut readable = Readable { path: req.path.clone(), dropped: None, utf8: false, _scratch: Vec::new() };
+    let limits = req.limits;
+    if zipped {
+        let mut scratch = scratch_file(&req.path).context("cannot create a file to unpack the archive into")?;
+        let path = req.path.clone();
+        let (result, scratch) = tokio::task::spawn_blocking(move || {
+            let result = archive::unpack(&path, &limits, scratch.as_file_mut());
+            (result, scratch)
+        })
+        .await
+        .context("unpacking panicked")?;
+        let entry = match result {
+            Ok(entry) => entry,
+            Err(failure) => return Ok(Err((file, failure))),
+        };
+        info!(entry = %entry.entry, bytes = entry.bytes, "archive unpacked");
+        readable.path = scratch.path().to_path_buf();
+        readable._scratch.push(scratch);
+        kind = detect(readable.path.clone(), entry.entry).await?.context("cannot read the unpacked file")?;
+    }
+    if let Some(kind) = kind {
+        let mut scratch = scratch_file(&req.path).context("cannot create a file to convert the workbook into")?;
+        let (path, delimiter) = (readable.path.clone(), req.profile.format.delimiter);
+        let (result, scratch) = tokio::task::spawn_blocking(move || {
+            let result = workbook::convert(&path, kind, delimiter, &limits, scratch.as_file_mut());
+            (result, scratch)
+        })
+        .await
+        .context("converting the workbook panicked")?;
+        match result {
+            Ok(sheet) => info!(sheet = %sheet.sheet, rows = sheet.rows, bytes = sheet.bytes, "workbook converted"),
+            Err(failure) => return Ok(Err((file, failure))),
+        }
+        readable.path = scratch.path().to_path_buf();
+        readable._scratch.push(scratch);
+        readable.utf8 = true;
+    }
+    readable.dropped = Some(file);
+    Ok(Ok(readable))
+}
+
+/// A scratch file for an unpacked archive or a converted workbook, beside
+/// the dropped file (the spool, for feeds) or, when that folder is
+/// read-only, in the system's.
 fn scratch_file(beside: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
     let builder = || {
         let mut b = tempfile::Builder::new();

@@ -27,6 +27,9 @@ struct Expect {
     /// Made by the test (`generated`) instead of read from the folder.
     generate: Option<String>,
     profile: Option<String>,
+    /// The CSV the feed's profile is saved from, when the file itself is not
+    /// text (a workbook).
+    sample: Option<String>,
     limits: Option<LimitOverrides>,
     status: String,
     /// A message with this rule code, at `line` when given.
@@ -258,7 +261,9 @@ async fn every_hostile_file_picked_up_by_a_feed_gives_the_outcome_written_beside
     let mut wrong = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let profile_name = format!("p{i}");
-        let sample = if case.expect.profile.is_some() && case.expect.status.starts_with("succeeded") {
+        let sample = if let Some(sample) = &case.expect.sample {
+            sample.clone()
+        } else if case.expect.profile.is_some() && case.expect.status.starts_with("succeeded") {
             std::fs::read_to_string(&case.path).unwrap()
         } else {
             format!("{HEADER}sample@x.ch;Sam;Sample\n")

@@ -26,3 +26,4 @@ mod rules;
 mod security;
 mod sftp;
 mod sftp_feeds;
+mod workbooks;
