@@ -64,6 +64,33 @@ async fn a_nightly_file_on_sftp_is_imported_and_moved_to_processed_on_the_server
 }
 
 #[tokio::test]
+async fn an_xlsx_and_a_zipped_csv_dropped_on_sftp_are_imported_as_their_sheet_and_their_csv() {
+    let server = SshServer::start();
+    let app = spawn_app().await;
+    app.save_profile("nightly", "columns:\n  email: email\n", "email\ns@x.ch\n").await;
+    let pw = app.write("sftp-password", &server.password);
+    let yaml = sftp_feed(&server, &server.host_key_fingerprint, &format!("password_file: {}", pw.display()))
+        .replace("contacts_*.csv", "contacts_*");
+    let out = app.apply_feed(&yaml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.put("contacts_20261121.xlsx", crate::workbooks::numbered_xlsx(3));
+    server.put("contacts_20261122.zip", crate::workbooks::zipped(&[("export.csv", b"email\nz1@x.ch\nz2@x.ch\n")]));
+
+    let feed = app.feed("sftp-nightly").await;
+    let report = app.daemon(Arc::new(SystemClock), "sftp").run_once(&feed, false).await.unwrap();
+    assert_eq!(report.imported(), 2, "{report:?}");
+    assert_eq!(app.contact_count().await, 5);
+    assert!(app.contact("p3@x.ch").await.is_some() && app.contact("z2@x.ch").await.is_some());
+    assert!(server.root.join("processed/contacts_20261121.xlsx").exists());
+    assert!(server.root.join("processed/contacts_20261122.zip").exists());
+    let names: Vec<String> = sqlx::query_scalar("SELECT file_name FROM runs WHERE feed IS NOT NULL ORDER BY file_name")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(names, vec!["contacts_20261121.xlsx", "contacts_20261122.zip"], "runs keep the dropped names");
+}
+
+#[tokio::test]
 async fn a_wrong_host_key_is_refused_and_the_file_is_left_alone() {
     let server = SshServer::start();
     let app = app_with_sftp_feed(&server, "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", None).await;

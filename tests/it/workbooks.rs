@@ -62,7 +62,7 @@ fn contacts_xlsx() -> Vec<u8> {
 }
 
 /// An .xlsx of one sheet, `Feuil1`: a header `email` and `n` addresses.
-fn numbered_xlsx(n: u32) -> Vec<u8> {
+pub fn numbered_xlsx(n: u32) -> Vec<u8> {
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();
     sheet.set_name("Feuil1").unwrap();
@@ -73,7 +73,7 @@ fn numbered_xlsx(n: u32) -> Vec<u8> {
     book.save_to_buffer().unwrap()
 }
 
-fn zipped(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub fn zipped(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, bytes) in entries {
         zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
