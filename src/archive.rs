@@ -72,8 +72,9 @@ impl Archive {
     }
 }
 
-/// Archived files are customers' data: only the daemon's user reads them.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+/// Spooled and archived files are customers' data: only the daemon's user
+/// may read the folders that hold them.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))

@@ -298,7 +298,7 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
         ready
     };
 
-    create_spool(ctx.spool_dir)
+    crate::archive::create_private_dir(ctx.spool_dir)
         .with_context(|| format!("cannot create the spool folder {}", ctx.spool_dir.display()))?;
     for file in ready {
         if ctx.cancel.is_cancelled() {
@@ -569,14 +569,6 @@ pub fn clean_spool(dir: &Path) -> std::io::Result<usize> {
         }
     }
     Ok(removed)
-}
-
-/// The spool holds customers' files while they are imported: only the
-/// daemon's user may read it.
-fn create_spool(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Moves (into a subfolder, with a timestamp suffix when the name is taken),

@@ -22,8 +22,13 @@ pub fn feed_yaml(name: &str, folder: &std::path::Path, extra: &str) -> String {
 
 /// An app with the `nightly` profile and a feed over a fresh drop folder.
 pub async fn app_with_feed(extra: &str) -> (TestApp, std::path::PathBuf) {
+    app_with_feed_of(PROFILE, SAMPLE, extra).await
+}
+
+/// `app_with_feed` with the `nightly` profile saved from `profile` and `sample`.
+pub async fn app_with_feed_of(profile: &str, sample: &str, extra: &str) -> (TestApp, std::path::PathBuf) {
     let app = spawn_app().await;
-    app.save_profile("nightly", PROFILE, SAMPLE).await;
+    app.save_profile("nightly", profile, sample).await;
     let drop = app.dir.path().join("outbox");
     std::fs::create_dir_all(&drop).unwrap();
     let out = app.apply_feed(&feed_yaml("nightly-contacts", &drop, extra));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dropfeed::clock::SystemClock;
 use dropfeed::pickup::FileOutcome;
 
-use crate::feeds::feed_yaml;
+use crate::feeds::{app_with_feed_of, feed_yaml};
 use crate::helpers::{TestApp, spawn_app, stderr, stdout};
 
 const PROFILE: &str =
@@ -22,13 +22,7 @@ fn night(n: usize, unsubscribed: usize) -> String {
 }
 
 async fn app_with_guarded_feed(guards: &str) -> (TestApp, std::path::PathBuf) {
-    let app = spawn_app().await;
-    app.save_profile("nightly", PROFILE, "email;first_name;news\ns@x.ch;Sam;TRUE\n").await;
-    let drop = app.dir.path().join("outbox");
-    std::fs::create_dir_all(&drop).unwrap();
-    let out = app.apply_feed(&feed_yaml("nightly-contacts", &drop, guards));
-    assert!(out.status.success(), "{}", stderr(&out));
-    (app, drop)
+    app_with_feed_of(PROFILE, "email;first_name;news\ns@x.ch;Sam;TRUE\n", guards).await
 }
 
 async fn poll(app: &TestApp) -> dropfeed::pickup::PollReport {
