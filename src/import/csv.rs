@@ -147,8 +147,8 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    fn new(bytes: &'a ::csv::ByteRecord) -> Result<Record<'a>, FileFailure> {
-        let line = bytes.position().map(|p| p.line()).unwrap_or(0);
+    /// `line` is the record's first line (see `parse`'s `read`).
+    fn new(bytes: &'a ::csv::ByteRecord, line: u64) -> Result<Record<'a>, FileFailure> {
         let invalid = || FileFailure::new(Rule::FileEncoding, Some(line), format!("line {line} is not valid UTF-8"));
         let text = simdutf8::basic::from_utf8(bytes.as_slice()).map_err(|_| invalid())?;
         // The cells end to end are valid; each cell is too if no boundary
@@ -229,14 +229,26 @@ pub fn parse(
             return Err(too_long());
         }
         record_start.store(end, Ordering::Relaxed);
-        Ok(more)
+        // The reader skips empty lines before a record and dates the record
+        // from where it began reading: the line of the first blank line. The
+        // lines consumed, less the record's own line breaks and its
+        // terminator, are those blank lines. (Only the last record, without a
+        // final line break, after blank lines, is then one line early.)
+        let consumed = rdr.position().line() - start.line();
+        let first = if consumed <= 1 {
+            start.line()
+        } else {
+            let inner: u64 = rec.iter().map(|f| memchr::memchr_iter(b'\n', f).count() as u64).sum();
+            start.line() + consumed.saturating_sub(inner + 1)
+        };
+        Ok(more.then_some(first))
     };
 
     let headers: Vec<String> = if profile.format.header {
-        if !read(&mut rdr, &mut bytes)? {
+        let Some(line) = read(&mut rdr, &mut bytes)? else {
             return Err(FileFailure::new(Rule::FileEmpty, None, ""));
-        }
-        Record::new(&bytes)?.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_owned()).collect()
+        };
+        Record::new(&bytes, line)?.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_owned()).collect()
     } else {
         profile.columns.keys().cloned().collect()
     };
@@ -271,8 +283,8 @@ pub fn parse(
     let mut rejects = CopyBuf::with_capacity(1 << 16);
     let mut summary =
         ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None, maybe_duplicates: 0 };
-    while read(&mut rdr, &mut bytes)? {
-        let rec = Record::new(&bytes)?;
+    while let Some(line) = read(&mut rdr, &mut bytes)? {
+        let rec = Record::new(&bytes, line)?;
         let line = rec.line;
         if rec.len() == 1 && rec.get(0).unwrap_or("").trim().is_empty() && width > 1 {
             continue; // a blank line is not a record
@@ -370,10 +382,10 @@ mod tests {
     #[test]
     fn a_record_is_text_only_if_each_of_its_cells_is() {
         let ok = ::csv::ByteRecord::from(vec!["Genève".as_bytes(), b"x"]);
-        let rec = Record::new(&ok).expect("valid UTF-8");
+        let rec = Record::new(&ok, 1).expect("valid UTF-8");
         assert_eq!(rec.iter().collect::<Vec<_>>(), vec!["Genève", "x"]);
         // "é" split across two cells: the bytes end to end are valid, the cells are not.
         let split = ::csv::ByteRecord::from(vec![&b"\xC3"[..], &b"\xA9"[..]]);
-        assert_eq!(Record::new(&split).err().map(|f| f.rule.code()), Some("file.encoding"));
+        assert_eq!(Record::new(&split, 1).err().map(|f| f.rule.code()), Some("file.encoding"));
     }
 }

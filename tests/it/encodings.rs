@@ -59,6 +59,15 @@ async fn quoted_fields_keep_delimiters_quotes_and_newlines_and_lines_are_counted
 }
 
 #[tokio::test]
+async fn empty_lines_before_a_record_do_not_move_its_line_number() {
+    let app = spawn_app().await;
+    let body = "email;display\n\nbad-one;A\na@x.ch;\"two\nlines\"\n\n\r\n\nbad-two;C\nbad-three;D";
+    let report = app.import(&app.write("blank.csv", body), &Default::default()).await;
+    assert_eq!(report.counts.inserted, 1);
+    assert_eq!(lines_with(&report, "email.format"), vec![3, 9, 10]);
+}
+
+#[tokio::test]
 async fn comma_and_tab_delimiters_come_from_the_profile() {
     for (delim, yaml) in [(",", "format:\n  delimiter: \",\"\n"), ("\t", "format:\n  delimiter: \"\\t\"\n")] {
         let body = NAMES.replace(';', delim);
