@@ -132,3 +132,29 @@ async fn guards_out_of_range_are_refused_when_the_feed_is_applied() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("max_row_drop_ratio 1.5"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn a_replace_list_night_removes_the_members_the_export_dropped_and_a_truncated_export_is_held_instead() {
+    let replace = "columns:\n  email: email\n  first_name: first_name\nmode: replace_list\nlists: [newsletter]\n";
+    let (app, drop) = app_with_feed_of(replace, "email;first_name\ns@x.ch;Sam\n", "max_row_drop_ratio: 0.5\n").await;
+    let nightly = |n: usize, from: usize| {
+        let mut s = "email;first_name\n".to_owned();
+        (from..from + n).for_each(|i| s.push_str(&format!("p{i}@x.ch;Anne\n")));
+        s
+    };
+    std::fs::write(drop.join("contacts_1.csv"), nightly(10, 0)).unwrap();
+    assert_eq!(poll(&app).await.imported(), 1);
+    // Two customers unsubscribed from the list, one joined.
+    std::fs::write(drop.join("contacts_2.csv"), nightly(9, 2)).unwrap();
+    assert_eq!(poll(&app).await.imported(), 1);
+    let members = app.list_members("newsletter").await;
+    assert_eq!(members.len(), 9);
+    assert!(!members.contains(&"p0@x.ch".to_owned()) && members.contains(&"p10@x.ch".to_owned()));
+    let removed = app.scalar("SELECT removed_from_list FROM runs WHERE file_name = 'contacts_2.csv'").await;
+    assert_eq!(removed, 2);
+    // The export broke off after 3 lines: replacing would empty the list.
+    std::fs::write(drop.join("contacts_3.csv"), nightly(3, 2)).unwrap();
+    held_run(&poll(&app).await);
+    assert_eq!(app.list_members("newsletter").await, members, "a held night removes nobody");
+    assert_eq!(app.contact_count().await, 11, "contacts are never deleted");
+}

@@ -186,3 +186,25 @@ async fn an_unreachable_drop_folder_is_alerted_once_however_many_polls_fail() {
     assert!(mails[0].subject().contains("échec de la récupération"), "{}", mails[0].subject());
     assert!(text.contains("source.connect") && text.contains("outbox"), "{text}");
 }
+
+#[tokio::test]
+async fn a_held_night_is_reported_to_the_failure_recipients_with_why_and_how_to_release_it() {
+    let (app, drop) =
+        app_with_feed("max_row_drop_ratio: 0.4\nreport:\n  to: [crm@acme.example]\n  on: [failure]\n  language: en\n")
+            .await;
+    let smtp = SmtpServer::start();
+    let mut daemon = app.daemon(Arc::new(SystemClock), "mailer");
+    daemon.mailer = Some(mailer_for(smtp.port));
+    let feed = app.feed("nightly-contacts").await;
+    std::fs::write(drop.join("contacts_1.csv"), crate::helpers::numbered_contacts(10)).unwrap();
+    daemon.run_once(&feed, false).await.unwrap();
+    std::fs::write(drop.join("contacts_2.csv"), crate::helpers::numbered_contacts(3)).unwrap();
+    daemon.run_once(&feed, false).await.unwrap();
+    daemon.deliver_mail().await;
+    let mails = smtp.wait_for(1);
+    assert_eq!(mails.len(), 1, "the first night succeeded and success is not in report.on");
+    assert!(mails[0].subject().contains("held"), "{}", mails[0].subject());
+    let text = mails[0].text();
+    assert!(text.contains("guard.row_drop") && text.contains("3 / 10"), "{text}");
+    assert!(text.contains("dropfeed runs release"), "{text}");
+}
