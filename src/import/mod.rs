@@ -264,20 +264,17 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
                 }
             }
         }
+        if req.profile.mode == crate::profile::Mode::ReplaceList && !held {
+            // A dry run counts the memberships that would go.
+            outcomes.removed_from_list = write::replace_members(&mut tx, &plan, &req.profile.lists, req.dry_run)
+                .await
+                .context("cannot replace the lists' members")?;
+        }
         if !req.dry_run && !held {
             let phase = std::time::Instant::now();
-            if req.profile.mode == crate::profile::Mode::ReplaceList {
-                outcomes.removed_from_list = write::replace_members(&mut tx, &plan, &req.profile.lists, false)
-                    .await
-                    .context("cannot replace the lists' members")?;
-            }
             outcomes.organisations_created =
                 write::apply(&mut tx, &plan, &outcomes, &req.profile.lists).await.context("cannot write contacts")?;
             debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
-        } else if req.dry_run && req.profile.mode == crate::profile::Mode::ReplaceList {
-            outcomes.removed_from_list = write::replace_members(&mut tx, &plan, &req.profile.lists, true)
-                .await
-                .context("cannot count the lists' members")?;
         }
     }
     let written = !aborted && !held;
