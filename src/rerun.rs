@@ -18,8 +18,8 @@ pub enum Action {
     /// A held run, once someone has looked at its file: imported without the
     /// guards that held it, at most once.
     Release,
-    /// Any run's file again. Without `force`, only a run that wrote nothing
-    /// (failed, aborted, held, dry run): an applied file would be applied twice.
+    /// Any feed run's file again. Without `force`, only a run that wrote
+    /// nothing (failed, aborted, held): an applied file would be applied twice.
     Replay { force: bool },
 }
 
@@ -30,6 +30,10 @@ pub async fn rerun(pool: &PgPool, archive: &Archive, limits: Limits, of: Uuid, a
     match action {
         Action::Release if first.status != Status::Held => {
             bail!("run {of} is {}, not held: only a held run is released", first.status.as_str())
+        }
+        // A dry run's file was not taken: the feed's next poll imports it.
+        Action::Replay { .. } if first.status == Status::DryRun => {
+            bail!("run {of} is a dry run: its file was not taken; run the feed, or import the file")
         }
         Action::Replay { force: false } if applied || first.status == Status::Running => bail!(
             "run {of} is {}: replaying would import {} again; add --force if that is wanted",
