@@ -60,6 +60,10 @@ pub struct Counts {
     pub skipped_new: i64,
     pub rejected: i64,
     pub warnings: i64,
+    /// Mass updates: lines whose `[old]` no longer matched the stored value
+    /// (`update.conflict`), counted in `rejected` too.
+    #[serde(default)]
+    pub conflicts: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +150,9 @@ impl Report {
             "rows {}  inserted {}  updated {}  unchanged {}  skipped_existing {}  skipped_new {}  rejected {}  warnings {}",
             c.rows, c.inserted, c.updated, c.unchanged, c.skipped_existing, c.skipped_new, c.rejected, c.warnings
         );
+        if c.conflicts > 0 {
+            let _ = writeln!(out, "conflicts {} (changed since the export, not applied)", c.conflicts);
+        }
         if !self.columns.unmapped.is_empty() {
             let _ = writeln!(out, "unmapped columns (not imported): {}", self.columns.unmapped.join(", "));
         }

@@ -48,6 +48,8 @@ pub enum Rule {
     HeaderNoEmail,
     HeaderDuplicateTarget,
     RatioExceeded,
+    UpdateConflict,
+    HeaderOldNew,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +112,8 @@ impl Rule {
             Rule::HeaderNoEmail => "header.no_email",
             Rule::HeaderDuplicateTarget => "header.duplicate_target",
             Rule::RatioExceeded => "file.invalid_ratio",
+            Rule::UpdateConflict => "update.conflict",
+            Rule::HeaderOldNew => "header.old_new",
         }
     }
 
@@ -216,6 +220,11 @@ impl Rule {
             (Rule::HeaderDuplicateTarget, En) => format!("Several columns map to the same field: {value}."),
             (Rule::RatioExceeded, Fr) => format!("Trop de lignes rejetées ({value}) : rien n'est importé."),
             (Rule::RatioExceeded, En) => format!("Too many rejected lines ({value}): nothing is imported."),
+            // `value` is the [old] value; the stored one is `{stored}`, filled in by `mass_update` in SQL.
+            (Rule::UpdateConflict, Fr) => format!("La valeur de {column} a changé depuis l'export : [old] « {value} », valeur actuelle « {{stored}} » ; aucune valeur de la ligne n'est mise à jour."),
+            (Rule::UpdateConflict, En) => format!("The value of {column} changed since the export: [old] \"{value}\", stored now \"{{stored}}\"; no value of the line is updated."),
+            (Rule::HeaderOldNew, Fr) => format!("En-tête de mise à jour en masse invalide : {value}."),
+            (Rule::HeaderOldNew, En) => format!("Invalid mass-update header: {value}."),
         }
     }
 }

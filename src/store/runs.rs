@@ -163,6 +163,8 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
             skipped_new: r.get("skipped_new"),
             rejected: r.get("rejected"),
             warnings: r.get("warnings"),
+            // Not a column: by_code is complete, and holds them.
+            conflicts: by_code.get("update.conflict").and_then(serde_json::Value::as_i64).unwrap_or(0),
         },
         by_code: serde_json::from_value(by_code).unwrap_or_default(),
         messages,
