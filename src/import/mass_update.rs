@@ -294,6 +294,7 @@ pub struct Decided {
 /// SQL showing the JSON value `v` as the file writes it: criteria codes as
 /// they are, consents as TRUE/FALSE, no value as an empty string.
 fn shown(v: &str) -> String {
+    let v = format!("({v})");
     format!(
         "CASE jsonb_typeof({v}) WHEN 'boolean' THEN upper({v}::text) WHEN 'string' THEN {v} #>> '{{}}' \
          WHEN 'null' THEN '' ELSE coalesce({v}::text, '') END"

@@ -14,6 +14,7 @@ mod ftp;
 mod ftp_feeds;
 mod fuzz;
 mod hostile;
+mod mass_update;
 mod modes;
 mod options;
 mod profiles;
