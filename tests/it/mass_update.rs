@@ -293,3 +293,29 @@ async fn the_cli_exports_imports_with_kind_mass_update_and_lists_the_criteria_co
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("lists does not apply to a mass_update profile"), "{}", stderr(&refused));
 }
+
+#[tokio::test]
+async fn a_mass_update_file_dropped_for_a_feed_is_imported_once_and_moved() {
+    let (app, _) = seeded().await;
+    let sample = "email;[old] criteria.tier;[new] criteria.tier\na@x.ch;T1;T1\n";
+    app.save_profile("segments", "kind: mass_update\n", sample).await;
+    let drop = app.dir.path().join("outbox");
+    std::fs::create_dir_all(&drop).unwrap();
+    let yaml = crate::feeds::feed_yaml("segments", &drop, "").replace("profile: nightly", "profile: segments");
+    let out = app.apply_feed(&yaml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = edit(&export(&app, OldNew::Criteria).await, "b@x.ch", "[new] criteria.segment", "GOLD");
+    std::fs::write(drop.join("contacts_20261201.csv"), csv).unwrap();
+
+    let feed = app.feed("segments").await;
+    let daemon = app.daemon(std::sync::Arc::new(dropfeed::clock::SystemClock), "test");
+    let report = daemon.run_once(&feed, false).await.expect("poll");
+
+    assert_eq!(report.imported(), 1, "{report:?}");
+    assert!(drop.join("processed/contacts_20261201.csv").exists());
+    assert_eq!(app.contact("b@x.ch").await.unwrap()["criteria"]["segment"], "GOLD");
+    let (updated, feed_name): (i64, String) =
+        sqlx::query_as("SELECT updated, feed FROM runs WHERE feed IS NOT NULL").fetch_one(&app.pool).await.unwrap();
+    assert_eq!((updated, feed_name.as_str()), (1, "segments"));
+    assert_eq!(app.scalar("SELECT count(*) FROM processed_files").await, 1);
+}
