@@ -282,6 +282,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if format == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&declared)?);
             } else {
+                if declared.is_empty() {
+                    eprintln!("no criteria declared: a profile declares them under `criteria:`");
+                }
                 for c in declared {
                     println!("{:<24} {}  (profiles: {})", c.code, c.values.join(", "), c.profiles.join(", "));
                 }

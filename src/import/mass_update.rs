@@ -310,30 +310,37 @@ fn shown(v: &str) -> String {
 /// happened to the stored value since. Then writes the messages of unknown
 /// and conflicting lines and counts the outcomes.
 pub async fn decide(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<Decided> {
+    // The lateral subquery per line makes the planner's cost high enough for
+    // JIT, whose compilation took 0.6 s of this 1.8 s statement (200,000 lines).
+    sqlx::raw_sql("SET LOCAL jit = off").execute(&mut *conn).await?;
+    // `edits_*`: the edited pairs (`null` clears), what `apply` merges.
+    // An untouched line skips the pairs' expansion (the one-time filters).
     sqlx::query(
         "CREATE TEMP TABLE decided ON COMMIT DROP AS
          SELECT s.line, s.email, c.id AS contact_id,
                 CASE WHEN c.id IS NULL THEN 'x' WHEN p.conflicts > 0 THEN 'c' WHEN p.changes > 0 THEN 'u' ELSE 'n' END
                     AS outcome,
-                p.conflict
+                p.conflict, p.edits_criteria, p.edits_consents
          FROM staging s
          LEFT JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
          LEFT JOIN LATERAL (
              SELECT count(*) FILTER (WHERE q.new IS DISTINCT FROM q.stored) AS changes,
                     count(*) FILTER (WHERE q.new IS DISTINCT FROM q.stored AND q.old IS DISTINCT FROM q.stored)
                         AS conflicts,
-                    -- the first conflicting pair, named in the message: [key, old, stored]
-                    (array_agg(jsonb_build_array(q.key, q.old, q.stored) ORDER BY q.key)
+                    -- the first conflicting pair, named in the message: [target, old, stored]
+                    (array_agg(jsonb_build_array(q.kind || '.' || q.key, q.old, q.stored) ORDER BY q.kind, q.key)
                         FILTER (WHERE q.new IS DISTINCT FROM q.stored AND q.old IS DISTINCT FROM q.stored))[1]
-                        AS conflict
+                        AS conflict,
+                    coalesce(jsonb_object_agg(q.key, q.new) FILTER (WHERE q.kind = 'criteria'), '{}') AS edits_criteria,
+                    coalesce(jsonb_object_agg(q.key, q.new) FILTER (WHERE q.kind = 'consent'), '{}') AS edits_consents
              FROM (
-                 SELECT 'criteria.' || n.key AS key, nullif(s.old_criteria -> n.key, 'null') AS old,
+                 SELECT 'criteria' AS kind, n.key, nullif(s.old_criteria -> n.key, 'null') AS old,
                         nullif(n.value, 'null') AS new, c.criteria -> n.key AS stored
-                 FROM jsonb_each(s.new_criteria) n
+                 FROM jsonb_each(s.new_criteria) n WHERE s.new_criteria <> s.old_criteria
                  UNION ALL
-                 SELECT 'consent.' || n.key, nullif(s.old_consents -> n.key, 'null'),
+                 SELECT 'consent', n.key, nullif(s.old_consents -> n.key, 'null'),
                         nullif(n.value, 'null'), c.consents -> n.key
-                 FROM jsonb_each(s.new_consents) n
+                 FROM jsonb_each(s.new_consents) n WHERE s.new_consents <> s.old_consents
              ) q
              WHERE q.new IS DISTINCT FROM q.old
          ) p ON c.id IS NOT NULL",
@@ -392,23 +399,14 @@ pub async fn decide(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<De
 /// `[new]` values of the pairs the customer edited (an empty one removes
 /// the key), nothing else. Conflicting and unchanged lines write nothing.
 pub async fn apply(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<u64> {
-    let edited = |kind: &str| {
-        format!(
-            "(SELECT coalesce(jsonb_object_agg(n.key, n.value), '{{}}') FROM jsonb_each(s.new_{kind}) n
-              WHERE n.value IS DISTINCT FROM s.old_{kind} -> n.key)"
-        )
-    };
-    let done = sqlx::query(AssertSqlSafe(format!(
+    let done = sqlx::query(
         "UPDATE contacts c
-         SET criteria = jsonb_strip_nulls(c.criteria || r.criteria),
-             consents = jsonb_strip_nulls(c.consents || r.consents),
+         SET criteria = jsonb_strip_nulls(c.criteria || d.edits_criteria),
+             consents = jsonb_strip_nulls(c.consents || d.edits_consents),
              updated_by_run = $2, updated_at = now()
-         FROM (SELECT d.contact_id, {} AS criteria, {} AS consents
-               FROM decided d JOIN staging s USING (line) WHERE d.outcome = 'u') r
-         WHERE c.id = r.contact_id AND c.tenant_id = $1",
-        edited("criteria"),
-        edited("consents")
-    )))
+         FROM decided d
+         WHERE d.outcome = 'u' AND c.id = d.contact_id AND c.tenant_id = $1",
+    )
     .bind(plan.tenant_id)
     .bind(plan.run_id)
     .execute(conn)
