@@ -351,7 +351,7 @@ pub async fn decide(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<De
     // Temporary tables get no statistics from autovacuum; the update joins on it.
     sqlx::raw_sql("ANALYZE decided").execute(&mut *conn).await?;
 
-    let unknown = Rule::EmailUnknown.sentence(plan.lang, "", "{value}");
+    let unknown = Rule::EmailUnknownMassUpdate.sentence(plan.lang, "", "{value}");
     sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO staging_messages ({MESSAGE_COLUMNS})
          SELECT line, $1, 'email.unknown', 'error', email, replace($2, '{{value}}', email)

@@ -50,6 +50,8 @@ pub enum Rule {
     RatioExceeded,
     UpdateConflict,
     HeaderOldNew,
+    /// `email.unknown` in a mass update, which has no mode to name.
+    EmailUnknownMassUpdate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +116,7 @@ impl Rule {
             Rule::RatioExceeded => "file.invalid_ratio",
             Rule::UpdateConflict => "update.conflict",
             Rule::HeaderOldNew => "header.old_new",
+            Rule::EmailUnknownMassUpdate => "email.unknown",
         }
     }
 
@@ -225,6 +228,8 @@ impl Rule {
             (Rule::UpdateConflict, En) => format!("The value of {column} changed since the export: [old] \"{value}\", stored now \"{{stored}}\"; no value of the line is updated."),
             (Rule::HeaderOldNew, Fr) => format!("En-tête de mise à jour en masse invalide : {value}."),
             (Rule::HeaderOldNew, En) => format!("Invalid mass-update header: {value}."),
+            (Rule::EmailUnknownMassUpdate, Fr) => format!("L'adresse {value} n'existe pas dans la base de contacts : la mise à jour en masse ne crée pas de contact, la ligne est ignorée."),
+            (Rule::EmailUnknownMassUpdate, En) => format!("The address {value} is not in the contact base: a mass update creates no contact, the line is skipped."),
         }
     }
 }

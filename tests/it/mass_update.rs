@@ -229,6 +229,8 @@ async fn unknown_addresses_and_repeated_lines_are_skipped_and_every_line_lands_o
     let report = app.import(&app.write("f.csv", body), &mass_update()).await;
 
     assert_eq!(lines_with(&report, "email.unknown"), vec![3]);
+    let unknown = report.messages.iter().find(|m| m.code == "email.unknown").unwrap();
+    assert!(unknown.message.contains("z@x.ch") && unknown.message.contains("en masse"), "{}", unknown.message);
     assert_eq!(lines_with(&report, "email.duplicate_in_file"), vec![2], "the last line wins by default");
     let c = &report.counts;
     assert_eq!((c.skipped_new, c.rejected, c.updated, c.unchanged), (1, 1, 1, 1));
@@ -288,6 +290,11 @@ async fn the_cli_exports_imports_with_kind_mass_update_and_lists_the_criteria_co
     assert_eq!(app.contact("b@x.ch").await.unwrap()["criteria"]["segment"], "VIP");
     let shown = stdout(&app.cli(&["profile", "show", "acme", "mu"]));
     assert!(shown.contains("kind: mass_update") && !shown.contains("[new]"), "{shown}");
+
+    app.import(&app.write("vip.csv", "email\nb@x.ch\n"), &profile("lists: [vip]\n")).await;
+    let vip = stdout(&app.cli(&["contacts", "export", "acme", "--old-new", "consents", "--list", "vip"]));
+    assert_eq!(vip.lines().count(), 2, "the header and b, the list's one member: {vip}");
+    assert!(vip.lines().nth(1).unwrap().starts_with("b@x.ch;"), "{vip}");
 
     let refused = app.cli(&["import", "acme", file, "--kind", "mass_update", "--list", "news"]);
     assert!(!refused.status.success());
