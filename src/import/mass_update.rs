@@ -310,40 +310,49 @@ fn shown(v: &str) -> String {
 /// happened to the stored value since. Then writes the messages of unknown
 /// and conflicting lines and counts the outcomes.
 pub async fn decide(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<Decided> {
-    // The lateral subquery per line makes the planner's cost high enough for
+    // The pairs' subquery per line makes the planner's cost high enough for
     // JIT, whose compilation took 0.6 s of this 1.8 s statement (200,000 lines).
     sqlx::raw_sql("SET LOCAL jit = off").execute(&mut *conn).await?;
-    // `edits_*`: the edited pairs (`null` clears), what `apply` merges.
-    // An untouched line skips the pairs' expansion (the one-time filters).
+    // `p` is [changes, conflicts, first conflict as [target, old, stored],
+    // edited criteria, edited consents] (`null` in the edits clears a key:
+    // what `apply` merges). It is computed only for the lines of known
+    // contacts that differ from the export (a CASE evaluates its subquery
+    // lazily): 1.1 s instead of 1.6 s when 19% of 200,000 lines do.
     sqlx::query(
         "CREATE TEMP TABLE decided ON COMMIT DROP AS
-         SELECT s.line, s.email, c.id AS contact_id,
-                CASE WHEN c.id IS NULL THEN 'x' WHEN p.conflicts > 0 THEN 'c' WHEN p.changes > 0 THEN 'u' ELSE 'n' END
-                    AS outcome,
-                p.conflict, p.edits_criteria, p.edits_consents
-         FROM staging s
-         LEFT JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         LEFT JOIN LATERAL (
-             SELECT count(*) FILTER (WHERE q.new IS DISTINCT FROM q.stored) AS changes,
-                    count(*) FILTER (WHERE q.new IS DISTINCT FROM q.stored AND q.old IS DISTINCT FROM q.stored)
-                        AS conflicts,
-                    -- the first conflicting pair, named in the message: [target, old, stored]
-                    (array_agg(jsonb_build_array(q.kind || '.' || q.key, q.old, q.stored) ORDER BY q.kind, q.key)
-                        FILTER (WHERE q.new IS DISTINCT FROM q.stored AND q.old IS DISTINCT FROM q.stored))[1]
-                        AS conflict,
-                    coalesce(jsonb_object_agg(q.key, q.new) FILTER (WHERE q.kind = 'criteria'), '{}') AS edits_criteria,
-                    coalesce(jsonb_object_agg(q.key, q.new) FILTER (WHERE q.kind = 'consent'), '{}') AS edits_consents
-             FROM (
-                 SELECT 'criteria' AS kind, n.key, nullif(s.old_criteria -> n.key, 'null') AS old,
-                        nullif(n.value, 'null') AS new, c.criteria -> n.key AS stored
-                 FROM jsonb_each(s.new_criteria) n WHERE s.new_criteria <> s.old_criteria
-                 UNION ALL
-                 SELECT 'consent', n.key, nullif(s.old_consents -> n.key, 'null'),
-                        nullif(n.value, 'null'), c.consents -> n.key
-                 FROM jsonb_each(s.new_consents) n WHERE s.new_consents <> s.old_consents
-             ) q
-             WHERE q.new IS DISTINCT FROM q.old
-         ) p ON c.id IS NOT NULL",
+         SELECT line, email, contact_id,
+                CASE WHEN contact_id IS NULL THEN 'x' WHEN (p ->> 1)::bigint > 0 THEN 'c'
+                     WHEN (p ->> 0)::bigint > 0 THEN 'u' ELSE 'n' END AS outcome,
+                p -> 2 AS conflict, p -> 3 AS edits_criteria, p -> 4 AS edits_consents
+         FROM (
+             SELECT s.line, s.email, c.id AS contact_id,
+                    CASE WHEN c.id IS NULL OR (s.new_criteria = s.old_criteria AND s.new_consents = s.old_consents)
+                         THEN NULL
+                         ELSE (
+                             SELECT jsonb_build_array(
+                                 count(*) FILTER (WHERE q.new IS DISTINCT FROM q.stored),
+                                 count(*) FILTER (WHERE q.new IS DISTINCT FROM q.stored
+                                                    AND q.old IS DISTINCT FROM q.stored),
+                                 (array_agg(jsonb_build_array(q.kind || '.' || q.key, q.old, q.stored)
+                                            ORDER BY q.kind, q.key)
+                                     FILTER (WHERE q.new IS DISTINCT FROM q.stored
+                                               AND q.old IS DISTINCT FROM q.stored))[1],
+                                 coalesce(jsonb_object_agg(q.key, q.new) FILTER (WHERE q.kind = 'criteria'), '{}'),
+                                 coalesce(jsonb_object_agg(q.key, q.new) FILTER (WHERE q.kind = 'consent'), '{}'))
+                             FROM (
+                                 SELECT 'criteria' AS kind, n.key, nullif(s.old_criteria -> n.key, 'null') AS old,
+                                        nullif(n.value, 'null') AS new, c.criteria -> n.key AS stored
+                                 FROM jsonb_each(s.new_criteria) n
+                                 UNION ALL
+                                 SELECT 'consent', n.key, nullif(s.old_consents -> n.key, 'null'),
+                                        nullif(n.value, 'null'), c.consents -> n.key
+                                 FROM jsonb_each(s.new_consents) n
+                             ) q
+                             WHERE q.new IS DISTINCT FROM q.old)
+                    END AS p
+             FROM staging s
+             LEFT JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
+         ) x",
     )
     .bind(plan.tenant_id)
     .execute(&mut *conn)
