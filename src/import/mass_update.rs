@@ -352,6 +352,8 @@ pub async fn decide(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<De
                     END AS p
              FROM staging s
              LEFT JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
+             -- a fence: flattened, `p` would be computed once per use above
+             OFFSET 0
          ) x",
     )
     .bind(plan.tenant_id)
