@@ -1,8 +1,8 @@
 //! Seed 001's mass update of criteria and consents: a file of `[old] X` /
 //! `[new] X` column pairs (as `contacts export --old-new` writes it) changes
-//! exactly the values whose `[new]` differs from the stored one, and a line
-//! whose `[old]` no longer matches the database is a conflict that writes
-//! nothing. Parsing, staging, duplicates, limits and the run record are the
+//! exactly the edited values (`[new]` differs from `[old]`) that differ from
+//! the stored ones, and a line with an edited pair whose `[old]` no longer
+//! matches the database is a conflict that writes nothing. Parsing, staging, duplicates, limits and the run record are the
 //! contacts import's (`import::run`); this module has the header, the line
 //! rules and the set-based decision and update.
 

@@ -179,7 +179,8 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         run_id,
     };
     // A dry run writes nothing: it stages only what classifying needs, and
-    // the full rows only if the tenant already has some of the addresses.
+    // the full rows only if the tenant already has some of the addresses
+    // (a mass update's lines are small: always staged whole).
     let staging = match (mass_update, req.dry_run) {
         (true, _) => write::Staging::MassUpdate,
         (false, true) => write::Staging::Narrow,
