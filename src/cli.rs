@@ -17,7 +17,7 @@ use crate::daemon::{self, Daemon};
 use crate::domain::{ReportLanguage, TenantSlug};
 use crate::feed::FeedSpec;
 use crate::mail::{self, Mailer};
-use crate::profile::{Mode, Profile};
+use crate::profile::{Mode, Profile, ProfileKind};
 use crate::report::{ProfileRef, Report};
 use crate::source::{self, Session, SourceConfig};
 use crate::store::feeds::{self, Applied, FeedRow};
@@ -76,6 +76,9 @@ pub enum Command {
     /// Read contacts back.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// The criteria codes the tenant's profiles declare.
+    #[command(subcommand)]
+    Criteria(CriteriaCommand),
     /// Register, inspect and run feeds (scheduled imports).
     #[command(subcommand)]
     Feed(FeedCommand),
@@ -168,6 +171,9 @@ pub struct ImportArgs {
     /// Override the profile's mode.
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
+    /// Override the profile's kind: `mass_update` imports an edited `contacts export --old-new` file.
+    #[arg(long, value_enum)]
+    pub kind: Option<ProfileKind>,
     /// Add imported contacts to these lists (replaces the profile's lists).
     #[arg(long = "list", value_name = "NAME")]
     pub lists: Vec<String>,
@@ -241,13 +247,20 @@ pub enum ContactsCommand {
         /// Only contacts created by this run.
         #[arg(long)]
         created_by_run: Option<Uuid>,
-        /// Seed 001's mass-update file: `[old]`/`[new]` pairs for criteria and consents.
-        #[arg(long)]
-        old_new: bool,
+        /// Seed 001's mass-update file: `email`, `id`, and `[old]`/`[new]` pairs of criteria or consents.
+        #[arg(long, value_enum, value_name = "criteria|consents")]
+        old_new: Option<export::OldNew>,
         /// Write to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CriteriaCommand {
+    /// Each criterion code, its accepted internal value codes and the profiles declaring it
+    /// (the union over the latest version of each profile; a mass update accepts these).
+    List { tenant: TenantSlug },
 }
 
 /// Runs one command; the exit code says whether it did what was asked.
@@ -284,11 +297,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Runs(cmd) => runs_cmd(&pool, &settings, cmd, format).await,
         Command::List(cmd) => list_cmd(&pool, cmd, format).await,
+        Command::Criteria(CriteriaCommand::List { tenant }) => {
+            let t = tenants::find(&pool, &tenant).await?;
+            let declared = profiles::declared_criteria(&pool, t.id).await?;
+            if format == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&declared)?);
+            } else {
+                if declared.is_empty() {
+                    eprintln!("no criteria declared: a profile declares them under `criteria:`");
+                }
+                for c in declared {
+                    println!("{:<24} {}  (profiles: {})", c.code, c.values.join(", "), c.profiles.join(", "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Feed(cmd) => feed_cmd(&pool, &settings, cmd, format).await,
         Command::Run => run_daemon(pool, &settings).await,
         Command::Contacts(ContactsCommand::Export { tenant, list, created_by_run, old_new, output }) => {
             let t = tenants::find(&pool, &tenant).await?;
             let filter = Filter { tenant_id: t.id, list, created_by_run };
+            let declared: Vec<String> = match old_new {
+                Some(_) => profiles::declared_criteria(&pool, t.id).await?.into_iter().map(|c| c.code).collect(),
+                None => Vec::new(),
+            };
+            let old_new = old_new.map(|kind| (kind, &declared[..]));
             let n = match output {
                 Some(path) => {
                     let file =
@@ -367,6 +400,9 @@ async fn import_file(
     };
     if let Some(mode) = args.mode {
         profile.mode = mode;
+    }
+    if let Some(kind) = args.kind {
+        profile.kind = kind;
     }
     if !args.lists.is_empty() {
         profile.lists = args.lists.clone();

@@ -10,22 +10,42 @@ use sqlx::{PgPool, Row};
 use crate::profile::Field;
 use crate::store::contacts::{self, Filter};
 
+/// Which values `contacts export --old-new` writes as `[old]`/`[new]` pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OldNew {
+    Criteria,
+    Consents,
+}
+
 /// Writes the selected contacts to `out`; returns how many were written.
-/// With `old_new`, writes seed 001's mass-update file instead: the e-mail,
-/// then `[old]`/`[new]` column pairs for every criterion and consent.
-pub async fn write_contacts(pool: &PgPool, filter: &Filter, old_new: bool, out: impl Write) -> anyhow::Result<u64> {
-    let [criteria, consents, attributes] = contacts::keys(pool, filter).await.context("cannot list contact keys")?;
+/// With `old_new`, writes seed 001's mass-update file instead: `email`,
+/// `id`, then `[old] X` and `[new] X` for each criterion (the codes used by
+/// the contacts and those the tenant's profiles declare, `declared`) or
+/// each consent, `[new]` filled with the current value so that an
+/// untouched line changes nothing.
+pub async fn write_contacts(
+    pool: &PgPool,
+    filter: &Filter,
+    old_new: Option<(OldNew, &[String])>,
+    out: impl Write,
+) -> anyhow::Result<u64> {
+    let [mut criteria, consents, attributes] =
+        contacts::keys(pool, filter).await.context("cannot list contact keys")?;
     let mut w = ::csv::WriterBuilder::new().delimiter(b';').from_writer(out);
     let mut header: Vec<String> = Vec::new();
-    if old_new {
-        header.push("email".into());
-        for k in &criteria {
-            header.push(format!("[old]criteria.{k}"));
-            header.push(format!("[new]criteria.{k}"));
-        }
-        for k in &consents {
-            header.push(format!("[old]consent.{k}"));
-            header.push(format!("[new]consent.{k}"));
+    if let Some((kind, declared)) = old_new {
+        header.extend(["email".to_owned(), "id".to_owned()]);
+        let (prefix, keys) = match kind {
+            OldNew::Criteria => {
+                criteria.extend(declared.iter().filter(|d| !criteria.contains(d)).cloned().collect::<Vec<_>>());
+                criteria.sort();
+                ("criteria", &criteria)
+            }
+            OldNew::Consents => ("consent", &consents),
+        };
+        for k in keys {
+            header.push(format!("[old] {prefix}.{k}"));
+            header.push(format!("[new] {prefix}.{k}"));
         }
     } else {
         header.extend(Field::ALL.iter().map(|f| f.name().to_owned()));
@@ -50,15 +70,17 @@ pub async fn write_contacts(pool: &PgPool, filter: &Filter, old_new: bool, out: 
             Some(other) if !other.is_null() => other.to_string(),
             _ => String::new(),
         };
-        if old_new {
+        if let Some((kind, _)) = old_new {
             record.push(contacts::text(&row, "email"));
-            for k in &criteria {
-                record.push(text_of(&crit, k));
-                record.push(String::new());
-            }
-            for k in &consents {
-                record.push(text_of(&cons, k));
-                record.push(String::new());
+            record.push(row.get::<i64, _>("id").to_string());
+            let (values, keys) = match kind {
+                OldNew::Criteria => (&crit, &criteria),
+                OldNew::Consents => (&cons, &consents),
+            };
+            for k in keys {
+                let v = text_of(values, k);
+                record.push(v.clone());
+                record.push(v);
             }
         } else {
             record.extend(Field::ALL.iter().map(|f| contacts::text(&row, f.name())));

@@ -169,6 +169,28 @@ impl Mode {
     }
 }
 
+/// What a file is: contacts to import (SPEC §4), or seed 001's mass update
+/// of criteria and consents through `[old]`/`[new]` column pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum ProfileKind {
+    #[default]
+    Contacts,
+    /// `[old]`/`[new]` pairs: only values whose `[new]` differs change, and a
+    /// line whose `[old]` no longer matches the database is a conflict.
+    #[value(alias = "mass-update")]
+    MassUpdate,
+}
+
+impl ProfileKind {
+    /// Profiles stored before `kind` existed have none: omitting the default
+    /// keeps their bodies, hence their versions, as they were.
+    fn is_contacts(&self) -> bool {
+        *self == ProfileKind::Contacts
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnInvalidRow {
@@ -286,6 +308,8 @@ mod delimiter_serde {
 pub struct Profile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "ProfileKind::is_contacts")]
+    pub kind: ProfileKind,
     #[serde(default)]
     pub format: Format,
     /// File header -> target, in file order; `~` ignores the column. Empty
@@ -315,6 +339,7 @@ impl Default for Profile {
     fn default() -> Self {
         Profile {
             name: None,
+            kind: ProfileKind::default(),
             format: Format::default(),
             columns: IndexMap::new(),
             criteria: IndexMap::new(),
@@ -341,6 +366,8 @@ pub enum ProfileError {
     EmptyList { path: String },
     #[error("invalid profile {path}: mode replace_list needs the lists to replace (lists: [NAME])")]
     ReplaceWithoutList { path: String },
+    #[error("invalid profile {path}: {key} does not apply to a mass_update profile ({why})")]
+    MassUpdate { path: String, key: &'static str, why: &'static str },
 }
 
 impl Profile {
@@ -365,6 +392,28 @@ impl Profile {
         }
         if self.mode == Mode::ReplaceList && self.lists.is_empty() {
             return Err(ProfileError::ReplaceWithoutList { path: origin.to_owned() });
+        }
+        if self.kind == ProfileKind::MassUpdate {
+            self.check_mass_update(origin)?;
+        }
+        Ok(())
+    }
+
+    /// A mass update changes criteria and consents of known contacts only:
+    /// options that would say otherwise are refused rather than ignored.
+    fn check_mass_update(&self, origin: &str) -> Result<(), ProfileError> {
+        let refuse = |key, why| Err(ProfileError::MassUpdate { path: origin.to_owned(), key, why });
+        if !self.columns.is_empty() {
+            return refuse("columns", "its columns are the [old]/[new] pairs of the header");
+        }
+        if self.mode != Mode::default() {
+            return refuse("mode", "it updates known contacts only and never creates one");
+        }
+        if !self.lists.is_empty() {
+            return refuse("lists", "it changes no list membership");
+        }
+        if !self.format.header {
+            return refuse("format.header: false", "its columns are read from the header");
         }
         Ok(())
     }
@@ -418,6 +467,19 @@ empty_cells: keep
         assert_eq!(p.columns["Segment"], Some(Target::Criteria("segment".into())));
         let again = Profile::from_yaml(&p.to_yaml(), "printed").unwrap();
         assert_eq!(again, p);
+    }
+
+    #[test]
+    fn a_mass_update_profile_prints_its_kind_and_refuses_columns_and_lists() {
+        let p = Profile::from_yaml("kind: mass_update\non_invalid_row: abort\n", "mu.yaml").unwrap();
+        assert_eq!(p.kind, ProfileKind::MassUpdate);
+        assert!(p.to_yaml().contains("kind: mass_update"), "{}", p.to_yaml());
+        assert_eq!(Profile::from_yaml(&p.to_yaml(), "printed").unwrap(), p);
+        assert!(!Profile::default().to_yaml().contains("kind"), "contacts is the default, not printed");
+        for bad in ["columns:\n  email: email\n", "lists: [news]\n", "mode: insert_only\n"] {
+            let err = Profile::from_yaml(&format!("kind: mass_update\n{bad}"), "mu.yaml").unwrap_err().to_string();
+            assert!(err.contains("mu.yaml") && err.contains("mass_update"), "{err}");
+        }
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct Counts {
     /// (a line naming a known one links to it).
     #[serde(default)]
     pub organisations_created: i64,
+    /// Mass updates: lines whose `[old]` no longer matched the stored value
+    /// (`update.conflict`), counted in `rejected` too.
+    #[serde(default)]
+    pub conflicts: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +181,9 @@ impl Report {
         }
         if let Some(by) = self.rerun_by {
             let _ = writeln!(out, "re-imported by run {by}");
+        }
+        if c.conflicts > 0 {
+            let _ = writeln!(out, "conflicts {} (changed since the export, not applied)", c.conflicts);
         }
         if !self.columns.unmapped.is_empty() {
             let _ = writeln!(out, "unmapped columns (not imported): {}", self.columns.unmapped.join(", "));

@@ -181,6 +181,44 @@ impl<'a> Record<'a> {
     }
 }
 
+/// What `parse_with` does with each record once the header is known: the
+/// contacts rules (`validate::RowPlan`) or a mass update's
+/// (`mass_update::LinePlan`). Either writes a staging row or messages and
+/// the rejected line, never an `Err`.
+pub trait LineRules {
+    fn check(&mut self, rec: &Record<'_>, sinks: Sinks<'_>) -> RowOutcome;
+    /// A record with fewer cells than the header.
+    fn short_row(&self, rec: &Record<'_>, width: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf);
+    /// A record with a cell longer than `limits.max_field_bytes`.
+    fn long_cell(&self, rec: &Record<'_>, column: usize, max: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf);
+    /// Accepted lines whose e-mail may repeat an earlier one's (`seen`).
+    fn maybe_duplicates(&self) -> u64;
+}
+
+/// The contacts rules with their per-row buffers.
+struct ContactRows {
+    plan: RowPlan,
+    scratch: Scratch,
+}
+
+impl LineRules for ContactRows {
+    fn check(&mut self, rec: &Record<'_>, sinks: Sinks<'_>) -> RowOutcome {
+        self.plan.check(rec, &mut self.scratch, sinks)
+    }
+
+    fn short_row(&self, rec: &Record<'_>, width: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
+        self.plan.short_row(rec, width, msgs, rejects)
+    }
+
+    fn long_cell(&self, rec: &Record<'_>, column: usize, max: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
+        self.plan.long_cell(rec, column, max, msgs, rejects)
+    }
+
+    fn maybe_duplicates(&self) -> u64 {
+        self.scratch.seen.flagged()
+    }
+}
+
 /// Parses `reader` (UTF-8) with the profile's format and mapping, calling
 /// `emit` for each batch; `emit` returns false when the writer has gone away.
 /// `recycled` hands back buffers the writer is done with, so memory stays at
@@ -192,6 +230,24 @@ pub fn parse(
     ctx: RuleContext,
     staging: Staging,
     limits: &Limits,
+    emit: impl FnMut(Batch) -> bool,
+    recycled: impl FnMut() -> Option<Batch>,
+) -> Result<ParseSummary, FileFailure> {
+    let rules = |headers: Vec<String>| {
+        let mapping = mapping::resolve(headers, profile).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;
+        let plan = RowPlan::new(&mapping, profile, ctx, staging);
+        Ok((mapping, ContactRows { plan, scratch: Scratch::default() }))
+    };
+    parse_with(reader, profile, limits, rules, emit, recycled)
+}
+
+/// `parse` with the rules that `rules` builds from the header: the record
+/// loop, line numbers, limits and batching are the same for every kind of file.
+pub fn parse_with<R: LineRules>(
+    reader: Box<dyn Read + Send>,
+    profile: &Profile,
+    limits: &Limits,
+    rules: impl FnOnce(Vec<String>) -> Result<(Mapping, R), FileFailure>,
     mut emit: impl FnMut(Batch) -> bool,
     mut recycled: impl FnMut() -> Option<Batch>,
 ) -> Result<ParseSummary, FileFailure> {
@@ -271,13 +327,10 @@ pub fn parse(
             ));
         }
     }
-    let mapping =
-        mapping::resolve(headers.clone(), profile).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;
+    let (mapping, mut plan) = rules(headers)?;
     let width = mapping.width;
-    let plan = RowPlan::new(&mapping, profile, ctx, staging);
     let abort_on_invalid = profile.on_invalid_row == crate::profile::OnInvalidRow::Abort;
 
-    let mut scratch = Scratch::default();
     let mut rows = CopyBuf::with_capacity(1 << 20);
     let mut msgs = CopyBuf::with_capacity(1 << 16);
     let mut rejects = CopyBuf::with_capacity(1 << 16);
@@ -315,7 +368,7 @@ pub fn parse(
             RowOutcome::Rejected
         } else {
             let sinks = Sinks { rows: &mut rows, msgs: &mut msgs, rejects: &mut rejects };
-            plan.check(&rec, &mut scratch, sinks)
+            plan.check(&rec, sinks)
         };
         if outcome == RowOutcome::Rejected {
             summary.rejected += 1;
@@ -350,7 +403,7 @@ pub fn parse(
         return Err(FileFailure::new(Rule::FileNotText, None, "the writer stopped"));
     }
     summary.mapping = mapping;
-    summary.maybe_duplicates = scratch.seen.flagged();
+    summary.maybe_duplicates = plan.maybe_duplicates();
     Ok(summary)
 }
 

@@ -137,7 +137,7 @@ pub fn resolve(headers: Vec<String>, profile: &Profile) -> Result<Mapping, Heade
     Ok(mapping)
 }
 
-fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+pub(super) fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| s[prefix.len()..].trim())
 }
 

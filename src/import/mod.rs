@@ -7,6 +7,7 @@ pub mod csv;
 pub mod decode;
 pub mod guard;
 pub mod mapping;
+pub mod mass_update;
 pub mod rules;
 pub mod seen;
 pub mod validate;
@@ -23,7 +24,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, warn};
 use uuid::Uuid;
 
-use crate::profile::{Encoding, OnInvalidRow, Profile};
+use crate::profile::{Encoding, OnInvalidRow, Profile, ProfileKind};
 use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Status};
 use crate::store::{feeds, profiles, runs, tenants::Tenant};
 
@@ -115,6 +116,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         sha256: facts.sha256.clone(),
     });
     let options = serde_json::json!({
+        "kind": req.profile.kind,
         "mode": req.profile.mode,
         "lists": req.profile.lists,
         "on_invalid_row": req.profile.on_invalid_row,
@@ -139,6 +141,18 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         return record_failure(pool, &new_run, &req, failure).await;
     }
 
+    // A mass update validates criteria against every profile's codes.
+    let mass_update = req.profile.kind == ProfileKind::MassUpdate;
+    let known = match mass_update {
+        true => {
+            let declared = profiles::declared_criteria(pool, req.tenant.id)
+                .await
+                .context("cannot read the criteria of the tenant's profiles")?;
+            Some(std::sync::Arc::new(mass_update::known_criteria(&declared, &req.profile)))
+        }
+        false => None,
+    };
+
     let mut tx = pool.begin().await.context("cannot start the import transaction")?;
     // One import per tenant at a time: outcomes (inserted vs updated) are
     // computed against the tenant's contacts and must not race.
@@ -152,7 +166,11 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     {
         anyhow::bail!("run {} was already released or replayed by another run", rerun.of);
     }
-    write::create_staging(&mut tx).await.context("cannot create the staging tables")?;
+    if mass_update {
+        write::create_mass_update_staging(&mut tx).await.context("cannot create the staging tables")?;
+    } else {
+        write::create_staging(&mut tx).await.context("cannot create the staging tables")?;
+    }
 
     let ctx = RuleContext {
         lang: req.tenant.language,
@@ -161,10 +179,16 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         run_id,
     };
     // A dry run writes nothing: it stages only what classifying needs, and
-    // the full rows only if the tenant already has some of the addresses.
-    let staging = if req.dry_run { write::Staging::Narrow } else { write::Staging::Full };
+    // the full rows only if the tenant already has some of the addresses
+    // (a mass update's lines are small: always staged whole).
+    let staging = match (mass_update, req.dry_run) {
+        (true, _) => write::Staging::MassUpdate,
+        (false, true) => write::Staging::Narrow,
+        (false, false) => write::Staging::Full,
+    };
     let phase = std::time::Instant::now();
-    let staged = stage(&mut tx, &req, &read_path, facts.encoding, ctx.clone(), staging, req.progress.clone()).await?;
+    let (parsing, progress) = (Parsing { staging, known: known.clone() }, req.progress.clone());
+    let staged = stage(&mut tx, &req, &read_path, facts.encoding, ctx.clone(), parsing, progress).await?;
     let (summary, spill) = match staged {
         Ok(staged) => staged,
         Err(failure) => {
@@ -176,7 +200,8 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     if staging == write::Staging::Narrow && write::known_addresses(&mut tx, req.tenant.id).await? {
         // Parsed again, in full: messages of this pass are the same and dropped.
         write::truncate_staging(&mut tx).await?;
-        let again = stage(&mut tx, &req, &read_path, facts.encoding, ctx, write::Staging::Full, None).await?;
+        let parsing = Parsing { staging: write::Staging::Full, known: None };
+        let again = stage(&mut tx, &req, &read_path, facts.encoding, ctx, parsing, None).await?;
         match again {
             Ok((full, _)) if (full.rows, full.rejected) == (summary.rows, summary.rejected) => {}
             _ => anyhow::bail!("{}: the file changed during the dry run", req.file_name),
@@ -227,7 +252,21 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
             ));
         }
     }
-    let rejected = summary.rejected as i64 + duplicates;
+    // A mass update's conflicts are rejected lines: decided before the
+    // ratio, written (or not) after it.
+    let mut decided = None;
+    if mass_update && error.is_none() {
+        let d = mass_update::decide(&mut tx, &plan).await.context("cannot compare the lines with the contacts")?;
+        if d.conflicts > 0 && abort_on_invalid {
+            error = Some(format!(
+                "{}: {} conflicting lines and on_invalid_row is abort: nothing was imported",
+                file.name, d.conflicts
+            ));
+        }
+        decided = Some(d);
+    }
+    let conflicts = decided.map_or(0, |d| d.conflicts);
+    let rejected = summary.rejected as i64 + duplicates + conflicts;
     let rows = summary.rows as i64;
     if error.is_none() && rows > 0 && rejected as f64 / rows as f64 > req.profile.max_invalid_ratio {
         let detail = format!(
@@ -245,7 +284,18 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
 
     let mut outcomes = write::Outcomes::default();
     let mut held = false;
-    if !aborted {
+    if let (Some(d), false) = (decided, aborted) {
+        outcomes = write::Outcomes {
+            updated: d.updated,
+            unchanged: d.unchanged,
+            skipped_new: d.skipped_new,
+            ..write::Outcomes::default()
+        };
+        if !req.dry_run {
+            mass_update::apply(&mut tx, &plan).await.context("cannot write contacts")?;
+        }
+        debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "mass update written");
+    } else if !aborted {
         let matched = write::classify(&mut tx, &plan).await.context("cannot classify rows")?;
         outcomes = write::outcomes(&mut tx, &plan, matched).await.context("cannot count outcomes")?;
         debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "rows classified");
@@ -298,7 +348,9 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     let mut profile_ref = None;
     if let Some(name) = &req.save_as {
         let mut effective = req.profile.clone();
-        effective.columns = mapping.as_profile_columns();
+        if !mass_update {
+            effective.columns = mapping.as_profile_columns();
+        }
         let version = profiles::save(&mut tx, req.tenant.id, name, &effective).await?;
         profile_ref = Some(ProfileRef { name: name.clone(), version });
     }
@@ -325,6 +377,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         warnings: outcomes.warnings,
         removed_from_list: outcomes.removed_from_list,
         organisations_created: outcomes.organisations_created,
+        conflicts,
     };
     let columns = columns_report(mapping);
     runs::finish(
@@ -383,9 +436,10 @@ async fn stage(
     path: &std::path::Path,
     encoding: decode::Resolved,
     ctx: RuleContext,
-    staging: write::Staging,
+    parsing: Parsing,
     progress: Option<ProgressBar>,
 ) -> anyhow::Result<Result<(csv::ParseSummary, write::Spill), FileFailure>> {
+    let Parsing { staging, known } = parsing;
     let (sender, mut receiver) = mpsc::channel::<Batch>(2);
     let (give_back, mut take_back) = mpsc::channel::<Batch>(2);
     let profile = req.profile.clone();
@@ -399,15 +453,12 @@ async fn stage(
         };
         let reader = decode::open_utf8(&parse_path, encoding, on_read)
             .map_err(|e| FileFailure::new(Rule::FileNotText, None, format!("cannot open the file: {e}")))?;
-        csv::parse(
-            reader,
-            &profile,
-            ctx,
-            staging,
-            &limits,
-            |batch| sender.blocking_send(batch).is_ok(),
-            || take_back.try_recv().ok(),
-        )
+        let emit = |batch| sender.blocking_send(batch).is_ok();
+        let recycled = || take_back.try_recv().ok();
+        match known {
+            Some(known) => mass_update::parse(reader, &profile, ctx, &known, &limits, emit, recycled),
+            None => csv::parse(reader, &profile, ctx, staging, &limits, emit, recycled),
+        }
     });
     // One COPY for all staging rows, however many batches: every COPY
     // statement costs a round trip that Nagle's algorithm can stretch to
@@ -444,6 +495,13 @@ async fn stage(
             Ok(Err(failure))
         }
     }
+}
+
+/// What `stage` parses the file into.
+struct Parsing {
+    staging: write::Staging,
+    /// A mass update's criteria codes (`Staging::MassUpdate`); none for contacts.
+    known: Option<std::sync::Arc<mass_update::KnownCriteria>>,
 }
 
 /// The run record of `req` (options empty: a file refused before it was

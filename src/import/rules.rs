@@ -51,6 +51,10 @@ pub enum Rule {
     RatioExceeded,
     GuardRowDrop,
     GuardUnsubscribe,
+    UpdateConflict,
+    HeaderOldNew,
+    /// `email.unknown` in a mass update, which has no mode to name.
+    EmailUnknownMassUpdate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +120,9 @@ impl Rule {
             Rule::RatioExceeded => "file.invalid_ratio",
             Rule::GuardRowDrop => "guard.row_drop",
             Rule::GuardUnsubscribe => "guard.unsubscribe",
+            Rule::UpdateConflict => "update.conflict",
+            Rule::HeaderOldNew => "header.old_new",
+            Rule::EmailUnknownMassUpdate => "email.unknown",
         }
     }
 
@@ -228,6 +235,13 @@ impl Rule {
             (Rule::GuardRowDrop, En) => format!("The file has far fewer valid lines than the last successful import ({value}): nothing is imported; once checked, release it with `dropfeed runs release`."),
             (Rule::GuardUnsubscribe, Fr) => format!("Le fichier retire trop d'autorisations ({value}) : rien n'est importé ; après vérification, libérez-le avec « dropfeed runs release »."),
             (Rule::GuardUnsubscribe, En) => format!("The file withdraws too many consents ({value}): nothing is imported; once checked, release it with `dropfeed runs release`."),
+            // `value` is the [old] value; the stored one is `{stored}`, filled in by `mass_update` in SQL.
+            (Rule::UpdateConflict, Fr) => format!("La valeur de {column} a changé depuis l'export : [old] « {value} », valeur actuelle « {{stored}} » ; aucune valeur de la ligne n'est mise à jour."),
+            (Rule::UpdateConflict, En) => format!("The value of {column} changed since the export: [old] \"{value}\", stored now \"{{stored}}\"; no value of the line is updated."),
+            (Rule::HeaderOldNew, Fr) => format!("En-tête de mise à jour en masse invalide : {value}."),
+            (Rule::HeaderOldNew, En) => format!("Invalid mass-update header: {value}."),
+            (Rule::EmailUnknownMassUpdate, Fr) => format!("L'adresse {value} n'existe pas dans la base de contacts : la mise à jour en masse ne crée pas de contact, la ligne est ignorée."),
+            (Rule::EmailUnknownMassUpdate, En) => format!("The address {value} is not in the contact base: a mass update creates no contact, the line is skipped."),
         }
     }
 }

@@ -352,47 +352,66 @@ impl RowPlan {
         self.reject(rejects, rec, &reason);
     }
 
-    /// Keeps a rejected record as it was in the file, for the rejects file
-    /// the customer fixes and drops again (`run_rejects`: line, cells, reason).
+    /// Keeps a rejected record as it was in the file (`write_reject`).
     fn reject(&self, rejects: &mut CopyBuf, rec: &super::csv::Record<'_>, reason: &str) {
-        let line = rec.line;
-        rejects.text(&self.run_id);
-        rejects.int(line as i64);
-        let mut array = String::with_capacity(rec.text_len() + 4 * rec.len() + 2);
-        array.push('{');
-        for (i, cell) in rec.iter().enumerate() {
-            if i > 0 {
-                array.push(',');
-            }
-            array.push('"');
-            for c in cell.chars() {
-                if c == '"' || c == '\\' {
-                    array.push('\\');
-                }
-                array.push(c);
-            }
-            array.push('"');
-        }
-        array.push('}');
-        rejects.text(&array);
-        rejects.text(reason);
-        rejects.end_row();
+        write_reject(rejects, &self.run_id, rec, reason);
     }
 
     /// Writes one message and returns its sentence.
     fn message(&self, msgs: &mut CopyBuf, line: u64, rule: Rule, column: usize, value: &str) -> String {
-        let header = self.headers.get(column).map(String::as_str).unwrap_or("");
-        let value = excerpt(value);
-        msgs.int(line as i64);
-        msgs.text(header);
-        msgs.text(rule.code());
-        msgs.text(rule.severity().as_str());
-        msgs.text(value);
-        let sentence = rule.sentence(self.lang, header, value);
-        msgs.text(&sentence);
-        msgs.end_row();
-        sentence
+        write_message(msgs, &self.headers, self.lang, line, rule, column, value)
     }
+}
+
+/// Keeps a rejected record as it was in the file, for the rejects file
+/// the customer fixes and drops again (`run_rejects`: line, cells, reason).
+pub fn write_reject(rejects: &mut CopyBuf, run_id: &str, rec: &super::csv::Record<'_>, reason: &str) {
+    let line = rec.line;
+    rejects.text(run_id);
+    rejects.int(line as i64);
+    let mut array = String::with_capacity(rec.text_len() + 4 * rec.len() + 2);
+    array.push('{');
+    for (i, cell) in rec.iter().enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push('"');
+        for c in cell.chars() {
+            if c == '"' || c == '\\' {
+                array.push('\\');
+            }
+            array.push(c);
+        }
+        array.push('"');
+    }
+    array.push('}');
+    rejects.text(&array);
+    rejects.text(reason);
+    rejects.end_row();
+}
+
+/// Writes one message (`staging_messages` COPY row) about the cell in
+/// `column` of `headers` and returns its sentence.
+pub fn write_message(
+    msgs: &mut CopyBuf,
+    headers: &[String],
+    lang: ReportLanguage,
+    line: u64,
+    rule: Rule,
+    column: usize,
+    value: &str,
+) -> String {
+    let header = headers.get(column).map(String::as_str).unwrap_or("");
+    let value = excerpt(value);
+    msgs.int(line as i64);
+    msgs.text(header);
+    msgs.text(rule.code());
+    msgs.text(rule.severity().as_str());
+    msgs.text(value);
+    let sentence = rule.sentence(lang, header, value);
+    msgs.text(&sentence);
+    msgs.end_row();
+    sentence
 }
 
 /// A cell a spreadsheet would evaluate: `=…`, or `+`, `-`, `@` followed by

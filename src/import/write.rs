@@ -126,7 +126,36 @@ const STAGING_COLUMNS: &str = "line, email, language, display, civility, first_n
 /// The narrow staging row of a dry run (`Staging::Narrow`).
 const NARROW_STAGING_COLUMNS: &str = "line, email, warns, maybe_dup";
 
-const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, message";
+/// The staging row of a mass update (`Staging::MassUpdate`, `mass_update.rs`).
+const MASS_UPDATE_STAGING_COLUMNS: &str =
+    "line, email, old_criteria, new_criteria, old_consents, new_consents, maybe_dup";
+
+pub const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, message";
+
+/// The staging tables of a mass update: `staging` holds, per line, the
+/// `[old]` and `[new]` values of every pair as JSON objects (every pair's key
+/// present, `null` for an empty cell), so duplicates, ANALYZE and messages
+/// work on it as on a contacts import's.
+pub async fn create_mass_update_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::raw_sql(
+        "CREATE TEMP TABLE staging (
+            line bigint NOT NULL, email text NOT NULL,
+            old_criteria jsonb NOT NULL, new_criteria jsonb NOT NULL,
+            old_consents jsonb NOT NULL, new_consents jsonb NOT NULL,
+            maybe_dup boolean NOT NULL
+        ) ON COMMIT DROP",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::raw_sql(STAGING_MESSAGES).execute(conn).await?;
+    Ok(())
+}
+
+/// Every message of a run waits here until `keep_messages` (whatever the kind of file).
+const STAGING_MESSAGES: &str = "CREATE TEMP TABLE staging_messages (
+        line bigint NOT NULL, column_name text, code text NOT NULL, severity text NOT NULL,
+        value text, message text NOT NULL
+    ) ON COMMIT DROP";
 
 pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::raw_sql(
@@ -139,14 +168,11 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
             warns smallint NOT NULL,
             -- the e-mail may repeat an earlier line's (seen::Seen)
             maybe_dup boolean NOT NULL
-        ) ON COMMIT DROP;
-        CREATE TEMP TABLE staging_messages (
-            line bigint NOT NULL, column_name text, code text NOT NULL, severity text NOT NULL,
-            value text, message text NOT NULL
-        ) ON COMMIT DROP;",
+        ) ON COMMIT DROP",
     )
     .execute(&mut *conn)
     .await?;
+    sqlx::raw_sql(STAGING_MESSAGES).execute(conn).await?;
     Ok(())
 }
 
@@ -171,6 +197,9 @@ pub enum Staging {
     /// new contacts and warnings; the file is staged again in full only if
     /// some e-mails are already known (see `known_addresses`).
     Narrow,
+    /// A mass update's line: e-mail and the `[old]`/`[new]` values, the
+    /// same for a dry run (the decision needs them all).
+    MassUpdate,
 }
 
 /// Starts the COPY that receives every staging row of the import.
@@ -181,6 +210,7 @@ pub async fn begin_staging_copy(
     let columns = match staging {
         Staging::Full => STAGING_COLUMNS,
         Staging::Narrow => NARROW_STAGING_COLUMNS,
+        Staging::MassUpdate => MASS_UPDATE_STAGING_COLUMNS,
     };
     conn.copy_in_raw(&format!("COPY staging ({columns}) FROM STDIN")).await
 }
@@ -344,7 +374,7 @@ pub async fn reject_duplicates(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx
     Ok(done.rows_affected() as i64)
 }
 
-fn email_header(mapping: &Mapping) -> String {
+pub fn email_header(mapping: &Mapping) -> String {
     mapping.column_of(Field::Email).and_then(|i| mapping.headers.get(i)).cloned().unwrap_or_default()
 }
 

@@ -35,11 +35,11 @@ pub async fn keys(pool: &PgPool, f: &Filter) -> sqlx::Result<[Vec<String>; 3]> {
 }
 
 /// The selected contacts, e-mail order, streamed so memory stays flat.
-/// Columns: the base fields (birthdate as dd.mm.yyyy), then `criteria`,
+/// Columns: `id`, the base fields (birthdate as dd.mm.yyyy), then `criteria`,
 /// `consents`, `attributes` (JSON) and `lists` (names joined by `,`).
 pub fn stream<'a>(pool: &'a PgPool, f: &'a Filter) -> BoxStream<'a, sqlx::Result<sqlx::postgres::PgRow>> {
     sqlx::query(AssertSqlSafe(format!(
-        "SELECT c.email, c.language, c.display, c.civility, c.first_name, c.last_name,
+        "SELECT c.id, c.email, c.language, c.display, c.civility, c.first_name, c.last_name,
                 to_char(c.birthdate, 'DD.MM.YYYY') AS birthdate, c.structure, c.address, c.postal_code,
                 c.town, c.state, c.country, c.phone, c.mobile, c.criteria, c.consents, c.attributes, m.lists
              FROM contacts c

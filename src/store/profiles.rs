@@ -109,3 +109,48 @@ pub async fn list(pool: &PgPool, tenant_id: i64) -> Result<Vec<SavedProfile>, Pr
     .map_err(|source| ProfileStoreError::Db { name: "*".into(), source })?;
     rows.iter().map(decode).collect()
 }
+
+/// A criterion declared by the tenant's profiles (`criteria list`): the
+/// internal value codes it accepts and the profiles that declare it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeclaredCriterion {
+    pub code: String,
+    /// In declaration order, each code once.
+    pub values: Vec<String>,
+    pub profiles: Vec<String>,
+}
+
+/// The union of the criteria declared by the latest version of each of the
+/// tenant's profiles, by code. Criteria are declared per profile, but a mass
+/// update changes any contact's criteria, whichever profile imported it.
+pub async fn declared_criteria(pool: &PgPool, tenant_id: i64) -> Result<Vec<DeclaredCriterion>, ProfileStoreError> {
+    let saved = list(pool, tenant_id).await?;
+    let mut out: Vec<DeclaredCriterion> = Vec::new();
+    for p in &saved {
+        for (code, values) in &p.profile.criteria {
+            add_criterion(&mut out, code, values, Some(&p.name));
+        }
+    }
+    out.sort_by(|a, b| a.code.cmp(&b.code));
+    Ok(out)
+}
+
+/// Adds `code`'s `values` to `union` (declared by `profile`, if stored).
+pub fn add_criterion(union: &mut Vec<DeclaredCriterion>, code: &str, values: &[String], profile: Option<&str>) {
+    let at = match union.iter().position(|c| c.code == code) {
+        Some(i) => i,
+        None => {
+            union.push(DeclaredCriterion { code: code.to_owned(), values: Vec::new(), profiles: Vec::new() });
+            union.len() - 1
+        }
+    };
+    let c = &mut union[at];
+    for v in values {
+        if !c.values.contains(v) {
+            c.values.push(v.clone());
+        }
+    }
+    if let Some(name) = profile.filter(|n| !c.profiles.iter().any(|p| p == n)) {
+        c.profiles.push(name.to_owned());
+    }
+}

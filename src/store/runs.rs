@@ -183,6 +183,8 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
             warnings: r.get("warnings"),
             removed_from_list: r.get("removed_from_list"),
             organisations_created: r.get("organisations_created"),
+            // Not a column: by_code is complete, and holds them.
+            conflicts: by_code.get("update.conflict").and_then(serde_json::Value::as_i64).unwrap_or(0),
         },
         by_code: serde_json::from_value(by_code).unwrap_or_default(),
         messages,

@@ -16,6 +16,7 @@ mod fuzz;
 mod guards;
 mod hostile;
 mod lists;
+mod mass_update;
 mod modes;
 mod multi_file;
 mod options;
