@@ -135,7 +135,7 @@ async fn a_line_whose_stored_value_changed_since_the_export_is_a_conflict_and_wr
 }
 
 #[tokio::test]
-async fn a_pair_left_as_exported_keeps_a_value_changed_since_without_conflict() {
+async fn a_line_whose_stored_value_changed_since_the_export_is_a_conflict_even_in_a_pair_left_as_exported() {
     let (app, _) = seeded().await;
     let csv = export(&app, OldNew::Criteria).await;
     app.import(&app.write("nightly.csv", "email;criteria.segment\na@x.ch;SILVER\n"), &profile(NIGHTLY)).await;
@@ -143,8 +143,11 @@ async fn a_pair_left_as_exported_keeps_a_value_changed_since_without_conflict() 
 
     let report = app.import(&app.write("edited.csv", csv), &mass_update()).await;
 
-    assert_eq!((report.counts.updated, report.counts.conflicts), (1, 0), "{:?}", report.messages);
-    assert_eq!(app.contact("a@x.ch").await.unwrap()["criteria"], json!({"segment": "SILVER", "tier": "T2"}));
+    assert_eq!((report.counts.updated, report.counts.conflicts), (0, 1), "{:?}", report.messages);
+    assert_eq!(lines_with(&report, "update.conflict"), vec![2]);
+    let stored = app.contact("a@x.ch").await.unwrap()["criteria"].clone();
+    assert_eq!(stored["segment"], "SILVER", "the newer value stays");
+    assert_ne!(stored["tier"], "T2", "nothing of the line is applied");
 }
 
 #[tokio::test]
