@@ -315,10 +315,11 @@ pub async fn decide(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<De
     sqlx::raw_sql("SET LOCAL jit = off").execute(&mut *conn).await?;
     // `p` is [changes, conflicts, first conflict as [target, old, stored],
     // new criteria, new consents] (`null` clears a key: what `apply`
-    // merges), for the lines of known contacts. Every pair is compared, also
-    // those the customer left as exported: a line whose `[old]` no longer
-    // matches the database is a conflict (issue 8), so the customer sees
-    // that the export was stale rather than having it half applied.
+    // merges), for the lines of known contacts. The pairs the customer left
+    // as exported count too: a line whose `[old]` no longer matches the
+    // database is a conflict (issue 8), so the customer sees that the export
+    // was stale rather than having it half applied. A CASE evaluates its
+    // subquery lazily: lines left as exported on unchanged contacts skip it.
     sqlx::query(
         "CREATE TEMP TABLE decided ON COMMIT DROP AS
          SELECT line, email, contact_id,
@@ -327,7 +328,13 @@ pub async fn decide(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<De
                 p -> 2 AS conflict, p -> 3 AS edits_criteria, p -> 4 AS edits_consents
          FROM (
              SELECT s.line, s.email, c.id AS contact_id,
-                    CASE WHEN c.id IS NULL
+                    CASE WHEN c.id IS NULL THEN NULL
+                         -- Left as exported and the database did not move
+                         -- (its values are the [old] ones): nothing to do,
+                         -- and no pair to compare. Most lines of a file.
+                         WHEN s.new_criteria = s.old_criteria AND s.new_consents = s.old_consents
+                              AND (s.old_criteria = '{}' OR c.criteria = jsonb_strip_nulls(s.old_criteria))
+                              AND (s.old_consents = '{}' OR c.consents = jsonb_strip_nulls(s.old_consents))
                          THEN NULL
                          ELSE (
                              SELECT jsonb_build_array(

@@ -138,13 +138,16 @@ async fn a_line_whose_stored_value_changed_since_the_export_is_a_conflict_and_wr
 async fn a_line_whose_stored_value_changed_since_the_export_is_a_conflict_even_in_a_pair_left_as_exported() {
     let (app, _) = seeded().await;
     let csv = export(&app, OldNew::Criteria).await;
-    app.import(&app.write("nightly.csv", "email;criteria.segment\na@x.ch;SILVER\n"), &profile(NIGHTLY)).await;
+    let since = "email;criteria.segment\na@x.ch;SILVER\nb@x.ch;BRONZE\n";
+    app.import(&app.write("nightly.csv", since), &profile(NIGHTLY)).await;
+    // a's line is edited elsewhere, b's is left exactly as exported.
     let csv = edit(&csv, "a@x.ch", "[new] criteria.tier", "T2");
 
     let report = app.import(&app.write("edited.csv", csv), &mass_update()).await;
 
-    assert_eq!((report.counts.updated, report.counts.conflicts), (0, 1), "{:?}", report.messages);
-    assert_eq!(lines_with(&report, "update.conflict"), vec![2]);
+    assert_eq!((report.counts.updated, report.counts.conflicts), (0, 2), "{:?}", report.messages);
+    assert_eq!(lines_with(&report, "update.conflict"), vec![2, 3]);
+    assert_eq!(app.contact("b@x.ch").await.unwrap()["criteria"]["segment"], "BRONZE");
     let stored = app.contact("a@x.ch").await.unwrap()["criteria"].clone();
     assert_eq!(stored["segment"], "SILVER", "the newer value stays");
     assert_ne!(stored["tier"], "T2", "nothing of the line is applied");
