@@ -137,7 +137,8 @@ pub const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, mes
 /// present, `null` for an empty cell), so duplicates, ANALYZE and messages
 /// work on it as on a contacts import's.
 pub async fn create_mass_update_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::raw_sql(
+    create_tables(
+        conn,
         "CREATE TEMP TABLE staging (
             line bigint NOT NULL, email text NOT NULL,
             old_criteria jsonb NOT NULL, new_criteria jsonb NOT NULL,
@@ -145,20 +146,12 @@ pub async fn create_mass_update_staging(conn: &mut PgConnection) -> sqlx::Result
             maybe_dup boolean NOT NULL
         ) ON COMMIT DROP",
     )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::raw_sql(STAGING_MESSAGES).execute(conn).await?;
-    Ok(())
+    .await
 }
 
-/// Every message of a run waits here until `keep_messages` (whatever the kind of file).
-const STAGING_MESSAGES: &str = "CREATE TEMP TABLE staging_messages (
-        line bigint NOT NULL, column_name text, code text NOT NULL, severity text NOT NULL,
-        value text, message text NOT NULL
-    ) ON COMMIT DROP";
-
 pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::raw_sql(
+    create_tables(
+        conn,
         "CREATE TEMP TABLE staging (
             line bigint NOT NULL, email text NOT NULL, language text, display text, civility text,
             first_name text, last_name text, birthdate date, structure text, address text,
@@ -170,9 +163,21 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
             maybe_dup boolean NOT NULL
         ) ON COMMIT DROP",
     )
-    .execute(&mut *conn)
+    .await
+}
+
+/// The staging table of a kind of file, and `staging_messages`, where every
+/// message of a run waits until `keep_messages` (whatever the kind of file).
+async fn create_tables(conn: &mut PgConnection, staging: &'static str) -> sqlx::Result<()> {
+    sqlx::raw_sql(staging).execute(&mut *conn).await?;
+    sqlx::raw_sql(
+        "CREATE TEMP TABLE staging_messages (
+            line bigint NOT NULL, column_name text, code text NOT NULL, severity text NOT NULL,
+            value text, message text NOT NULL
+        ) ON COMMIT DROP",
+    )
+    .execute(conn)
     .await?;
-    sqlx::raw_sql(STAGING_MESSAGES).execute(conn).await?;
     Ok(())
 }
 
