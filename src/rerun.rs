@@ -72,10 +72,13 @@ pub async fn rerun(pool: &PgPool, archive: &Archive, limits: Limits, of: Uuid, a
     // then imported at most once, as any feed file), except for a forced
     // replay of an applied file, which is explicitly a second import.
     let pickup = if applied { None } else { feeds::picked_of_run(pool, of).await? };
-    let timezone =
-        feed.as_ref().and_then(|f| f.spec.schedule.timezone.clone()).unwrap_or_else(|| tenant.timezone.clone());
-    let today =
-        chrono::Utc::now().with_timezone(&timezone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC)).date_naive();
+    // "Today" in the feed's schedule timezone, as its poll would have it.
+    let timezone = feed
+        .as_ref()
+        .and_then(|f| f.spec.check(&tenant.timezone).ok())
+        .map(|c| c.schedule.timezone())
+        .unwrap_or_else(|| tenant.timezone.parse().unwrap_or(chrono_tz::UTC));
+    let today = chrono::Utc::now().with_timezone(&timezone).date_naive();
     let request = import::Request {
         tenant: tenant.clone(),
         path,
