@@ -22,12 +22,10 @@ impl Archive {
     }
 
     /// Moves the downloaded file `from` into the archive (a rename: the spool
-    /// and the archive are on one file system, else a copy). `held` files are
-    /// kept even when `days` is 0.
-    pub fn keep(&self, tenant_id: i64, sha256: &str, from: &Path, held: bool) -> std::io::Result<Option<PathBuf>> {
-        if self.days == 0 && !held {
-            return Ok(None);
-        }
+    /// and the archive are on one file system, else a copy) and returns where
+    /// it now is. Files are kept whatever `days` says: with 0, the caller
+    /// [`forget`](Self::forget)s the ones that were not held once imported.
+    pub fn keep(&self, tenant_id: i64, sha256: &str, from: &Path) -> std::io::Result<Option<PathBuf>> {
         let Some(to) = self.path_of(tenant_id, sha256) else {
             return Ok(None);
         };
@@ -40,6 +38,16 @@ impl Archive {
         // The age that purging reads is the archiving time, not the upload's.
         std::fs::File::options().write(true).open(&to)?.set_modified(SystemTime::now())?;
         Ok(Some(to))
+    }
+
+    /// Removes a kept file that no one will ask for: with `days` 0 only held
+    /// files stay, for their `runs release`. Returns whether it was removed.
+    pub fn forget(&self, kept: &Path, held: bool) -> std::io::Result<bool> {
+        if self.days > 0 || held {
+            return Ok(false);
+        }
+        std::fs::remove_file(kept)?;
+        Ok(true)
     }
 
     /// Removes files archived more than `days` days before `now` (at least
@@ -92,7 +100,7 @@ mod tests {
         let archive = Archive { dir: root.path().join("archive"), days: 2 };
         let spool = root.path().join("download.part");
         std::fs::write(&spool, "email\na@b.ch\n").unwrap();
-        let kept = archive.keep(7, SHA, &spool, false).unwrap().unwrap();
+        let kept = archive.keep(7, SHA, &spool).unwrap().unwrap();
         assert_eq!(Some(kept.clone()), archive.path_of(7, SHA));
         assert_eq!(std::fs::read_to_string(&kept).unwrap(), "email\na@b.ch\n");
         assert!(!spool.exists(), "the download is moved, not copied");
@@ -108,8 +116,11 @@ mod tests {
         let archive = Archive { dir: root.path().join("archive"), days: 0 };
         let spool = root.path().join("download.part");
         std::fs::write(&spool, "x").unwrap();
-        assert_eq!(archive.keep(1, SHA, &spool, false).unwrap(), None);
-        assert!(archive.keep(1, SHA, &spool, true).unwrap().is_some());
+        let kept = archive.keep(1, SHA, &spool).unwrap().unwrap();
+        assert!(!archive.forget(&kept, true).unwrap() && kept.exists(), "a held file stays");
+        assert!(archive.forget(&kept, false).unwrap() && !kept.exists(), "an imported one goes");
+        std::fs::write(&spool, "x").unwrap();
+        assert_eq!(archive.keep(1, "../../etc/passwd", &spool).unwrap(), None);
         assert_eq!(archive.path_of(1, "../../etc/passwd"), None);
     }
 }
