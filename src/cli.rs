@@ -837,7 +837,8 @@ async fn feed_cmd(
                     println!("  {name}: {}", serde_json::to_string(outcome)?);
                 }
             }
-            if report.refused() > 0 {
+            // A held file waits for a person as a refused one does.
+            if report.refused() + report.held() > 0 {
                 return Ok(ExitCode::from(2));
             }
         }

@@ -255,10 +255,7 @@ impl Daemon {
         };
         let now = self.clock.now();
         let (status, error, next) = match &result {
-            Ok((report, next)) => {
-                let status = if report.refused() > 0 { "failed_files" } else { "ok" };
-                (status.to_owned(), None, *next)
-            }
+            Ok((report, next)) => (report.status().to_owned(), None, *next),
             Err((e, next)) => {
                 let retry = now + chrono::Duration::seconds(self.scheduler.retry_after_secs as i64);
                 let next = if e.is_transient() { next.map(|n| n.min(retry)).or(Some(retry)) } else { *next };
@@ -275,8 +272,11 @@ impl Daemon {
             }
         }
         match &result {
-            Ok((report, _)) if report.imported() + report.refused() > 0 => {
-                info!(feed = %key, imported = report.imported(), refused = report.refused(), "poll done")
+            Ok((report, _)) if report.imported() + report.refused() + report.held() > 0 => {
+                info!(
+                    feed = %key, imported = report.imported(), refused = report.refused(), held = report.held(),
+                    "poll done"
+                )
             }
             Ok(_) => {}
             Err((e, _)) => {
@@ -358,7 +358,7 @@ impl Daemon {
         let result = self.poll_feed(claimed, CancellationToken::new(), dry_run).await;
         let now = self.clock.now();
         let (status, error) = match &result {
-            Ok(_) => ("ok".to_owned(), None),
+            Ok((report, _)) => (report.status().to_owned(), None),
             Err((e, _)) => (e.code().to_owned(), Some(e.to_string())),
         };
         feeds::complete(&self.pool, feed.id, &self.owner, now, None, &status, error.as_deref()).await?;

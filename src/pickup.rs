@@ -191,6 +191,20 @@ impl PollReport {
     pub fn refused(&self) -> usize {
         self.files.iter().filter(|(_, o)| matches!(o, FileOutcome::Refused { .. })).count()
     }
+
+    pub fn held(&self) -> usize {
+        self.files.iter().filter(|(_, o)| matches!(o, FileOutcome::Held { .. })).count()
+    }
+
+    /// The feed's `last_status` after this poll: a refused or held file is
+    /// what a person must look at, and `feed list` says so.
+    pub fn status(&self) -> &'static str {
+        match (self.refused(), self.held()) {
+            (0, 0) => "ok",
+            (0, _) => "held_files",
+            _ => "failed_files",
+        }
+    }
 }
 
 /// Polls the feed once.

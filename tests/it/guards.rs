@@ -52,6 +52,7 @@ async fn a_night_with_30_percent_of_the_usual_rows_is_held_and_released_by_a_per
     assert!(report["error"].as_str().unwrap().contains("30 / 100"), "{report}");
     assert_eq!(app.scalar("SELECT count(*) FROM contacts WHERE first_name = 'Zoé'").await, 0, "nothing written");
     assert!(drop.join("failed/contacts_2.csv").exists(), "a held file leaves the drop folder");
+    assert_eq!(app.feed("nightly-contacts").await.last_status.as_deref(), Some("held_files"));
     assert!(poll(&app).await.files.is_empty(), "a held file is not taken again");
 
     let out = app.cli(&["runs", "release", &run_id.to_string(), "--format", "json"]);
@@ -75,7 +76,12 @@ async fn a_file_withdrawing_too_many_consents_is_held_and_a_normal_one_is_not() 
     std::fs::write(drop.join("contacts_2.csv"), night(50, 5)).unwrap();
     assert_eq!(poll(&app).await.imported(), 1, "10 % of unsubscriptions pass");
     std::fs::write(drop.join("contacts_3.csv"), night(50, 25)).unwrap();
-    let run_id = held_run(&poll(&app).await);
+    // By hand, as support would: a held file fails the command.
+    let out = app.cli(&["feed", "run", "acme/nightly-contacts", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let polled: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(polled["files"][0][1]["outcome"], "held", "{polled}");
+    let run_id: uuid::Uuid = polled["files"][0][1]["run_id"].as_str().unwrap().parse().unwrap();
     let report = dropfeed::store::runs::report(&app.pool, run_id, None).await.unwrap().unwrap();
     assert_eq!(report.by_code.get("guard.unsubscribe"), Some(&1));
     assert!(report.error.as_deref().unwrap().contains("consent.newsletter: 20 / 45"), "{:?}", report.error);
