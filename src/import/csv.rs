@@ -34,6 +34,9 @@ struct Bounded {
     limit: u64,
     /// The last byte passed on was a `\r` (sent as `\n`): a `\n` next is dropped.
     after_cr: bool,
+    /// The last byte passed on: a file's last record ends without a line
+    /// break when it is not `\n`.
+    last: u8,
 }
 
 impl Bounded {
@@ -92,6 +95,7 @@ impl Read for Bounded {
             // A chunk that was only the `\n` of a `\r\n` is not the end.
             if n > 0 {
                 self.pulled += n as u64;
+                self.last = buf[n - 1];
                 return Ok(n);
             }
         }
@@ -258,6 +262,7 @@ pub fn parse_with<R: LineRules>(
         record_start: record_start.clone(),
         limit: limits.max_line_bytes,
         after_cr: false,
+        last: b'\n',
     };
     let mut rdr = ::csv::ReaderBuilder::new()
         .delimiter(profile.format.delimiter)
@@ -288,14 +293,16 @@ pub fn parse_with<R: LineRules>(
         // The reader skips empty lines before a record and dates the record
         // from where it began reading: the line of the first blank line. The
         // lines consumed, less the record's own line breaks and its
-        // terminator, are those blank lines. (Only the last record, without a
-        // final line break, after blank lines, is then one line early.)
+        // terminator, are those blank lines. A file's last record may have
+        // no terminator: everything pulled is read and it was not a `\n`.
         let consumed = rdr.position().line() - start.line();
-        let first = if consumed <= 1 {
+        let source = rdr.get_ref();
+        let terminated = u64::from(!(source.pulled == end && source.last != b'\n'));
+        let first = if consumed <= terminated {
             start.line()
         } else {
             let inner: u64 = rec.iter().map(|f| memchr::memchr_iter(b'\n', f).count() as u64).sum();
-            start.line() + consumed.saturating_sub(inner + 1)
+            start.line() + consumed.saturating_sub(inner + terminated)
         };
         Ok(more.then_some(first))
     };
@@ -421,6 +428,7 @@ mod tests {
                 record_start: Default::default(),
                 limit: u64::MAX / 2,
                 after_cr: false,
+                last: b'\n',
             };
             let mut out = Vec::new();
             for piece in text.chunks(chunk) {

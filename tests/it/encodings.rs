@@ -65,6 +65,10 @@ async fn empty_lines_before_a_record_do_not_move_its_line_number() {
     let report = app.import(&app.write("blank.csv", body), &Default::default()).await;
     assert_eq!(report.counts.inserted, 1);
     assert_eq!(lines_with(&report, "email.format"), vec![3, 9, 10]);
+    // The same last record after blank lines, with no final line break.
+    let body = "email;display\na@x.ch;A\n\n\nbad-one;B";
+    let report = app.import(&app.write("blank-end.csv", body), &Default::default()).await;
+    assert_eq!(lines_with(&report, "email.format"), vec![5]);
 }
 
 #[tokio::test]
