@@ -475,7 +475,7 @@ fn update_sql(plan: &Plan<'_>) -> Option<String> {
         "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run{})
          SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), coalesce(s.consents, '{{}}'),
                 coalesce(s.attributes, '{{}}'), $3, $3{}
-         FROM staging s JOIN classified k USING (line) {} WHERE k.outcome = 'u'
+         FROM staging s JOIN classified k USING (line) {} WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET {}, updated_by_run = excluded.updated_by_run, updated_at = now()",
         columns.join(", "),
         org.column,
@@ -691,11 +691,15 @@ async fn create_organisations(conn: &mut PgConnection, plan: &Plan<'_>, outcomes
     );
     sqlx::raw_sql(AssertSqlSafe(lines)).execute(&mut *conn).await?;
     sqlx::raw_sql("ANALYZE org_lines").execute(&mut *conn).await?;
+    // A plain insert of the keys the tenant has no organisation for: the
+    // import holds the tenant's lock, so no other transaction adds one
+    // meanwhile (ON CONFLICT DO NOTHING cost 0.15 s more for 78k rows).
     let done = sqlx::query(
         "INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
-         SELECT DISTINCT ON (key) $1, key, structure, address, postal_code, town, country, $2
-         FROM org_lines ORDER BY key, line
-         ON CONFLICT (tenant_id, key) DO NOTHING",
+         SELECT DISTINCT ON (ol.key) $1, ol.key, ol.structure, ol.address, ol.postal_code, ol.town, ol.country, $2
+         FROM org_lines ol
+         WHERE NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = ol.key)
+         ORDER BY ol.key, ol.line",
     )
     .bind(plan.tenant_id)
     .bind(plan.run_id)
@@ -731,6 +735,8 @@ pub async fn apply(
     // New contacts and, in the same statement, their memberships: the ids
     // come from RETURNING, so no second join on e-mail is needed, and no
     // conflict is possible on memberships of contacts that did not exist.
+    // In e-mail order, the unique index grows page by page instead of at
+    // random places (measured: 5.3 s instead of 6.0 s for 980k rows).
     let columns: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| f.name()).collect();
     let values: Vec<String> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| inserted(*f)).collect();
     let org = Organisations::of(plan);
@@ -738,7 +744,7 @@ pub async fn apply(
         "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run{})
          SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), jsonb_strip_nulls(coalesce(s.consents, '{{}}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{{}}')), $3, $3{}
-         FROM staging s {} WHERE {}",
+         FROM staging s {} WHERE {} ORDER BY s.email",
         columns.join(", "),
         org.column,
         values.join(", "),
@@ -768,6 +774,8 @@ pub async fn apply(
     // Changed contacts: each row is found through the unique index by an
     // upsert whose every line conflicts, rather than by an UPDATE joined
     // with the whole contacts table (3.5 s of an 8 s update of 480k rows).
+    // In contact id order the rows are visited as they lie in the table, not
+    // at random (measured: 7.0 s instead of 10.4-13.6 s for 480k rows).
     if let Some(update) = update_sql(plan) {
         sqlx::query(AssertSqlSafe(update))
             .bind(plan.tenant_id)
