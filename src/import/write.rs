@@ -682,11 +682,21 @@ impl Organisations {
 /// same structure at the same address links to the first's. Returns how
 /// many were created.
 async fn create_organisations(conn: &mut PgConnection, plan: &Plan<'_>, outcomes: &Outcomes) -> sqlx::Result<i64> {
-    let new = if plan.mode == Mode::UpdateOnly { "false" } else { new_lines(outcomes.matched) };
+    // The lines written: new ones (unless update-only) and updated ones. One
+    // left join with `classified` rather than two subqueries (0.63 -> 0.42 s
+    // for the overlapping 1M-row file).
+    let insert_new = plan.mode != Mode::UpdateOnly;
+    let (join, written) = if outcomes.matched == 0 {
+        ("", if insert_new { "true" } else { "false" })
+    } else if insert_new {
+        ("LEFT JOIN classified k ON k.line = s.line", "(k.line IS NULL OR k.outcome = 'u')")
+    } else {
+        ("JOIN classified k ON k.line = s.line", "k.outcome = 'u'")
+    };
     let lines = format!(
         "CREATE TEMP TABLE org_lines ON COMMIT DROP AS
-         SELECT s.line, {} AS key, s.structure, s.address, s.postal_code, s.town, s.country FROM staging s
-         WHERE s.structure IS NOT NULL AND ({new} OR s.line IN (SELECT line FROM classified WHERE outcome = 'u'))",
+         SELECT s.line, {} AS key, s.structure, s.address, s.postal_code, s.town, s.country FROM staging s {join}
+         WHERE s.structure IS NOT NULL AND {written}",
         organisation_key("s")
     );
     sqlx::raw_sql(AssertSqlSafe(lines)).execute(&mut *conn).await?;

@@ -61,3 +61,18 @@ async fn app_org(pool: &sqlx::PgPool, email: &str) -> Option<i64> {
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn update_only_links_updated_contacts_and_creates_no_organisation_for_skipped_new_lines() {
+    let app = spawn_app().await;
+    let head = "email;structure;address;postal_code;town;country\n";
+    app.import(&app.write("1.csv", format!("{head}a@x.ch;;;;;\n")), &profile(PROFILE)).await;
+    let update_only = profile(&format!("{PROFILE}mode: update_only\n"));
+    let file = format!("{head}a@x.ch;ACME SA;1 rue X;1201;Genève;CH\nnew@x.ch;Globex;2 rue Y;1202;Genève;CH\n");
+    let report = app.import(&app.write("2.csv", file), &update_only).await;
+    assert_eq!((report.counts.updated, report.counts.inserted), (1, 0), "{:?}", report.error);
+    assert_eq!(report.counts.organisations_created, 1, "only the updated contact's organisation");
+    assert!(app_org(&app.pool, "a@x.ch").await.is_some());
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM organisations").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(names, ["ACME SA"]);
+}
