@@ -102,6 +102,42 @@ async fn edited_new_cells_change_exactly_those_values_and_are_counted() {
     assert_eq!(b["updated_by_run"], first_run, "an unchanged line writes nothing");
 }
 
+/// `csv` opened in a spreadsheet and saved as .xlsx: numbers and TRUE/FALSE
+/// become number and boolean cells, as Excel reads them.
+fn as_spreadsheet(csv: &str) -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (row, line) in csv.lines().enumerate() {
+        for (col, cell) in line.split(';').enumerate() {
+            let (row, col) = (row as u32, col as u16);
+            if let Ok(number) = cell.parse::<f64>() {
+                sheet.write_number(row, col, number).unwrap();
+            } else if let "TRUE" | "FALSE" = cell {
+                sheet.write_boolean(row, col, cell == "TRUE").unwrap();
+            } else if !cell.is_empty() {
+                sheet.write_string(row, col, cell).unwrap();
+            }
+        }
+    }
+    book.save_to_buffer().unwrap()
+}
+
+#[tokio::test]
+async fn an_export_edited_in_a_spreadsheet_and_saved_as_xlsx_imports_back() {
+    let (app, _) = seeded().await;
+    let csv = export(&app, OldNew::Consents).await;
+    let csv = edit(&csv, "a@x.ch", "[new] consent.newsletter", "FALSE");
+    let path = app.dir.path().join("consents.xlsx");
+    std::fs::write(&path, as_spreadsheet(&csv)).unwrap();
+
+    let report = app.import(&path, &mass_update()).await;
+
+    let c = &report.counts;
+    assert_eq!((c.rows, c.updated, c.unchanged, c.conflicts), (3, 1, 2, 0), "{:?}", report.messages);
+    assert_eq!(app.contact("a@x.ch").await.unwrap()["consents"], json!({"newsletter": false, "sms": false}));
+    assert_eq!(app.contact("b@x.ch").await.unwrap()["consents"], json!({"newsletter": false}));
+}
+
 #[tokio::test]
 async fn a_line_whose_stored_value_changed_since_the_export_is_a_conflict_and_writes_nothing() {
     let (app, _) = seeded().await;
