@@ -199,7 +199,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
             return record_failure(pool, &new_run, &req, failure).await;
         }
     };
-    write::analyze_staging(&mut tx).await.context("cannot analyze the staging table")?;
+    write::analyze_staging(&mut tx, staging).await.context("cannot analyze the staging table")?;
     if staging == write::Staging::Narrow && write::known_addresses(&mut tx, req.tenant.id).await? {
         // Parsed again, in full: messages of this pass are the same and dropped.
         write::truncate_staging(&mut tx).await?;
@@ -210,7 +210,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
             _ => anyhow::bail!("{}: the file changed during the dry run", req.file_name),
         }
         debug!("some addresses are known: full rows staged for the comparison");
-        write::analyze_staging(&mut tx).await.context("cannot analyze the staging table")?;
+        write::analyze_staging(&mut tx, write::Staging::Full).await.context("cannot analyze the staging table")?;
     }
     spill.copy_into(&mut tx).await.context("cannot copy messages into the staging tables")?;
     if let Some(p) = &req.progress {

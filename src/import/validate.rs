@@ -71,6 +71,35 @@ pub struct Sinks<'a> {
     pub rejects: &'a mut CopyBuf,
 }
 
+/// The organisation a line names (seed 002): its structure with its address
+/// identify it. The key is the structure, address, postal code, town and
+/// country joined by `|`, in lower case, with every run of white space as
+/// one space, so "ACME SA" at "1 Rue X" and "Acme  SA" at "1 rue x" are one
+/// organisation. Computed here, once per line, rather than by a regexp in
+/// SQL (0.3 s of a 1M-row file whose tenth names a structure).
+pub fn organisation_key(parts: [&str; 5]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    let mut space = false;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push('|');
+            space = false;
+        }
+        for c in part.chars() {
+            if c.is_whitespace() {
+                if !space {
+                    key.push(' ');
+                }
+                space = true;
+            } else {
+                key.extend(c.to_lowercase());
+                space = false;
+            }
+        }
+    }
+    key
+}
+
 /// Buffers reused across rows so the hot loop does not allocate, and the
 /// e-mails seen so far.
 #[derive(Default)]
@@ -296,10 +325,16 @@ impl RowPlan {
             Some(d) => rows.date(d),
             None => rows.null(),
         }
+        let value = |field: Field| self.cell(rec, field).filter(|v| !v.is_empty());
         for field in [Field::Structure, Field::Address, Field::PostalCode, Field::Town, Field::State] {
-            rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
+            rows.opt(value(field));
         }
         rows.opt(country);
+        let structure = value(Field::Structure);
+        let org_key = structure.map(|name| {
+            let parts = [Some(name), value(Field::Address), value(Field::PostalCode), value(Field::Town), country];
+            organisation_key(parts.map(|p| p.unwrap_or("")))
+        });
         for field in [Field::Phone, Field::Mobile] {
             rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
         }
@@ -325,6 +360,7 @@ impl RowPlan {
         );
         rows.int(i64::from(warns));
         rows.bool(maybe_dup);
+        rows.opt(org_key.as_deref());
         rows.end_row();
         RowOutcome::Accepted
     }
@@ -504,6 +540,15 @@ pub fn parse_consent(v: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn organisation_keys_ignore_case_and_runs_of_white_space_but_not_the_address() {
+        let key = organisation_key(["ACME  SA", "1 Rue\tdu Lac", "1201", "Genève", "CH"]);
+        assert_eq!(key, "acme sa|1 rue du lac|1201|genève|ch");
+        assert_eq!(organisation_key(["Acme SA", "1 rue du  lac", "1201", "GENÈVE", "ch"]), key);
+        assert_ne!(organisation_key(["ACME SA", "9 avenue de France", "1202", "Genève", "CH"]), key);
+        assert_eq!(organisation_key(["ACME SA", "", "", "", ""]), "acme sa||||");
+    }
 
     #[test]
     fn birthdates_must_be_real_dd_mm_yyyy_dates() {

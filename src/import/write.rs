@@ -121,7 +121,7 @@ impl std::fmt::Write for Fmt<'_> {
 
 /// Columns of the staging table, in the order `validate` writes them.
 const STAGING_COLUMNS: &str = "line, email, language, display, civility, first_name, last_name, birthdate, structure, \
-     address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warns, maybe_dup";
+     address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warns, maybe_dup, org_key";
 
 /// The narrow staging row of a dry run (`Staging::Narrow`).
 const NARROW_STAGING_COLUMNS: &str = "line, email, warns, maybe_dup";
@@ -160,7 +160,9 @@ pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
             -- validate::WARNINGS bits: the corrections made to this row
             warns smallint NOT NULL,
             -- the e-mail may repeat an earlier line's (seen::Seen)
-            maybe_dup boolean NOT NULL
+            maybe_dup boolean NOT NULL,
+            -- the organisation the line names (validate::organisation_key)
+            org_key text
         ) ON COMMIT DROP",
     )
     .await
@@ -181,14 +183,17 @@ async fn create_tables(conn: &mut PgConnection, staging: &'static str) -> sqlx::
     Ok(())
 }
 
-/// Starts the COPY that receives every staging row of the import.
 /// Statistics for the staging table once its rows are in, so the set-based
 /// statements get hash joins sized for the file (autovacuum never analyzes
 /// temporary tables).
-pub async fn analyze_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::raw_sql("SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email, maybe_dup)")
-        .execute(&mut *conn)
-        .await?;
+pub async fn analyze_staging(conn: &mut PgConnection, staging: Staging) -> sqlx::Result<()> {
+    let sql = match staging {
+        Staging::Full | Staging::Narrow => {
+            "SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email, maybe_dup, org_key)"
+        }
+        Staging::MassUpdate => "SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email, maybe_dup)",
+    };
+    sqlx::raw_sql(sql).execute(&mut *conn).await?;
     sqlx::raw_sql("RESET default_statistics_target").execute(conn).await?;
     Ok(())
 }
@@ -634,26 +639,9 @@ pub async fn replace_members(
     sqlx::query_scalar(AssertSqlSafe(sql)).bind(plan.tenant_id).bind(lists).fetch_one(conn).await
 }
 
-/// The organisation of a staged line (seed 002): its structure with its
-/// address identify it. The key is the normalised name and address (trimmed,
-/// lower case, runs of spaces as one), so "ACME SA" at "1 Rue X" and
-/// "Acme  SA" at "1 rue x" are one organisation. NULL without a structure.
-fn organisation_key(a: &str) -> String {
-    let part = |c: &str| format!("coalesce({a}.{c}, '')");
-    format!(
-        "CASE WHEN {a}.structure IS NOT NULL THEN lower(regexp_replace(concat_ws('|', {}, {}, {}, {}, {}), '\\s+', ' ', 'g')) END",
-        part("structure"),
-        part("address"),
-        part("postal_code"),
-        part("town"),
-        part("country")
-    )
-}
-
 /// The SQL pieces that give written contacts their organisation, empty when
-/// the file maps no structure: the line's key from `org_lines`, its
-/// organisation by that key (hash joins; a lookup per line, or the key
-/// computed again, cost seconds on a 1M-row file).
+/// the file maps no structure: the organisation of the line's key, by a
+/// hash join (a lookup per line cost seconds on a 1M-row file).
 struct Organisations {
     mapped: bool,
     column: &'static str,
@@ -670,20 +658,18 @@ impl Organisations {
             mapped: true,
             column: ", organisation_id",
             value: ", o.id",
-            join: "LEFT JOIN org_lines ol ON ol.line = s.line
-                   LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = ol.key",
+            join: "LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key",
         }
     }
 }
 
-/// Keys the lines about to be written that have a structure (`org_lines`:
-/// the key's regexp runs once per line), and creates the organisations no
+/// Creates the organisations the lines about to be written name and no
 /// organisation of the tenant has yet, one per key: a second line naming the
 /// same structure at the same address links to the first's. Returns how
 /// many were created.
 async fn create_organisations(conn: &mut PgConnection, plan: &Plan<'_>, outcomes: &Outcomes) -> sqlx::Result<i64> {
-    // The lines written: new ones (unless update-only) and updated ones. One
-    // left join with `classified` rather than two subqueries (0.63 -> 0.42 s
+    // The lines written: new ones (unless update-only) and updated ones, by
+    // one join with `classified` rather than two subqueries (0.63 -> 0.42 s
     // for the overlapping 1M-row file).
     let insert_new = plan.mode != Mode::UpdateOnly;
     let (join, written) = if outcomes.matched == 0 {
@@ -693,28 +679,18 @@ async fn create_organisations(conn: &mut PgConnection, plan: &Plan<'_>, outcomes
     } else {
         ("JOIN classified k ON k.line = s.line", "k.outcome = 'u'")
     };
-    let lines = format!(
-        "CREATE TEMP TABLE org_lines ON COMMIT DROP AS
-         SELECT s.line, {} AS key, s.structure, s.address, s.postal_code, s.town, s.country FROM staging s {join}
-         WHERE s.structure IS NOT NULL AND {written}",
-        organisation_key("s")
-    );
-    sqlx::raw_sql(AssertSqlSafe(lines)).execute(&mut *conn).await?;
-    sqlx::raw_sql("ANALYZE org_lines").execute(&mut *conn).await?;
     // A plain insert of the keys the tenant has no organisation for: the
     // import holds the tenant's lock, so no other transaction adds one
     // meanwhile (ON CONFLICT DO NOTHING cost 0.15 s more for 78k rows).
-    let done = sqlx::query(
+    let insert = format!(
         "INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
-         SELECT DISTINCT ON (ol.key) $1, ol.key, ol.structure, ol.address, ol.postal_code, ol.town, ol.country, $2
-         FROM org_lines ol
-         WHERE NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = ol.key)
-         ORDER BY ol.key, ol.line",
-    )
-    .bind(plan.tenant_id)
-    .bind(plan.run_id)
-    .execute(conn)
-    .await?;
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s {join}
+         WHERE s.org_key IS NOT NULL AND {written}
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line"
+    );
+    let done = sqlx::query(AssertSqlSafe(insert)).bind(plan.tenant_id).bind(plan.run_id).execute(conn).await?;
     Ok(done.rows_affected() as i64)
 }
 
