@@ -21,10 +21,11 @@ impl Archive {
         hex.then(|| self.dir.join(tenant_id.to_string()).join(sha256))
     }
 
-    /// Moves the downloaded file `from` into the archive (a rename: the spool
-    /// and the archive are on one file system, else a copy) and returns where
-    /// it now is. Files are kept whatever `days` says: with 0, the caller
-    /// [`forget`](Self::forget)s the ones that were not held once imported.
+    /// Puts the downloaded file `from` in the archive and returns where: a
+    /// hard link (the spool and the archive are on one file system; the
+    /// spool's name goes when its poll ends), else a copy. Files are kept
+    /// whatever `days` says: with 0, the caller [`forget`](Self::forget)s
+    /// the ones that were not held once imported.
     pub fn keep(&self, tenant_id: i64, sha256: &str, from: &Path) -> std::io::Result<Option<PathBuf>> {
         let Some(to) = self.path_of(tenant_id, sha256) else {
             return Ok(None);
@@ -32,8 +33,17 @@ impl Archive {
         let dir = to.parent().expect("archive paths have a tenant folder");
         create_private_dir(&self.dir)?;
         create_private_dir(dir)?;
-        if std::fs::rename(from, &to).is_err() {
-            std::fs::copy(from, &to)?;
+        match std::fs::hard_link(from, &to) {
+            Ok(()) => {}
+            // The same content, archived by an earlier poll.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => {
+                // Another file system: copied under a name of its own, then
+                // renamed, so an archived file is whole or absent.
+                let part = dir.join(format!(".{sha256}.{}", uuid::Uuid::now_v7()));
+                std::fs::copy(from, &part)?;
+                std::fs::rename(&part, &to)?;
+            }
         }
         // The age that purging reads is the archiving time, not the upload's.
         std::fs::File::options().write(true).open(&to)?.set_modified(SystemTime::now())?;
@@ -103,7 +113,10 @@ mod tests {
         let kept = archive.keep(7, SHA, &spool).unwrap().unwrap();
         assert_eq!(Some(kept.clone()), archive.path_of(7, SHA));
         assert_eq!(std::fs::read_to_string(&kept).unwrap(), "email\na@b.ch\n");
-        assert!(!spool.exists(), "the download is moved, not copied");
+        assert!(spool.exists(), "the download stays for the import");
+        std::fs::write(&spool, "email\na@b.ch\n").unwrap();
+        assert_eq!(archive.keep(7, SHA, &spool).unwrap(), Some(kept.clone()), "kept again over the first copy");
+        assert_eq!(std::fs::read_dir(kept.parent().unwrap()).unwrap().count(), 1, "one file per content");
         let now = SystemTime::now();
         assert_eq!(archive.purge(now + Duration::from_secs(86_400)).unwrap(), 0);
         assert_eq!(archive.purge(now + Duration::from_secs(3 * 86_400)).unwrap(), 1);

@@ -457,28 +457,25 @@ async fn take(
         return duplicate(ctx, job, session, file, &picked, &fetched.sha256, Some(of_run), now).await;
     }
 
-    // Archived before the import commits, and imported from there: a daemon
-    // killed between the commit and the archiving would leave a run that
-    // `runs replay` cannot find, as the next poll only finishes the remote
-    // move of a committed file. A file that cannot be kept is still imported
-    // (a held one can then be dropped again).
-    let mut path = spool.clone();
-    if !dry_run {
-        match ctx.archive.keep(job.tenant.id, &fetched.sha256, &spool) {
-            Ok(Some(kept)) => {
-                debug!(path = %kept.display(), "file archived");
-                path = kept;
-            }
-            Ok(None) => {}
-            Err(e) => warn!(archive = %ctx.archive.dir.display(), "cannot archive the file: {e}"),
-        }
-    }
+    // Archived before the import commits: a daemon killed between the
+    // commit and the archiving would leave a run that `runs replay` cannot
+    // find, as the next poll only finishes the remote move of a committed
+    // file. A file that cannot be kept is still imported (a held one can
+    // then be dropped again).
+    let kept = if dry_run {
+        None
+    } else {
+        ctx.archive.keep(job.tenant.id, &fetched.sha256, &spool).unwrap_or_else(|e| {
+            warn!(archive = %ctx.archive.dir.display(), "cannot archive the file: {e}");
+            None
+        })
+    };
     let today = now.with_timezone(&job.checked.schedule.timezone()).date_naive();
     let slot = job.checked.slot_of(&file.name).context("a file taken matches a pattern")?;
     let profile = &job.profiles[slot];
     let request = import::Request {
         tenant: job.tenant.clone(),
-        path: path.clone(),
+        path: spool.clone(),
         file_name: file.name.clone(),
         profile: profile.profile.clone(),
         profile_ref: Some(ProfileRef { name: profile.name.clone(), version: profile.version }),
@@ -508,10 +505,11 @@ async fn take(
     }
     let success = report.status.is_success();
     let held = report.status == crate::report::Status::Held;
-    if path != spool
-        && let Err(e) = ctx.archive.forget(&path, held)
-    {
-        warn!(path = %path.display(), "cannot remove the archived copy: {e}");
+    if let Some(kept) = &kept {
+        debug!(path = %kept.display(), "file archived");
+        if let Err(e) = ctx.archive.forget(kept, held) {
+            warn!(path = %kept.display(), "cannot remove the archived copy: {e}");
+        }
     }
     info!(
         file = %file.name, %run_id, status = %status, rows = report.counts.rows, inserted = report.counts.inserted,
