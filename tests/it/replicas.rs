@@ -62,14 +62,21 @@ async fn three_daemons_import_300_feeds_once_each_even_when_one_is_killed() {
         feeds::apply(&app.pool, t.id, &spec, now).await.unwrap();
         folders.push(folder);
     }
-    let config = app.write(
-        "replica.yaml",
-        format!(
-            "spool_dir: {}\nworkers: 4\nhttp:\n  bind: 127.0.0.1:0\nscheduler:\n  tick_ms: 100\n  lease_secs: 3\n  shutdown_grace_secs: 2\n",
-            app.dir.path().join("spool").display()
-        ),
-    );
-    let mut daemons: Vec<Child> = (1..=3).map(|n| start_daemon(&app, &config, &format!("d{n}"))).collect();
+    // Each daemon has its own spool folder, as deployed (README): a starting
+    // daemon removes what a killed one left in its folder, and in a shared
+    // one it would remove another daemon's download.
+    let mut daemons: Vec<Child> = (1..=3)
+        .map(|n| {
+            let config = app.write(
+                &format!("replica-{n}.yaml"),
+                format!(
+                    "spool_dir: {}\nworkers: 4\nhttp:\n  bind: 127.0.0.1:0\nscheduler:\n  tick_ms: 100\n  lease_secs: 3\n  shutdown_grace_secs: 2\n",
+                    app.dir.path().join(format!("spool-{n}")).display()
+                ),
+            );
+            start_daemon(&app, &config, &format!("d{n}"))
+        })
+        .collect();
 
     let imported = || async { app.scalar("SELECT count(*) FROM processed_files WHERE outcome = 'imported'").await };
     let deadline = Instant::now() + Duration::from_secs(30);
