@@ -313,31 +313,27 @@ impl RowPlan {
             return RowOutcome::Accepted;
         }
         // Staging row; column order matches write::STAGING_COLUMNS.
+        let value = |field: Field| self.cell(rec, field).filter(|v| !v.is_empty());
         rows.int(line as i64);
         rows.text(email.as_str());
         rows.opt(language);
-        rows.opt(self.cell(rec, Field::Display).filter(|v| !v.is_empty()));
+        rows.opt(value(Field::Display));
         rows.opt(civility);
-        for field in [Field::FirstName, Field::LastName] {
-            rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
-        }
+        rows.opt(value(Field::FirstName));
+        rows.opt(value(Field::LastName));
         match birthdate {
             Some(d) => rows.date(d),
             None => rows.null(),
         }
-        let value = |field: Field| self.cell(rec, field).filter(|v| !v.is_empty());
-        for field in [Field::Structure, Field::Address, Field::PostalCode, Field::Town, Field::State] {
-            rows.opt(value(field));
+        let [structure, address, postal_code, town, state] =
+            [Field::Structure, Field::Address, Field::PostalCode, Field::Town, Field::State].map(value);
+        for v in [structure, address, postal_code, town, state, country] {
+            rows.opt(v);
         }
-        rows.opt(country);
-        let structure = value(Field::Structure);
-        let org_key = structure.map(|name| {
-            let parts = [Some(name), value(Field::Address), value(Field::PostalCode), value(Field::Town), country];
-            organisation_key(parts.map(|p| p.unwrap_or("")))
-        });
-        for field in [Field::Phone, Field::Mobile] {
-            rows.opt(self.cell(rec, field).filter(|v| !v.is_empty()));
-        }
+        let org_key = structure
+            .map(|name| organisation_key([Some(name), address, postal_code, town, country].map(|p| p.unwrap_or(""))));
+        rows.opt(value(Field::Phone));
+        rows.opt(value(Field::Mobile));
         // Criteria: an empty cell leaves the stored value, whatever empty_cells says (SPEC §3).
         let cell = |i: usize| Some(clean(rec.get(i).unwrap_or(""))).filter(|v| !v.is_empty());
         write_json(

@@ -187,13 +187,11 @@ async fn create_tables(conn: &mut PgConnection, staging: &'static str) -> sqlx::
 /// statements get hash joins sized for the file (autovacuum never analyzes
 /// temporary tables).
 pub async fn analyze_staging(conn: &mut PgConnection, staging: Staging) -> sqlx::Result<()> {
-    let sql = match staging {
-        Staging::Full | Staging::Narrow => {
-            "SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email, maybe_dup, org_key)"
-        }
-        Staging::MassUpdate => "SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email, maybe_dup)",
-    };
-    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    // The columns the statements join and filter on; a mass update's staging
+    // table has no organisation key.
+    let org_key = if staging == Staging::MassUpdate { "" } else { ", org_key" };
+    let sql = format!("SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email, maybe_dup{org_key})");
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await?;
     sqlx::raw_sql("RESET default_statistics_target").execute(conn).await?;
     Ok(())
 }
