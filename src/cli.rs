@@ -23,7 +23,7 @@ use crate::source::{self, Session, SourceConfig};
 use crate::store::feeds::{self, Applied, FeedRow};
 use crate::store::{self, contacts::Filter, profiles, runs, tenants};
 use crate::telemetry::{self, LogFormat};
-use crate::{export, http, import, notify, rerun, template};
+use crate::{export, http, import, notify, report, rerun, template};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -216,6 +216,14 @@ pub enum RunsCommand {
         /// Messages printed (all by default).
         #[arg(long, value_name = "N")]
         max_messages: Option<i64>,
+    },
+    /// The rejects file of a run: its rejected lines as in the file, with `line` and `reason`
+    /// (the CSV a report e-mail attaches when it is small enough).
+    Rejects {
+        run_id: Uuid,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Import the file of a held run (a guard stopped it), once a person has looked at it.
     Release { run_id: Uuid },
@@ -452,17 +460,17 @@ async fn import_file(
     if let Some(mailer) = &mailer {
         // The report is stored first; a failed send is retried by the daemon
         // and never fails the import.
-        let queued = notify::queue_report(pool, run_id, tenant_id, None, &args.report_to, lang).await?;
+        let queued =
+            notify::queue_report(pool, run_id, tenant_id, None, &args.report_to, lang, settings.report).await?;
         if let Some(id) = queued {
             let _ = notify::deliver_due(pool, mailer, chrono::Utc::now(), 1, Some(id)).await;
         }
     }
-    let report = load_report(pool, run_id, args.max_messages).await?;
-    print_report(&report, format)?;
+    let report = print_run(pool, run_id, args.max_messages, format).await?;
     Ok(exit_for(&report))
 }
 
-fn exit_for(report: &Report) -> ExitCode {
+fn exit_for(report: &Report<()>) -> ExitCode {
     if report.status.is_success() {
         ExitCode::SUCCESS
     } else {
@@ -471,24 +479,31 @@ fn exit_for(report: &Report) -> ExitCode {
     }
 }
 
-async fn load_report(pool: &PgPool, run_id: Uuid, max_messages: Option<i64>) -> anyhow::Result<Report> {
-    let limit = max_messages.filter(|n| *n > 0);
-    runs::report(pool, run_id, limit)
+/// Prints the report of a run, its messages (at most `max_messages`) read
+/// from the database while they are printed; returns the report's head.
+async fn print_run(
+    pool: &PgPool,
+    run_id: Uuid,
+    max_messages: Option<i64>,
+    format: OutputFormat,
+) -> anyhow::Result<Report<()>> {
+    let head = runs::head(pool, run_id)
         .await
         .with_context(|| format!("cannot read run {run_id}"))?
-        .with_context(|| format!("run {run_id} not found"))
-}
-
-fn print_report(report: &Report, format: OutputFormat) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+        .with_context(|| format!("run {run_id} not found"))?;
     match format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, report)?;
-            writeln!(out)?;
+            let limit = max_messages.filter(|n| *n > 0);
+            report::json::write(pool, head.clone(), limit, std::io::stdout()).await?;
         }
-        OutputFormat::Text => write!(out, "{}", report.to_text())?,
+        OutputFormat::Text => {
+            let examples = runs::examples(pool, run_id, report::text::EXAMPLES_PER_CODE)
+                .await
+                .with_context(|| format!("cannot read the messages of run {run_id}"))?;
+            print!("{}", head.to_text(&examples));
+        }
     }
-    Ok(())
+    Ok(head)
 }
 
 async fn profile(pool: &PgPool, cmd: ProfileCommand, format: OutputFormat) -> anyhow::Result<ExitCode> {
@@ -580,20 +595,48 @@ async fn runs_cmd(
             }
         }
         RunsCommand::Show { run_id, max_messages } => {
-            let report = load_report(pool, run_id, max_messages).await?;
-            print_report(&report, format)?;
+            print_run(pool, run_id, max_messages, format).await?;
+        }
+        RunsCommand::Rejects { run_id, output } => {
+            let head = runs::head(pool, run_id)
+                .await
+                .with_context(|| format!("cannot read run {run_id}"))?
+                .with_context(|| format!("run {run_id} not found"))?;
+            let lang =
+                tenants::find(pool, &TenantSlug::parse(&head.tenant).map_err(anyhow::Error::msg)?).await?.language;
+            let delimiter = report::rejects::delimiter(&head.options);
+            let written = match &output {
+                Some(path) => {
+                    let file =
+                        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    let written = report::rejects::write(pool, run_id, delimiter, lang, &mut out, None).await?;
+                    out.flush().with_context(|| format!("cannot write {}", path.display()))?;
+                    written
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    let written = report::rejects::write(pool, run_id, delimiter, lang, &mut out, None).await?;
+                    out.flush()?;
+                    written
+                }
+            };
+            match written {
+                Some(w) => eprintln!("{} rejected line(s) of run {run_id} written", w.lines),
+                None => eprintln!("run {run_id} rejected no line"),
+            }
         }
         RunsCommand::Release { run_id } | RunsCommand::Replay { run_id, .. } => {
             let action = match cmd {
                 RunsCommand::Replay { force, .. } => rerun::Action::Replay { force },
                 _ => rerun::Action::Release,
             };
-            let new_run = rerun::rerun(pool, &settings.archive(), settings.limits, run_id, action).await?;
+            let new_run =
+                rerun::rerun(pool, &settings.archive(), settings.limits, settings.report, run_id, action).await?;
             if let Some(smtp) = &settings.smtp {
                 let _ = notify::deliver_due(pool, &Mailer::from_settings(smtp)?, chrono::Utc::now(), 5, None).await;
             }
-            let report = load_report(pool, new_run, None).await?;
-            print_report(&report, format)?;
+            let report = print_run(pool, new_run, None, format).await?;
             return Ok(exit_for(&report));
         }
     }
@@ -609,6 +652,7 @@ fn daemon(pool: &PgPool, settings: &Settings) -> Daemon {
         spool_dir: settings.spool_dir.clone(),
         archive: settings.archive(),
         limits: settings.limits,
+        report: settings.report,
         scheduler: settings.scheduler.clone(),
         servers: Arc::new(crate::pickup::ServerLimits::new(settings.scheduler.max_connections_per_server)),
         mailer: None,

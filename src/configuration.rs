@@ -33,6 +33,24 @@ pub struct Settings {
     /// Copies of the files feeds took, for `runs release` and `runs replay`.
     #[serde(default)]
     pub archive: ArchiveSettings,
+    /// Completion reports by e-mail.
+    #[serde(default)]
+    pub report: ReportSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// The largest rejects file attached to a report e-mail (SPEC §8.3); a
+    /// larger one is named, not attached. 5 MB is 6.8 MB once in base64,
+    /// under the 10 MB many mail servers accept.
+    pub max_attachment_bytes: u64,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings { max_attachment_bytes: 5_000_000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,8 +201,8 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
 }
 
 /// The top-level keys of `Settings`: the only ones `DROPFEED_*` variables set.
-const SETTINGS_KEYS: [&str; 9] =
-    ["database_url", "spool_dir", "workers", "http", "smtp", "limits", "scheduler", "feeds_dir", "archive"];
+const SETTINGS_KEYS: [&str; 10] =
+    ["database_url", "spool_dir", "workers", "http", "smtp", "limits", "scheduler", "feeds_dir", "archive", "report"];
 
 /// `DROPFEED_HTTP__BIND=0.0.0.0:9187` sets `http.bind`. Values are read as
 /// YAML scalars so numbers stay numbers.

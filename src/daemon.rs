@@ -94,6 +94,7 @@ pub struct Daemon {
     /// Where the files taken are kept for release and replay.
     pub archive: crate::archive::Archive,
     pub limits: crate::configuration::Limits,
+    pub report: crate::configuration::ReportSettings,
     pub scheduler: SchedulerSettings,
     pub servers: Arc<ServerLimits>,
     /// Sends queued reports and alerts; `None`: they stay queued.
@@ -312,6 +313,7 @@ impl Daemon {
             archive: &self.archive,
             clock: self.clock.as_ref(),
             limits: self.limits,
+            report: self.report,
             cancel,
             connect_attempts: self.scheduler.connect_attempts,
             retry_delay: Duration::from_secs(1),

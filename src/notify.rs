@@ -11,16 +11,13 @@ use sqlx::{PgPool, Row};
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::configuration::ReportSettings;
 use crate::domain::ReportLanguage;
 use crate::feed::ReportOn;
 use crate::mail::{Email, Mailer};
-use crate::report::{Report, Status};
+use crate::report::text::EXAMPLES_PER_CODE;
+use crate::report::{Status, rejects};
 use crate::store::runs;
-
-/// Rejected lines attached at most; beyond, the e-mail says how many were left out.
-const MAX_ATTACHED_REJECTS: i64 = 100_000;
-/// Example lines shown per rule code.
-const EXAMPLES_PER_CODE: i64 = 5;
 
 /// A message ready to queue.
 #[derive(Debug, Clone)]
@@ -61,39 +58,29 @@ fn status_words(status: Status, lang: ReportLanguage) -> &'static str {
     }
 }
 
-struct Example {
-    line: i64,
-    column: Option<String>,
-    value: Option<String>,
-    message: String,
-}
-
 /// Builds the completion report of a run: subject with tenant, feed or file,
 /// status and key counts; text and HTML bodies with the counts and the
 /// messages grouped by rule (a few example lines each); the rejected lines
-/// attached as a CSV to fix and drop again.
-pub async fn compose_report(pool: &PgPool, run_id: Uuid, lang: ReportLanguage) -> anyhow::Result<Composed> {
-    let report = runs::report(pool, run_id, Some(0)).await?.with_context(|| format!("run {run_id} not found"))?;
-    let rows = sqlx::query(
-        "SELECT code, line, column_name, value, message FROM (
-            SELECT m.*, row_number() OVER (PARTITION BY code ORDER BY line) AS rn FROM run_message_view m WHERE run_id = $1
-         ) x WHERE rn <= $2 ORDER BY code, line",
-    )
-    .bind(run_id)
-    .bind(EXAMPLES_PER_CODE)
-    .fetch_all(pool)
-    .await
-    .context("cannot read the run's messages")?;
-    let mut examples: std::collections::BTreeMap<String, Vec<Example>> = Default::default();
-    for r in rows {
-        examples.entry(r.get("code")).or_default().push(Example {
-            line: r.get("line"),
-            column: r.get("column_name"),
-            value: r.get("value"),
-            message: r.get("message"),
-        });
-    }
-    let attachment = rejects_file(pool, &report, lang).await?;
+/// attached as a CSV to fix and drop again, when that file is at most
+/// `settings.max_attachment_bytes` (a larger one is named, not attached:
+/// mail servers refuse large messages, and it would be held in memory).
+pub async fn compose_report(
+    pool: &PgPool,
+    run_id: Uuid,
+    lang: ReportLanguage,
+    settings: ReportSettings,
+) -> anyhow::Result<Composed> {
+    let report = runs::head(pool, run_id).await?.with_context(|| format!("run {run_id} not found"))?;
+    let examples = runs::examples(pool, run_id, EXAMPLES_PER_CODE).await.context("cannot read the run's messages")?;
+    let mut bytes = Vec::new();
+    let delimiter = rejects::delimiter(&report.options);
+    let written =
+        rejects::write(pool, run_id, delimiter, lang, &mut bytes, Some(settings.max_attachment_bytes)).await?;
+    let (attachment, too_large) = match written {
+        Some(w) if w.complete => (Some((rejects::file_name(&report.file, lang), bytes)), None),
+        Some(_) => (None, Some(report.counts.rejected)),
+        None => (None, None),
+    };
     let c = &report.counts;
     let fr = lang == ReportLanguage::Fr;
     let what = report.feed.clone().unwrap_or_else(|| report.file.name.clone());
@@ -183,6 +170,10 @@ pub async fn compose_report(pool: &PgPool, run_id: Uuid, lang: ReportLanguage) -
             }
         );
     }
+    let too_large = too_large.map(|n| too_large_sentence(n, run_id, settings.max_attachment_bytes, fr));
+    if let Some(sentence) = &too_large {
+        let _ = writeln!(text, "\n{sentence}");
+    }
 
     let esc = |s: &str| html_escape::encode_text(s).into_owned();
     let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
@@ -219,55 +210,27 @@ pub async fn compose_report(pool: &PgPool, run_id: Uuid, lang: ReportLanguage) -
         }
         html.push_str("</ul>");
     }
+    if let Some(sentence) = &too_large {
+        let _ = write!(html, "<p>{}</p>", esc(sentence));
+    }
     html.push_str("</body></html>");
     Ok(Composed { subject, text, html, attachment })
 }
 
-/// The rejected lines as a CSV in the file's own delimiter: its header plus
-/// `line` and `reason` (`ligne`, `motif` in French), cells that a spreadsheet
-/// would run as a formula neutralised by a leading apostrophe.
-async fn rejects_file(
-    pool: &PgPool,
-    report: &Report,
-    lang: ReportLanguage,
-) -> anyhow::Result<Option<(String, Vec<u8>)>> {
-    let header: Option<Vec<String>> = sqlx::query_scalar("SELECT header FROM runs WHERE id = $1")
-        .bind(report.run_id)
-        .fetch_one(pool)
-        .await
-        .context("cannot read the run's header")?;
-    let rows = sqlx::query("SELECT line, cells, reason FROM run_rejects WHERE run_id = $1 ORDER BY line LIMIT $2")
-        .bind(report.run_id)
-        .bind(MAX_ATTACHED_REJECTS)
-        .fetch_all(pool)
-        .await
-        .context("cannot read the rejected lines")?;
-    let Some(header) = header.filter(|_| !rows.is_empty()) else { return Ok(None) };
-    let delimiter =
-        report.options.get("delimiter").and_then(|d| d.as_str()).and_then(|d| d.bytes().next()).unwrap_or(b';');
-    let fr = lang == ReportLanguage::Fr;
-    let mut w = ::csv::WriterBuilder::new().delimiter(delimiter).from_writer(Vec::from(*b"\xEF\xBB\xBF"));
-    let mut head: Vec<String> = header.iter().map(|h| neutralise(h)).collect();
-    head.push(if fr { "ligne" } else { "line" }.into());
-    head.push(if fr { "motif" } else { "reason" }.into());
-    w.write_record(&head)?;
-    for r in rows {
-        let cells: Vec<String> = r.get("cells");
-        let mut record: Vec<String> = cells.iter().map(|c| neutralise(c)).collect();
-        record.resize(header.len(), String::new());
-        record.push(r.get::<i64, _>("line").to_string());
-        record.push(neutralise(&r.get::<String, _>("reason")));
-        w.write_record(&record)?;
+/// Why the rejects file is not attached, and where it is.
+fn too_large_sentence(rejected: i64, run_id: Uuid, max: u64, fr: bool) -> String {
+    let mb = max as f64 / 1e6;
+    if fr {
+        format!(
+            "Le fichier des {rejected} lignes rejetées dépasse {mb:.1} Mo et n'est pas joint : il est conservé avec \
+             l'exécution {run_id} (support : dropfeed runs rejects {run_id})."
+        )
+    } else {
+        format!(
+            "The file of the {rejected} rejected lines is larger than {mb:.1} MB and is not attached: it is kept \
+             with run {run_id} (support: dropfeed runs rejects {run_id})."
+        )
     }
-    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write the rejects file: {e}"))?;
-    let stem = report.file.name.trim_end_matches(".csv").trim_end_matches(".txt");
-    let name = format!("{}-{stem}.csv", if fr { "rejets" } else { "rejects" });
-    Ok(Some((name, bytes)))
-}
-
-/// Neutralises a cell a spreadsheet would take as a formula (`= + - @`, tab, CR).
-pub fn neutralise(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_owned() }
 }
 
 /// A notification to queue.
@@ -319,11 +282,12 @@ pub async fn queue_report(
     feed_id: Option<i64>,
     recipients: &[String],
     lang: ReportLanguage,
+    settings: ReportSettings,
 ) -> anyhow::Result<Option<i64>> {
     if recipients.is_empty() {
         return Ok(None);
     }
-    let composed = compose_report(pool, run_id, lang).await?;
+    let composed = compose_report(pool, run_id, lang, settings).await?;
     let n = NewNotification {
         tenant_id,
         run_id: Some(run_id),
@@ -553,17 +517,4 @@ pub async fn check_missing(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<
         }
     }
     Ok(queued)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::neutralise;
-
-    #[test]
-    fn cells_a_spreadsheet_would_evaluate_get_an_apostrophe() {
-        assert_eq!(neutralise("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(neutralise("+41 79"), "'+41 79");
-        assert_eq!(neutralise("@sum"), "'@sum");
-        assert_eq!(neutralise("Jean"), "Jean");
-    }
 }

@@ -31,6 +31,7 @@ pub struct PollContext<'a> {
     pub archive: &'a crate::archive::Archive,
     pub clock: &'a dyn Clock,
     pub limits: crate::configuration::Limits,
+    pub report: crate::configuration::ReportSettings,
     /// Cancelled on shutdown: the poll stops between files and during waits.
     pub cancel: CancellationToken,
     /// Connection attempts for transient errors (refused, timed out).
@@ -497,8 +498,7 @@ async fn take(
         }
         Err(e) => return Err(PollError::Internal(e.context(format!("cannot import {}", file.name)))),
     };
-    let report =
-        runs::report(ctx.pool, run_id, Some(0)).await.context("cannot read the run")?.context("run vanished")?;
+    let report = runs::head(ctx.pool, run_id).await.context("cannot read the run")?.context("run vanished")?;
     let status = report.status.as_str().to_owned();
     if dry_run {
         return Ok(FileOutcome::DryRun { run_id });
@@ -519,7 +519,7 @@ async fn take(
         && crate::notify::category(report.status).is_some_and(|c| spec.on.contains(&c))
     {
         let lang = spec.language.unwrap_or(job.tenant.language);
-        crate::notify::queue_report(ctx.pool, run_id, job.tenant.id, Some(job.feed.id), &spec.to, lang)
+        crate::notify::queue_report(ctx.pool, run_id, job.tenant.id, Some(job.feed.id), &spec.to, lang, ctx.report)
             .await
             .context("cannot queue the report")?;
     }

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::archive::Archive;
-use crate::configuration::Limits;
+use crate::configuration::{Limits, ReportSettings};
 use crate::domain::TenantSlug;
 use crate::import::{self, Rerun};
 use crate::report::{ProfileRef, Status};
@@ -24,8 +24,15 @@ pub enum Action {
 }
 
 /// Runs the re-import and returns the new run's id (its report tells how it went).
-pub async fn rerun(pool: &PgPool, archive: &Archive, limits: Limits, of: Uuid, action: Action) -> anyhow::Result<Uuid> {
-    let first = runs::report(pool, of, Some(0)).await?.with_context(|| format!("run {of} not found"))?;
+pub async fn rerun(
+    pool: &PgPool,
+    archive: &Archive,
+    limits: Limits,
+    report: ReportSettings,
+    of: Uuid,
+    action: Action,
+) -> anyhow::Result<Uuid> {
+    let first = runs::head(pool, of).await?.with_context(|| format!("run {of} not found"))?;
     let applied = matches!(first.status, Status::Succeeded | Status::SucceededWithWarnings);
     match action {
         Action::Release if first.status != Status::Held => {
@@ -100,10 +107,10 @@ pub async fn rerun(pool: &PgPool, archive: &Archive, limits: Limits, of: Uuid, a
     if let Some(feed) = &feed
         && let Some(spec) = &feed.spec.report
     {
-        let status = runs::report(pool, run_id, Some(0)).await?.map(|r| r.status);
+        let status = runs::head(pool, run_id).await?.map(|r| r.status);
         if status.and_then(crate::notify::category).is_some_and(|c| spec.on.contains(&c)) {
             let lang = spec.language.unwrap_or(tenant.language);
-            crate::notify::queue_report(pool, run_id, tenant.id, Some(feed.id), &spec.to, lang)
+            crate::notify::queue_report(pool, run_id, tenant.id, Some(feed.id), &spec.to, lang, report)
                 .await
                 .context("cannot queue the report")?;
         }

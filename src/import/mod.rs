@@ -411,6 +411,24 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     }
     tx.commit().await.context("cannot commit the import")?;
     debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "messages kept and committed");
+    if written && !req.dry_run {
+        let phase = std::time::Instant::now();
+        let lists = if req.profile.lists.is_empty() { 0 } else { counts.inserted + counts.updated + counts.unchanged };
+        let rows = write::WrittenRows {
+            contacts: counts.inserted + counts.updated,
+            list_members: lists + counts.removed_from_list,
+            organisations: counts.organisations_created,
+        };
+        // The rows are committed: a failure here only leaves the statistics
+        // as they were.
+        match write::analyze_written(pool, rows).await {
+            Ok(tables) if !tables.is_empty() => {
+                debug!(?tables, elapsed_ms = phase.elapsed().as_millis() as u64, "written tables analysed")
+            }
+            Ok(_) => {}
+            Err(e) => warn!("cannot analyse the tables the import wrote: {e}"),
+        }
+    }
     if let Some(p) = &req.progress {
         p.finish_and_clear();
     }

@@ -884,3 +884,53 @@ pub async fn keep_messages(
     }
     Ok((by_code, truncated))
 }
+
+/// Rows written to a table at or beyond which it is analysed after the
+/// import: "a few thousand" rows change the estimates of the queries that
+/// read contacts back (PostgreSQL's own advice after a bulk load).
+pub const ANALYZE_AFTER_ROWS: i64 = 5_000;
+
+/// The rows an import wrote to each table that queries read back.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WrittenRows {
+    pub contacts: i64,
+    pub list_members: i64,
+    pub organisations: i64,
+}
+
+/// Analyses, after the import committed, the tables it wrote enough of:
+/// `ANALYZE_AFTER_ROWS` rows, or more than autovacuum's own threshold (50
+/// rows and a tenth of the table), or a table never analysed. Autovacuum may
+/// be off (it often is on databases loaded in bulk), and it never runs in
+/// the middle of a night's imports. `SKIP_LOCKED`: a table another import is
+/// analysing now is left to it. Returns the tables analysed.
+pub async fn analyze_written(pool: &sqlx::PgPool, written: WrittenRows) -> sqlx::Result<Vec<&'static str>> {
+    let tables = [
+        ("contacts", written.contacts),
+        ("list_members", written.list_members),
+        ("organisations", written.organisations),
+    ];
+    let names: Vec<&str> = tables.iter().filter(|(_, n)| *n > 0).map(|(t, _)| *t).collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    // reltuples is -1 until a table is first analysed (or vacuumed).
+    let sizes: Vec<(String, f32)> =
+        sqlx::query_as("SELECT relname::text, reltuples FROM pg_class WHERE oid = ANY($1::text[]::regclass[])")
+            .bind(&names)
+            .fetch_all(pool)
+            .await?;
+    let due: Vec<&'static str> = tables
+        .iter()
+        .filter(|(table, n)| {
+            let reltuples = sizes.iter().find(|(t, _)| t == table).map_or(-1.0, |(_, r)| *r as f64);
+            *n > 0 && (*n >= ANALYZE_AFTER_ROWS || reltuples < 0.0 || *n as f64 > 50.0 + 0.1 * reltuples)
+        })
+        .map(|(t, _)| *t)
+        .collect();
+    if !due.is_empty() {
+        let sql = format!("ANALYZE (SKIP_LOCKED) {}", due.join(", "));
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await?;
+    }
+    Ok(due)
+}

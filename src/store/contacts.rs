@@ -1,8 +1,11 @@
-//! Reading contacts back: the rows `contacts export` writes.
+//! Reading contacts back: the rows `contacts export` writes, by queries whose
+//! cost stays linear when the planner's estimates are wrong (tables never
+//! analysed, dead rows a killed import left).
 
 use futures_util::stream::BoxStream;
-use sqlx::AssertSqlSafe;
-use sqlx::{PgPool, Row};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Row};
 use uuid::Uuid;
 
 /// Which contacts of a tenant to read.
@@ -12,48 +15,93 @@ pub struct Filter {
     pub created_by_run: Option<Uuid>,
 }
 
-const WHERE: &str = "c.tenant_id = $1
-    AND ($2::text IS NULL OR c.id IN (SELECT lm.contact_id FROM list_members lm JOIN lists ll ON ll.id = lm.list_id
-                                       WHERE ll.tenant_id = $1 AND ll.name = $2))
-    AND ($3::uuid IS NULL OR c.created_by_run = $3)";
+impl Filter {
+    /// The condition on `contacts c`, naming only the filters given: a
+    /// `$n IS NULL OR …` condition would hide the index from a generic plan.
+    /// `$1` is the tenant, then the list's name, then the run.
+    fn condition(&self) -> String {
+        let mut sql = "c.tenant_id = $1".to_owned();
+        let mut n = 1;
+        if self.list.is_some() {
+            n += 1;
+            // The members of one list, by the primary key (list_id, contact_id).
+            sql.push_str(&format!(
+                " AND c.id IN (SELECT m.contact_id FROM lists l JOIN list_members m ON m.list_id = l.id
+                               WHERE l.tenant_id = $1 AND l.name = ${n})"
+            ));
+        }
+        if self.created_by_run.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND c.created_by_run = ${n}"));
+        }
+        sql
+    }
+
+    fn bind<'q>(&self, q: Query<'q, Postgres, PgArguments>) -> Query<'q, Postgres, PgArguments> {
+        let mut q = q.bind(self.tenant_id);
+        if let Some(list) = &self.list {
+            q = q.bind(list.clone());
+        }
+        if let Some(run) = self.created_by_run {
+            q = q.bind(run);
+        }
+        q
+    }
+}
 
 /// The criteria, consent and attribute keys used by the selected contacts,
-/// sorted, so the export has one column per key.
+/// sorted, so the export has one column per key: one scan of the contacts.
 pub async fn keys(pool: &PgPool, f: &Filter) -> sqlx::Result<[Vec<String>; 3]> {
+    let sql = format!(
+        "SELECT x.kind, x.key FROM contacts c CROSS JOIN LATERAL (
+            SELECT 0, jsonb_object_keys(c.criteria)
+            UNION ALL SELECT 1, jsonb_object_keys(c.consents)
+            UNION ALL SELECT 2, jsonb_object_keys(c.attributes)
+         ) AS x(kind, key)
+         WHERE {} GROUP BY x.kind, x.key ORDER BY x.kind, x.key",
+        f.condition()
+    );
     let mut out: [Vec<String>; 3] = Default::default();
-    for (i, column) in ["criteria", "consents", "attributes"].iter().enumerate() {
-        out[i] = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT DISTINCT k FROM contacts c, jsonb_object_keys(c.{column}) k WHERE {WHERE} ORDER BY k"
-        )))
-        .bind(f.tenant_id)
-        .bind(&f.list)
-        .bind(f.created_by_run)
-        .fetch_all(pool)
-        .await?;
+    for row in f.bind(sqlx::query(AssertSqlSafe(sql))).fetch_all(pool).await? {
+        let kind: i32 = row.get(0);
+        out[kind as usize].push(row.get(1));
     }
     Ok(out)
+}
+
+/// The export's query. Each contact's lists are gathered by the index on
+/// `list_members (contact_id)`: one short lookup per contact, where a join
+/// with an aggregate of every membership became, on a planner that took the
+/// contacts for a handful of rows, a nested loop over that aggregate (7
+/// minutes for 200,000 contacts).
+fn select(f: &Filter) -> String {
+    format!(
+        "SELECT c.id, c.email, c.language, c.display, c.civility, c.first_name, c.last_name,
+                to_char(c.birthdate, 'DD.MM.YYYY') AS birthdate, c.structure, c.address, c.postal_code,
+                c.town, c.state, c.country, c.phone, c.mobile, c.criteria, c.consents, c.attributes,
+                (SELECT string_agg(l.name, ',' ORDER BY l.name)
+                 FROM list_members m JOIN lists l ON l.id = m.list_id
+                 WHERE m.contact_id = c.id AND l.tenant_id = $1) AS lists
+         FROM contacts c
+         WHERE {} ORDER BY c.email",
+        f.condition()
+    )
 }
 
 /// The selected contacts, e-mail order, streamed so memory stays flat.
 /// Columns: `id`, the base fields (birthdate as dd.mm.yyyy), then `criteria`,
 /// `consents`, `attributes` (JSON) and `lists` (names joined by `,`).
-pub fn stream<'a>(pool: &'a PgPool, f: &'a Filter) -> BoxStream<'a, sqlx::Result<sqlx::postgres::PgRow>> {
-    sqlx::query(AssertSqlSafe(format!(
-        "SELECT c.id, c.email, c.language, c.display, c.civility, c.first_name, c.last_name,
-                to_char(c.birthdate, 'DD.MM.YYYY') AS birthdate, c.structure, c.address, c.postal_code,
-                c.town, c.state, c.country, c.phone, c.mobile, c.criteria, c.consents, c.attributes, m.lists
-             FROM contacts c
-             LEFT JOIN (SELECT m.contact_id, string_agg(l.name, ',' ORDER BY l.name) AS lists
-                        FROM list_members m JOIN lists l ON l.id = m.list_id AND l.tenant_id = $1
-                        GROUP BY m.contact_id) m ON m.contact_id = c.id
-             WHERE {WHERE} ORDER BY c.email"
-    )))
-    .bind(f.tenant_id)
-    .bind(f.list.clone())
-    .bind(f.created_by_run)
-    .fetch(pool)
+pub fn stream<'a>(pool: &'a PgPool, f: &'a Filter) -> BoxStream<'a, sqlx::Result<PgRow>> {
+    f.bind(sqlx::query(AssertSqlSafe(select(f)))).fetch(pool)
 }
 
-pub fn text(row: &sqlx::postgres::PgRow, column: &str) -> String {
+/// The plan PostgreSQL chooses for the export now (`EXPLAIN (FORMAT JSON)`),
+/// to check that it stays linear whatever the statistics.
+pub async fn plan(pool: &PgPool, f: &Filter) -> sqlx::Result<serde_json::Value> {
+    let sql = format!("EXPLAIN (FORMAT JSON) {}", select(f));
+    f.bind(sqlx::query(AssertSqlSafe(sql))).fetch_one(pool).await?.try_get(0)
+}
+
+pub fn text(row: &PgRow, column: &str) -> String {
     row.get::<Option<String>, _>(column).unwrap_or_default()
 }

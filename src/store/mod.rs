@@ -2,6 +2,7 @@
 //! embedded migrations), and the queries of each table family.
 
 pub mod contacts;
+pub mod cursor;
 pub mod feeds;
 pub mod lists;
 pub mod profiles;

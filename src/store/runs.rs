@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Report, Status};
+use super::cursor::{self, Batches};
+use crate::report::{Columns, Counts, Examples, FileInfo, Message, ProfileRef, Report, Status};
 
 /// The facts known when a run starts.
 pub struct NewRun<'a> {
@@ -125,9 +126,27 @@ pub async fn add_message(conn: &mut PgConnection, id: Uuid, m: &Message) -> sqlx
     Ok(())
 }
 
-/// The full report of a run, with at most `message_limit` messages (all when
-/// `None`).
+/// A run's report with its messages loaded, at most `message_limit` (all
+/// when `None`): for tests and callers that know the run is small. Commands
+/// stream them instead (`messages`).
 pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx::Result<Option<Report>> {
+    let Some(head) = head(pool, id).await? else { return Ok(None) };
+    let limit = message_limit.unwrap_or(i64::MAX);
+    let mut batches = messages(pool, id, &MessageFilter { code: None, limit: Some(limit.saturating_add(1)) });
+    let mut all = Vec::new();
+    while let Some(batch) = batches.recv().await {
+        all.extend(batch?);
+    }
+    let cut = all.len() as i64 > limit;
+    all.truncate(limit.min(all.len() as i64) as usize);
+    let mut report = head.with_messages(all);
+    report.messages_truncated |= cut;
+    Ok(Some(report))
+}
+
+/// A run's report without its messages: every count, `by_code` complete,
+/// the deliveries of its e-mails.
+pub async fn head(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Report<()>>> {
     let Some(r) = sqlx::query("SELECT r.*, t.slug FROM runs r JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -135,28 +154,6 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
     else {
         return Ok(None);
     };
-    let limit = message_limit.unwrap_or(i64::MAX);
-    let msgs = sqlx::query(
-        "SELECT line, column_name, code, severity, value, message FROM run_message_view
-         WHERE run_id = $1 ORDER BY line, code LIMIT $2",
-    )
-    .bind(id)
-    .bind(limit.saturating_add(1))
-    .fetch_all(pool)
-    .await?;
-    let cut = msgs.len() as i64 > limit;
-    let messages: Vec<Message> = msgs
-        .iter()
-        .take(limit as usize)
-        .map(|m| Message {
-            line: m.get("line"),
-            column: m.get("column_name"),
-            code: m.get("code"),
-            severity: m.get("severity"),
-            value: m.get("value"),
-            message: m.get("message"),
-        })
-        .collect();
     let status: String = r.get("status");
     let by_code: serde_json::Value = r.get("by_code");
     let columns: serde_json::Value = r.get("columns");
@@ -187,8 +184,8 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
             conflicts: by_code.get("update.conflict").and_then(serde_json::Value::as_i64).unwrap_or(0),
         },
         by_code: serde_json::from_value(by_code).unwrap_or_default(),
-        messages,
-        messages_truncated: r.get::<bool, _>("messages_truncated") || cut,
+        messages: (),
+        messages_truncated: r.get("messages_truncated"),
         error: r.get("error"),
         options: r.get("options"),
         columns: serde_json::from_value(columns).unwrap_or_default(),
@@ -196,6 +193,117 @@ pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx
         rerun_by: r.get("rerun_by"),
         deliveries: crate::notify::deliveries_of_run(pool, id).await?,
     }))
+}
+
+/// Which of a run's messages to read.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    /// Only this rule code.
+    pub code: Option<String>,
+    /// At most this many, the first by line and code.
+    pub limit: Option<i64>,
+}
+
+fn message_of(m: &sqlx::postgres::PgRow) -> Message {
+    Message {
+        line: m.get("line"),
+        column: m.get("column_name"),
+        code: m.get("code"),
+        severity: m.get("severity"),
+        value: m.get("value"),
+        message: m.get("message"),
+    }
+}
+
+/// A run's messages by line and code, read through a cursor in batches.
+pub fn messages(pool: &PgPool, id: Uuid, filter: &MessageFilter) -> Batches<Message> {
+    let code = filter.code.clone();
+    let limit = filter.limit;
+    let mut select = "SELECT line, column_name, code, severity, value, message FROM run_message_view
+         WHERE run_id = $1"
+        .to_owned();
+    if code.is_some() {
+        select.push_str(" AND code = $2");
+    }
+    select.push_str(" ORDER BY line, code");
+    if limit.is_some() {
+        select.push_str(if code.is_some() { " LIMIT $3" } else { " LIMIT $2" });
+    }
+    let bind: cursor::Bind = Box::new(move |q| {
+        let q = q.bind(id);
+        let q = match code {
+            Some(c) => q.bind(c),
+            None => q,
+        };
+        match limit {
+            Some(l) => q.bind(l),
+            None => q,
+        }
+    });
+    cursor::spawn(pool.clone(), select, bind, message_of)
+}
+
+/// How many messages a run keeps (stored, not counted: beyond
+/// `max_messages_per_run` only `by_code` counts them).
+pub async fn stored_messages(pool: &PgPool, id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM run_messages WHERE run_id = $1)
+              + (SELECT coalesce(sum(cardinality(lines)), 0)::bigint FROM run_warnings WHERE run_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
+/// The first `per_code` lines of each rule code of a run: each one an index
+/// range of `run_messages` or the head of a warning's array of lines.
+pub async fn examples(pool: &PgPool, id: Uuid, per_code: i64) -> sqlx::Result<Examples> {
+    let rows = sqlx::query(
+        "SELECT k.code, m.line, m.column_name, m.severity, m.value, m.message
+         FROM runs r CROSS JOIN LATERAL jsonb_object_keys(r.by_code) AS k(code)
+         CROSS JOIN LATERAL (
+            (SELECT line, column_name, severity, value, message FROM run_messages
+             WHERE run_id = r.id AND code = k.code ORDER BY line LIMIT $2)
+            UNION ALL
+            (SELECT l.line, w.column_name, 'warning', w.value, w.message
+             FROM run_warnings w CROSS JOIN LATERAL unnest(w.lines[1:$2]) AS l(line)
+             WHERE w.run_id = r.id AND w.code = k.code)
+            ORDER BY line LIMIT $2
+         ) m
+         WHERE r.id = $1
+         ORDER BY k.code, m.line",
+    )
+    .bind(id)
+    .bind(per_code)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Examples::new();
+    for r in &rows {
+        out.entry(r.get("code")).or_default().push(message_of(r));
+    }
+    Ok(out)
+}
+
+/// One rejected line of a run, as it was in the file.
+pub struct Reject {
+    pub line: i64,
+    pub cells: Vec<String>,
+    pub reason: String,
+}
+
+/// A run's rejected lines by line, read through a cursor in batches.
+pub fn rejects(pool: &PgPool, id: Uuid) -> Batches<Reject> {
+    let select = "SELECT line, cells, reason FROM run_rejects WHERE run_id = $1 ORDER BY line".to_owned();
+    cursor::spawn(pool.clone(), select, Box::new(move |q| q.bind(id)), |r| Reject {
+        line: r.get("line"),
+        cells: r.get("cells"),
+        reason: r.get("reason"),
+    })
+}
+
+/// The header line of a run's file (none when it was refused before it).
+pub async fn header(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Vec<String>>> {
+    Ok(sqlx::query_scalar("SELECT header FROM runs WHERE id = $1").bind(id).fetch_optional(pool).await?.flatten())
 }
 
 /// One line of `runs list`.

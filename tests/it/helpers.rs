@@ -191,6 +191,7 @@ impl TestApp {
             spool_dir: self.dir.path().join("spool"),
             archive: dropfeed::archive::Archive { dir: self.archive_dir(), days: 14 },
             limits: dropfeed::configuration::Limits { max_messages_per_run: 1000, ..Default::default() },
+            report: Default::default(),
             scheduler: dropfeed::daemon::SchedulerSettings {
                 tick_ms: 50,
                 lease_secs: 30,

@@ -21,6 +21,7 @@ mod modes;
 mod multi_file;
 mod options;
 mod organisations;
+mod plans;
 mod profiles;
 mod replicas;
 mod rules;

@@ -1,8 +1,11 @@
 //! The report of a run (SPEC §6): the JSON shape scripts rely on and the text
-//! people read.
+//! people read, both written while the messages are read, never held whole.
+
+pub mod json;
+pub mod rejects;
+pub mod text;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -117,8 +120,11 @@ pub struct Columns {
     pub ignored_beyond_limit: Vec<String>,
 }
 
+/// A run's report. `M` is its messages: a `Vec` when they were loaded (tests,
+/// small runs), `()` for the head alone, or `json::StreamedMessages` when the
+/// JSON is written while a cursor reads them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Report {
+pub struct Report<M = Vec<Message>> {
     pub run_id: Uuid,
     pub tenant: String,
     pub feed: Option<String>,
@@ -130,7 +136,7 @@ pub struct Report {
     pub finished_at: Option<DateTime<Utc>>,
     pub counts: Counts,
     pub by_code: BTreeMap<String, i64>,
-    pub messages: Vec<Message>,
+    pub messages: M,
     pub messages_truncated: bool,
     /// Why a failed or aborted run wrote nothing.
     pub error: Option<String>,
@@ -147,71 +153,32 @@ pub struct Report {
     pub deliveries: Vec<crate::notify::DeliveryState>,
 }
 
-impl Report {
-    /// The report for people: counts, then the messages grouped by rule with
-    /// a few example lines each.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        let c = &self.counts;
-        let _ = writeln!(out, "run {}  {}  tenant {}", self.run_id, self.status.as_str(), self.tenant);
-        let _ = writeln!(out, "file {} ({} bytes, sha256 {})", self.file.name, self.file.size, self.file.sha256);
-        if let Some(p) = &self.profile {
-            let _ = writeln!(out, "profile {} v{}", p.name, p.version);
+/// The first lines of each rule code, for the text report and the e-mail.
+pub type Examples = BTreeMap<String, Vec<Message>>;
+
+impl<M> Report<M> {
+    /// The same report with other messages (the head of a report carries `()`).
+    pub fn with_messages<N>(self, messages: N) -> Report<N> {
+        Report {
+            run_id: self.run_id,
+            tenant: self.tenant,
+            feed: self.feed,
+            status: self.status,
+            dry_run: self.dry_run,
+            profile: self.profile,
+            file: self.file,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            counts: self.counts,
+            by_code: self.by_code,
+            messages,
+            messages_truncated: self.messages_truncated,
+            error: self.error,
+            options: self.options,
+            columns: self.columns,
+            rerun_of: self.rerun_of,
+            rerun_by: self.rerun_by,
+            deliveries: self.deliveries,
         }
-        if let Some(f) = &self.finished_at {
-            let secs = (*f - self.started_at).num_milliseconds() as f64 / 1000.0;
-            let _ = writeln!(out, "took {secs:.1}s");
-        }
-        if let Some(e) = &self.error {
-            let _ = writeln!(out, "error: {e}");
-        }
-        let _ = writeln!(
-            out,
-            "rows {}  inserted {}  updated {}  unchanged {}  skipped_existing {}  skipped_new {}  rejected {}  warnings {}",
-            c.rows, c.inserted, c.updated, c.unchanged, c.skipped_existing, c.skipped_new, c.rejected, c.warnings
-        );
-        if c.organisations_created > 0 {
-            let _ = writeln!(out, "organisations_created {}", c.organisations_created);
-        }
-        if c.removed_from_list > 0 {
-            let _ = writeln!(out, "removed_from_list {}", c.removed_from_list);
-        }
-        if let Some(of) = self.rerun_of {
-            let _ = writeln!(out, "re-import of run {of}");
-        }
-        if let Some(by) = self.rerun_by {
-            let _ = writeln!(out, "re-imported by run {by}");
-        }
-        if c.conflicts > 0 {
-            let _ = writeln!(out, "conflicts {} (changed since the export, not applied)", c.conflicts);
-        }
-        if !self.columns.unmapped.is_empty() {
-            let _ = writeln!(out, "unmapped columns (not imported): {}", self.columns.unmapped.join(", "));
-        }
-        if !self.columns.ignored_beyond_limit.is_empty() {
-            let _ =
-                writeln!(out, "columns beyond the 20th (ignored): {}", self.columns.ignored_beyond_limit.join(", "));
-        }
-        for (code, n) in &self.by_code {
-            let _ = writeln!(out, "\n{code}: {n}");
-            for m in self.messages.iter().filter(|m| &m.code == code).take(5) {
-                let _ = writeln!(out, "  line {}: {}", m.line, m.message);
-            }
-        }
-        if self.messages_truncated {
-            let _ = writeln!(out, "\n(messages truncated; counts per code are complete)");
-        }
-        for d in &self.deliveries {
-            let _ = writeln!(
-                out,
-                "\n{} to {}: {}{}{}",
-                d.kind,
-                d.recipients.join(", "),
-                d.status,
-                d.sent_at.map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default(),
-                d.last_error.as_deref().map(|e| format!(" (attempt {}: {e})", d.attempts)).unwrap_or_default()
-            );
-        }
-        out
     }
 }

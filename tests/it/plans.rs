@@ -1,0 +1,131 @@
+//! Plans that cannot go quadratic (issue 14): the export's plan on tables
+//! without statistics and with the dead rows a killed import leaves, and the
+//! statistics an import leaves behind.
+
+use dropfeed::store::contacts::{self, Filter};
+use serde_json::Value;
+
+use crate::helpers::{Opts, numbered_contacts, profile, spawn_app};
+
+/// Every place where the plan would repeat a scan or an aggregate per row:
+/// the inner side of a nested loop holding a sequential scan or an
+/// aggregate, or a per-row subplan holding a sequential scan.
+fn quadratic_spots(node: &Value, path: &str, out: &mut Vec<String>) {
+    let kind = node["Node Type"].as_str().unwrap_or("?");
+    let here = format!("{path} > {kind}");
+    let children = node["Plans"].as_array().cloned().unwrap_or_default();
+    if kind == "Nested Loop"
+        && let Some(inner) = children.get(1)
+    {
+        for bad in ["Seq Scan", "Aggregate"] {
+            if holds(inner, bad) {
+                out.push(format!("{here}: its inner side has a {bad}"));
+            }
+        }
+    }
+    if node["Parent Relationship"] == "SubPlan" && holds(node, "Seq Scan") {
+        out.push(format!("{here}: a subplan run per row has a Seq Scan"));
+    }
+    for child in &children {
+        quadratic_spots(child, &here, out);
+    }
+}
+
+fn holds(node: &Value, kind: &str) -> bool {
+    node["Node Type"] == kind || node["Plans"].as_array().is_some_and(|c| c.iter().any(|n| holds(n, kind)))
+}
+
+#[tokio::test]
+async fn the_export_stays_linear_on_tables_without_statistics_and_with_a_crashed_imports_dead_rows() {
+    let app = spawn_app().await;
+    let run = uuid::Uuid::now_v7();
+    // What a SIGKILLed import leaves: 200,000 dead memberships. Then 200,000
+    // contacts in a list, written without the import (which would analyse).
+    sqlx::raw_sql(
+        "ALTER TABLE contacts SET (autovacuum_enabled = false);
+         ALTER TABLE list_members SET (autovacuum_enabled = false);
+         BEGIN;
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+             SELECT 1, g, gen_random_uuid() FROM generate_series(1, 200000) g;
+         ROLLBACK;",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH l AS (INSERT INTO lists (tenant_id, name) VALUES ($1, 'nightly') RETURNING id),
+              c AS (INSERT INTO contacts (tenant_id, email, language, created_by_run, updated_by_run)
+                    SELECT $1, 'p' || g || '@x.ch', 'FR', $2, $2 FROM generate_series(1, 200000) g RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run) SELECT l.id, c.id, $2 FROM l, c",
+    )
+    .bind(app.tenant.id)
+    .bind(run)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let analysed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class WHERE relname IN ('contacts', 'list_members') AND reltuples >= 0",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(analysed, 0, "the tables have no statistics, as after a crash and recovery");
+
+    let tenant_id = app.tenant.id;
+    let filters = [
+        Filter { tenant_id, list: None, created_by_run: None },
+        Filter { tenant_id, list: Some("nightly".into()), created_by_run: None },
+        Filter { tenant_id, list: None, created_by_run: Some(run) },
+        Filter { tenant_id, list: Some("nightly".into()), created_by_run: Some(run) },
+    ];
+    for filter in &filters {
+        let plan = contacts::plan(&app.pool, filter).await.unwrap();
+        let mut spots = Vec::new();
+        quadratic_spots(&plan[0]["Plan"], "", &mut spots);
+        assert!(
+            spots.is_empty(),
+            "list {:?}, run {:?}: {spots:?}\n{}",
+            filter.list,
+            filter.created_by_run,
+            serde_json::to_string_pretty(&plan).unwrap()
+        );
+    }
+
+    // And the export itself, every contact with its list.
+    let mut out = Vec::new();
+    let n = dropfeed::export::write_contacts(&app.pool, &filters[2], None, &mut out).await.unwrap();
+    assert_eq!(n, 200_000);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.lines().nth(1).unwrap().ends_with(";nightly"), "{}", text.lines().nth(1).unwrap());
+}
+
+async fn reltuples(app: &crate::helpers::TestApp, table: &str) -> f32 {
+    sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = $1")
+        .bind(table)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_import_that_wrote_thousands_of_rows_leaves_the_tables_it_wrote_analysed() {
+    let app = spawn_app().await;
+    let path = app.write("big.csv", numbered_contacts(6_000));
+    let into_list = profile("lists: [nightly]");
+    let report = app.import_with(&path, &into_list, Opts::default()).await;
+    assert_eq!(report.counts.inserted, 6_000);
+    assert_eq!(reltuples(&app, "contacts").await, 6_000.0);
+    assert_eq!(reltuples(&app, "list_members").await, 6_000.0);
+
+    // A few more rows are below the threshold: the statistics stay.
+    let small = app.write("small.csv", "email\nnew1@x.ch\nnew2@x.ch\n");
+    let report = app.import_with(&small, &into_list, Opts::default()).await;
+    assert_eq!(report.counts.inserted, 2);
+    assert_eq!(reltuples(&app, "contacts").await, 6_000.0);
+
+    // A dry run writes nothing, so analyses nothing.
+    let other = app.write("other.csv", numbered_contacts(7_000).replace("@x.ch", "@y.ch"));
+    let report = app.import_with(&other, &into_list, Opts { dry_run: true, ..Opts::default() }).await;
+    assert_eq!(report.counts.inserted, 7_000);
+    assert_eq!(reltuples(&app, "contacts").await, 6_000.0);
+}
