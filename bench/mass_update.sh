@@ -22,8 +22,13 @@ export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_mass_update
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 
-CONTACTS="$DATA/mu-contacts-$ROWS.csv"
-[ -s "$CONTACTS" ] || python3 bench/gen_contacts.py --rows "$ROWS" --invalid 0 --out "$CONTACTS"
+# Made by the gen_contacts example (bench/gen/contacts.rs); "rs" in the name
+# keeps a file of the former Python generator from being taken for it.
+CONTACTS="$DATA/mu-contacts-rs-$ROWS.csv"
+if [ ! -s "$CONTACTS" ]; then
+  cargo build --release --locked --quiet --example gen_contacts
+  target/release/examples/gen_contacts --rows "$ROWS" --invalid 0 --out "$CONTACTS"
+fi
 $PG -c "DROP DATABASE IF EXISTS bench_mass_update"
 "$BIN" migrate >/dev/null
 "$BIN" tenant add bench --name Bench >/dev/null

@@ -29,8 +29,9 @@ pub async fn write_contacts(
     old_new: Option<(OldNew, &[String])>,
     out: impl Write,
 ) -> anyhow::Result<u64> {
+    let mut tx = contacts::begin(pool).await.context("cannot start reading contacts")?;
     let [mut criteria, consents, attributes] =
-        contacts::keys(pool, filter).await.context("cannot list contact keys")?;
+        contacts::keys(&mut tx, filter).await.context("cannot list contact keys")?;
     let mut w = ::csv::WriterBuilder::new().delimiter(b';').from_writer(out);
     let mut header: Vec<String> = Vec::new();
     if let Some((kind, declared)) = old_new {
@@ -56,7 +57,7 @@ pub async fn write_contacts(
     }
     w.write_record(&header)?;
 
-    let mut rows = contacts::stream(pool, filter);
+    let mut rows = contacts::stream(&mut tx, filter);
     let mut n = 0u64;
     let mut record: Vec<String> = Vec::with_capacity(header.len());
     while let Some(row) = rows.try_next().await.context("cannot read contacts")? {

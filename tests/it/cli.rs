@@ -1,5 +1,6 @@
 //! The real binary, as a user runs it: commands, JSON reports, exit codes,
-//! export round trip, and a generated file whose errors are known.
+//! export round trip. The generator's files, whose errors are known, are
+//! imported the same way in `generated`.
 
 use crate::helpers::{spawn_app, stderr, stdout};
 
@@ -162,43 +163,4 @@ async fn profile_show_prints_yaml_that_import_reads_back() {
     let template = stdout(&app.cli(&["template", "acme", "--profile", "nightly"]));
     assert_eq!(template.lines().next(), Some("Courriel;Ville;CP"));
     assert_eq!(template.lines().count(), 2);
-}
-
-#[tokio::test]
-async fn a_generated_file_reports_exactly_the_errors_the_generator_made() {
-    let app = spawn_app().await;
-    let root = env!("CARGO_MANIFEST_DIR");
-    let file = app.dir.path().join("gen.csv");
-    let args = ["--rows", "5000", "--invalid", "0.05", "--seed", "11"];
-    let generated = std::process::Command::new("python3")
-        .arg(format!("{root}/bench/gen_contacts.py"))
-        .args(args)
-        .args(["--crlf", "--encoding", "cp1252", "--out", file.to_str().unwrap()])
-        .status()
-        .expect("python3 runs");
-    assert!(generated.success());
-    let expected = std::process::Command::new("python3")
-        .arg(format!("{root}/bench/expected_counts.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    let expected: serde_json::Value = serde_json::from_slice(&expected.stdout).unwrap();
-
-    // The generator's bad language is DE, which the test tenant accepts.
-    let out = app.cli(&["tenant", "add", "gen", "--name", "Generated"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out =
-        app.cli(&["import", "gen", file.to_str().unwrap(), "--mapping", "examples/mapping.yaml", "--format", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report = json(&out);
-    for (code, n) in expected["rejected"].as_object().unwrap() {
-        assert_eq!(&report["by_code"][code], n, "{code}");
-    }
-    assert_eq!(report["counts"]["rejected"], expected["rejected_total"]);
-    assert_eq!(report["counts"]["inserted"].as_i64().unwrap() + report["counts"]["rejected"].as_i64().unwrap(), 5000);
-    for (code, n) in expected["warnings_by_code"].as_object().unwrap() {
-        if n != 0 {
-            assert_eq!(&report["by_code"][code], n, "{code}");
-        }
-    }
 }

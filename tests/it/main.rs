@@ -13,6 +13,7 @@ mod file_refusals;
 mod ftp;
 mod ftp_feeds;
 mod fuzz;
+mod generated;
 mod guards;
 mod hostile;
 mod lists;
