@@ -929,7 +929,16 @@ pub async fn analyze_written(pool: &sqlx::PgPool, written: WrittenRows) -> sqlx:
         .map(|(t, _)| *t)
         .collect();
     if !due.is_empty() {
-        let sql = format!("ANALYZE (SKIP_LOCKED) {}", due.join(", "));
+        // The columns the queries that read contacts back join and filter on:
+        // statistics of every text and jsonb column of a 1M-row table took
+        // 0.75 s, these 0.18 s.
+        let columns = |t: &str| match t {
+            "contacts" => "contacts (id, tenant_id, email, created_by_run, updated_by_run, organisation_id)",
+            "organisations" => "organisations (id, tenant_id, key)",
+            _ => "list_members",
+        };
+        let targets: Vec<&str> = due.iter().map(|t| columns(t)).collect();
+        let sql = format!("ANALYZE (SKIP_LOCKED) {}", targets.join(", "));
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await?;
     }
     Ok(due)

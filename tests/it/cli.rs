@@ -164,3 +164,38 @@ async fn profile_show_prints_yaml_that_import_reads_back() {
     assert_eq!(template.lines().next(), Some("Courriel;Ville;CP"));
     assert_eq!(template.lines().count(), 2);
 }
+
+#[tokio::test]
+async fn the_streamed_json_report_is_the_report_loaded_whole_and_max_messages_cuts_it() {
+    let app = spawn_app().await;
+    // 1,500 rejected lines and 1,500 corrected ones: the messages span
+    // several batches of the cursor, errors and warnings interleaved.
+    let mut csv = String::from("email;civility\n");
+    for i in 0..1500 {
+        csv.push_str(&format!("bad-{i};MR\nok{i}@x.ch;\n"));
+    }
+    let path = app.write("many.csv", csv);
+    let out = app.cli(&["import", "acme", path.to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let streamed = json(&out);
+    let run_id: uuid::Uuid = streamed["run_id"].as_str().unwrap().parse().unwrap();
+    let loaded = dropfeed::store::runs::report(&app.pool, run_id, None).await.unwrap().unwrap();
+    assert_eq!(loaded.messages.len(), 3000);
+    assert_eq!(streamed, serde_json::to_value(&loaded).unwrap());
+    let lines: Vec<i64> =
+        streamed["messages"].as_array().unwrap().iter().map(|m| m["line"].as_i64().unwrap()).collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "messages by line");
+
+    let cut = json(&app.cli(&["runs", "show", &run_id.to_string(), "--format", "json", "--max-messages", "10"]));
+    assert_eq!(cut["messages"].as_array().unwrap().len(), 10);
+    assert_eq!(cut["messages_truncated"], true);
+    assert_eq!(cut["messages"][9], streamed["messages"][9]);
+    assert_eq!(cut["by_code"], streamed["by_code"], "counts per code stay complete");
+
+    // The text report: each rule with its count and its first 5 lines.
+    let text = stdout(&app.cli(&["runs", "show", &run_id.to_string()]));
+    assert!(text.contains("email.format: 1500\n  line 2: "), "{text}");
+    assert!(text.contains("civility.empty: 1500\n  line 3: "), "{text}");
+    assert_eq!(text.matches("\n  line ").count(), 10, "{text}");
+    assert!(text.contains("  line 10: ") && !text.contains("  line 12: "), "{text}");
+}

@@ -22,6 +22,43 @@ fn mailer_for(port: u16) -> Mailer {
 }
 
 #[tokio::test]
+async fn a_rejects_file_over_the_attachment_limit_is_named_in_the_mail_not_attached_and_runs_rejects_prints_it() {
+    let app = spawn_app().await;
+    let smtp = SmtpServer::start();
+    let config = app.write("dropfeed.yaml", format!("{}report:\n  max_attachment_bytes: 2000\n", smtp.config_yaml()));
+    // 100 rejected lines of about 60 bytes: 6 KB, over the 2 KB limit.
+    let mut csv = String::from("email;first_name\n");
+    for i in 0..100 {
+        csv.push_str(&format!("not-an-address-{i};Anne\n"));
+    }
+    csv.push_str("ok@x.ch;Anne\n");
+    let file = app.write("big_rejects.csv", csv);
+    let args = ["--config", config.to_str().unwrap(), "import", "acme", file.to_str().unwrap()];
+    let out = app.cli(&[&args[..], &["--report-to", "crm@acme.example", "--format", "json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+
+    let mails = smtp.wait_for(1);
+    let m = &mails[0];
+    assert!(m.attachments().is_empty(), "a partial rejects file would be fixed and dropped as if whole");
+    let text = m.text();
+    assert!(
+        text.contains("100 lignes rejetées") && text.contains(&format!("dropfeed runs rejects {run_id}")),
+        "{text}"
+    );
+
+    // Support prints the whole file: the header, then every rejected line.
+    let out = app.cli(&["runs", "rejects", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rejects = stdout(&out);
+    let mut lines = rejects.trim_start_matches('\u{feff}').lines();
+    assert_eq!(lines.next(), Some("email;first_name;ligne;motif"));
+    assert_eq!(lines.clone().count(), 100);
+    assert!(lines.next().unwrap().starts_with("not-an-address-0;Anne;2;"), "{rejects}");
+}
+
+#[tokio::test]
 async fn a_manual_import_mails_the_report_with_the_rejected_lines_attached() {
     let app = spawn_app().await;
     let smtp = SmtpServer::start();
