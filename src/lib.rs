@@ -1,6 +1,7 @@
 //! dropfeed: imports customers' contact files into PostgreSQL, validating
 //! every row, manually from the command line or on each tenant's schedule.
 
+pub mod access;
 pub mod archive;
 pub mod cli;
 pub mod clock;

@@ -2,8 +2,10 @@
 
 mod country;
 mod email;
+mod role;
 mod tenant;
 
 pub use country::country_code;
 pub use email::Email;
+pub use role::{Access, Role};
 pub use tenant::{ReportLanguage, TenantSlug};

@@ -1,6 +1,8 @@
 //! PostgreSQL access: connecting (creating the database and applying the
 //! embedded migrations), and the queries of each table family.
 
+pub mod accounts;
+pub mod audit;
 pub mod contacts;
 pub mod cursor;
 pub mod feeds;

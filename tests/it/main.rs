@@ -4,6 +4,7 @@ mod helpers;
 mod mail;
 mod servers;
 
+mod accounts;
 mod cli;
 mod crash;
 mod daemon;

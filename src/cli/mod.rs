@@ -1,6 +1,8 @@
 //! The command line (SPEC §2): argument definitions and the orchestration of
 //! each command. Output goes to stdout, diagnostics to stderr.
 
+mod accounts;
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +89,15 @@ pub enum Command {
     List(ListCommand),
     /// The daemon: scheduler, workers and HTTP endpoint, until SIGTERM/SIGINT.
     Run,
+    /// Users of the API and console.
+    #[command(subcommand)]
+    User(accounts::UserCommand),
+    /// API tokens for scripts.
+    #[command(subcommand)]
+    Token(accounts::TokenCommand),
+    /// The audit log of changes.
+    #[command(subcommand)]
+    Audit(accounts::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +333,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Feed(cmd) => feed_cmd(&pool, &settings, cmd, format).await,
         Command::Run => run_daemon(pool, &settings).await,
+        Command::User(cmd) => accounts::user(&pool, cmd, format).await,
+        Command::Token(cmd) => accounts::token(&pool, cmd, format).await,
+        Command::Audit(cmd) => accounts::audit_cmd(&pool, cmd, format).await,
         Command::Contacts(ContactsCommand::Export { tenant, list, created_by_run, old_new, output }) => {
             let t = tenants::find(&pool, &tenant).await?;
             let filter = Filter { tenant_id: t.id, list, created_by_run };
