@@ -36,6 +36,31 @@ pub struct Settings {
     /// Completion reports by e-mail.
     #[serde(default)]
     pub report: ReportSettings,
+    /// The API (and the console to come): served by `dropfeed serve`, and by
+    /// `dropfeed run` when set.
+    #[serde(default)]
+    pub console: Option<ConsoleSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Address of the API and console; `/metrics` and health stay on `http.bind`.
+    #[serde(default = "default_console_bind")]
+    pub bind: String,
+    /// How people reach it (links in report e-mails, secure cookies).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings { bind: default_console_bind(), public_url: None }
+    }
+}
+
+fn default_console_bind() -> String {
+    "127.0.0.1:8080".into()
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -201,8 +226,19 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
 }
 
 /// The top-level keys of `Settings`: the only ones `DROPFEED_*` variables set.
-const SETTINGS_KEYS: [&str; 10] =
-    ["database_url", "spool_dir", "workers", "http", "smtp", "limits", "scheduler", "feeds_dir", "archive", "report"];
+const SETTINGS_KEYS: [&str; 11] = [
+    "database_url",
+    "spool_dir",
+    "workers",
+    "http",
+    "smtp",
+    "limits",
+    "scheduler",
+    "feeds_dir",
+    "archive",
+    "report",
+    "console",
+];
 
 /// `DROPFEED_HTTP__BIND=0.0.0.0:9187` sets `http.bind`. Values are read as
 /// YAML scalars so numbers stay numbers.

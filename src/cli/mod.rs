@@ -3,7 +3,7 @@
 
 mod accounts;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -87,8 +87,11 @@ pub enum Command {
     /// A tenant's lists of contacts.
     #[command(subcommand)]
     List(ListCommand),
-    /// The daemon: scheduler, workers and HTTP endpoint, until SIGTERM/SIGINT.
+    /// The daemon: scheduler, workers and HTTP endpoint, until SIGTERM/SIGINT
+    /// (and the API on `console.bind` when it is set).
     Run,
+    /// The API alone (no scheduler) on `console.bind` (default 127.0.0.1:8080), until SIGTERM/SIGINT.
+    Serve,
     /// Users of the API and console.
     #[command(subcommand)]
     User(accounts::UserCommand),
@@ -285,7 +288,7 @@ pub enum CriteriaCommand {
 /// Runs one command; the exit code says whether it did what was asked.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands print their outcome themselves; logs are for the daemon.
-    let level = if matches!(cli.command, Command::Run | Command::Feed(FeedCommand::Run { .. })) {
+    let level = if matches!(cli.command, Command::Run | Command::Serve | Command::Feed(FeedCommand::Run { .. })) {
         "info,sqlx=warn"
     } else {
         "error"
@@ -333,6 +336,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Feed(cmd) => feed_cmd(&pool, &settings, cmd, format).await,
         Command::Run => run_daemon(pool, &settings).await,
+        Command::Serve => {
+            let console = settings.console.clone().unwrap_or_default();
+            let listener = bind_api(&console).await?;
+            let stop = CancellationToken::new();
+            let mut server = tokio::spawn(crate::api::serve(listener, pool, stop.clone()));
+            // The server ends by itself only when it fails.
+            tokio::select! {
+                _ = shutdown_signal() => stop.cancel(),
+                done = &mut server => {
+                    done.context("the API server panicked")?.context("the API server failed")?;
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            server.await.context("the API server panicked")?.context("the API server failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::User(cmd) => accounts::user(&pool, cmd, format).await,
         Command::Token(cmd) => accounts::token(&pool, cmd, format).await,
         Command::Audit(cmd) => accounts::audit_cmd(&pool, cmd, format).await,
@@ -621,19 +640,15 @@ async fn runs_cmd(
             let delimiter = report::rejects::delimiter(&head.options);
             let written = match &output {
                 Some(path) => {
-                    let file =
-                        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-                    let mut out = std::io::BufWriter::new(file);
-                    let written = report::rejects::write(pool, run_id, delimiter, lang, &mut out, None).await?;
-                    out.flush().with_context(|| format!("cannot write {}", path.display()))?;
-                    written
+                    let file = tokio::fs::File::create(path)
+                        .await
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut out = tokio::io::BufWriter::new(file);
+                    report::rejects::write(pool, run_id, delimiter, lang, &mut out, None)
+                        .await
+                        .with_context(|| format!("cannot write {}", path.display()))?
                 }
-                None => {
-                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    let written = report::rejects::write(pool, run_id, delimiter, lang, &mut out, None).await?;
-                    out.flush()?;
-                    written
-                }
+                None => report::rejects::write(pool, run_id, delimiter, lang, &mut tokio::io::stdout(), None).await?,
             };
             match written {
                 Some(w) => eprintln!("{} rejected line(s) of run {run_id} written", w.lines),
@@ -696,10 +711,29 @@ async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<ExitCod
     tracing::info!(bind = %settings.http.bind, "http endpoint listening");
     let stop_http = CancellationToken::new();
     let http = tokio::spawn(http::serve(listener, pool.clone(), stop_http.clone()));
+    let api = match &settings.console {
+        Some(console) => {
+            let listener = bind_api(console).await?;
+            Some(tokio::spawn(crate::api::serve(listener, pool.clone(), stop_http.clone())))
+        }
+        None => None,
+    };
     Daemon { mailer, ..daemon(&pool, settings) }.run(shutdown_signal()).await?;
     stop_http.cancel();
     let _ = http.await;
+    if let Some(api) = api {
+        let _ = api.await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listener of the API, on `console.bind`.
+async fn bind_api(console: &configuration::ConsoleSettings) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(&console.bind)
+        .await
+        .with_context(|| format!("cannot listen on console.bind {}", console.bind))?;
+    tracing::info!(bind = %console.bind, "api listening");
+    Ok(listener)
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -2,10 +2,9 @@
 //! them, in the file's own columns and delimiter, plus `line` and `reason`,
 //! to fix and drop again. Written while a cursor reads the lines.
 
-use std::io::Write;
-
 use anyhow::Context;
 use sqlx::PgPool;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 
 use crate::domain::ReportLanguage;
@@ -36,33 +35,35 @@ pub fn delimiter(options: &serde_json::Value) -> u8 {
 
 /// Writes the rejects file of run `id` to `out`, UTF-8 with a BOM (so that a
 /// spreadsheet reads the accents), cells a spreadsheet would run as a formula
-/// neutralised by a leading apostrophe (the import removes it again).
-/// Stops before the line that would take it past `max_bytes`. `None` when
-/// the run rejected no line.
-pub async fn write(
+/// neutralised by a leading apostrophe (the import removes it again), one
+/// batch of lines at a time. Stops before the line that would take it past
+/// `max_bytes`. `None` when the run rejected no line.
+pub async fn write<W: AsyncWrite + Unpin>(
     pool: &PgPool,
     id: Uuid,
     delimiter: u8,
     lang: ReportLanguage,
-    out: impl Write,
+    out: &mut W,
     max_bytes: Option<u64>,
 ) -> anyhow::Result<Option<Written>> {
     let header = runs::header(pool, id).await.context("cannot read the run's header")?;
     let Some(header) = header else { return Ok(None) };
     let mut batches = runs::rejects(pool, id);
     let Some(first) = batches.recv().await else { return Ok(None) };
-    let first = first.context("cannot read the rejected lines")?;
     let fr = lang == ReportLanguage::Fr;
-    let mut counted = Counted { inner: out, bytes: 0 };
-    counted.write_all(b"\xEF\xBB\xBF")?;
-    let mut w = ::csv::WriterBuilder::new().delimiter(delimiter).from_writer(&mut counted);
+    let mut builder = ::csv::WriterBuilder::new();
+    builder.delimiter(delimiter);
+    let mut w = builder.from_writer(Vec::from(*b"\xEF\xBB\xBF"));
     let mut record: Vec<String> = header.iter().map(|h| neutralise(h)).collect();
     record.push(if fr { "ligne" } else { "line" }.into());
     record.push(if fr { "motif" } else { "reason" }.into());
     w.write_record(&record)?;
     let mut written = Written { lines: 0, bytes: 0, complete: true };
-    let mut batch = Some(Ok(first));
-    'lines: while let Some(rows) = batch {
+    written.bytes += drain(w, out).await?;
+    let mut batch = Some(first);
+    while let Some(rows) = batch {
+        // One buffer per batch, handed to `out` when the batch is written.
+        let mut w = builder.from_writer(Vec::with_capacity(256 << 10));
         for r in rows.context("cannot read the rejected lines")? {
             record.clear();
             record.extend(r.cells.iter().map(|c| neutralise(c)));
@@ -73,43 +74,31 @@ pub async fn write(
                 // The csv writer buffers: what it holds counts too.
                 w.flush()?;
                 let line: usize = record.iter().map(|c| c.len() + 3).sum();
-                if w.get_ref().bytes + line as u64 > max {
+                if written.bytes + (w.get_ref().len() + line) as u64 > max {
                     written.complete = false;
-                    break 'lines;
+                    break;
                 }
             }
             w.write_record(&record)?;
             written.lines += 1;
         }
-        batch = batches.recv().await;
+        written.bytes += drain(w, out).await?;
+        batch = if written.complete { batches.recv().await } else { None };
     }
-    w.flush()?;
-    drop(w);
-    written.bytes = counted.bytes;
+    out.flush().await?;
     Ok(Some(written))
+}
+
+/// Hands what a csv writer wrote to `out`; returns its size.
+async fn drain<W: AsyncWrite + Unpin>(w: ::csv::Writer<Vec<u8>>, out: &mut W) -> anyhow::Result<u64> {
+    let chunk = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write the rejects file: {}", e.error()))?;
+    out.write_all(&chunk).await.context("cannot write the rejects file")?;
+    Ok(chunk.len() as u64)
 }
 
 /// Neutralises a cell a spreadsheet would take as a formula (`= + - @`, tab, CR).
 pub fn neutralise(cell: &str) -> String {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_owned() }
-}
-
-/// Counts the bytes written through it.
-struct Counted<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counted<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,10 @@ where
             bind(sqlx::query(AssertSqlSafe(declare))).execute(&mut *tx).await?;
             let fetch = format!("FETCH FORWARD {BATCH_ROWS} FROM dropfeed_batches");
             loop {
-                let rows = sqlx::query(AssertSqlSafe(fetch.clone())).fetch_all(&mut *tx).await?;
+                // Not prepared once per connection: a FETCH's columns are
+                // those of its cursor, and a cached statement would keep the
+                // columns of the first cursor it fetched from.
+                let rows = sqlx::query(AssertSqlSafe(fetch.clone())).persistent(false).fetch_all(&mut *tx).await?;
                 let last = rows.len() < BATCH_ROWS;
                 if !rows.is_empty() && sender.send(Ok(rows.iter().map(&map).collect())).await.is_err() {
                     break;

@@ -306,6 +306,61 @@ pub async fn header(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Vec<String>>
     Ok(sqlx::query_scalar("SELECT header FROM runs WHERE id = $1").bind(id).fetch_optional(pool).await?.flatten())
 }
 
+/// Which runs a page of `GET /runs` holds.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub tenant_id: Option<i64>,
+    pub feed: Option<String>,
+    pub status: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// The last run of the previous page: this page starts after it.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// A page of runs, newest first, by the keyset (started_at, id): a page
+/// costs the same whatever its depth (`runs_tenant_started`, `runs_started`).
+pub async fn page(pool: &PgPool, f: &RunFilter) -> sqlx::Result<Vec<RunSummary>> {
+    let rows = sqlx::query(
+        "SELECT r.id, t.slug, r.feed, r.status, r.file_name, r.started_at, r.rows, r.inserted, r.updated, r.rejected
+         FROM runs r JOIN tenants t ON t.id = r.tenant_id
+         WHERE ($1::bigint IS NULL OR r.tenant_id = $1) AND ($2::text IS NULL OR r.feed = $2)
+           AND ($3::text IS NULL OR r.status = $3) AND ($4::timestamptz IS NULL OR r.started_at >= $4)
+           AND ($5::timestamptz IS NULL OR (r.started_at, r.id) < ($5, $6))
+         ORDER BY r.started_at DESC, r.id DESC LIMIT $7",
+    )
+    .bind(f.tenant_id)
+    .bind(&f.feed)
+    .bind(&f.status)
+    .bind(f.since)
+    .bind(f.after.map(|a| a.0))
+    .bind(f.after.map(|a| a.1))
+    .bind(f.limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(summary_of).collect())
+}
+
+fn summary_of(r: &sqlx::postgres::PgRow) -> RunSummary {
+    RunSummary {
+        run_id: r.get(0),
+        tenant: r.get(1),
+        feed: r.get(2),
+        status: r.get(3),
+        file: r.get(4),
+        started_at: r.get(5),
+        rows: r.get(6),
+        inserted: r.get(7),
+        updated: r.get(8),
+        rejected: r.get(9),
+    }
+}
+
+/// The tenant of a run, to check a caller may see it.
+pub async fn tenant_of(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT tenant_id FROM runs WHERE id = $1").bind(id).fetch_optional(pool).await
+}
+
 /// One line of `runs list`.
 #[derive(Debug, serde::Serialize)]
 pub struct RunSummary {
@@ -338,19 +393,5 @@ pub async fn list(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| RunSummary {
-            run_id: r.get(0),
-            tenant: r.get(1),
-            feed: r.get(2),
-            status: r.get(3),
-            file: r.get(4),
-            started_at: r.get(5),
-            rows: r.get(6),
-            inserted: r.get(7),
-            updated: r.get(8),
-            rejected: r.get(9),
-        })
-        .collect())
+    Ok(rows.iter().map(summary_of).collect())
 }

@@ -5,6 +5,7 @@ mod mail;
 mod servers;
 
 mod accounts;
+mod api;
 mod cli;
 mod crash;
 mod daemon;
