@@ -123,18 +123,12 @@ pub async fn messages(
     let limit = q.limit.unwrap_or(500).clamp(1, 5000);
     let skip = q.cursor.unwrap_or(0).max(0);
     // The cursor is the number of messages before the page: the view orders
-    // them the same way each time (line, code), and the reading stops at the
-    // page's end.
-    let mut batches = runs::messages(&state.pool, id, &MessageFilter { code: q.code, limit: Some(skip + limit) });
-    let mut seen = 0i64;
+    // them the same way each time (line, code).
+    let filter = MessageFilter { code: q.code, limit: Some(limit), offset: Some(skip) };
+    let mut batches = runs::messages(&state.pool, id, &filter);
     let mut page: Vec<Message> = Vec::new();
     while let Some(batch) = batches.recv().await {
-        for m in batch.map_err(Problem::internal)? {
-            if seen >= skip {
-                page.push(m);
-            }
-            seen += 1;
-        }
+        page.extend(batch.map_err(Problem::internal)?);
     }
     let next = (page.len() as i64 == limit).then_some(skip + limit);
     Ok(Json(serde_json::json!({ "messages": page, "next_cursor": next })))
@@ -147,13 +141,13 @@ pub async fn rejects(
     Path(run): Path<String>,
 ) -> Result<Response, Problem> {
     let id = caller.run(&state, &run).await?;
-    let head = runs::head(&state.pool, id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found(&run))?;
-    let tenant = tenants::find_by_id(&state.pool, caller_tenant(&state, id).await?).await.map_err(Problem::internal)?;
-    let name = report::rejects::file_name(&head.file, tenant.language);
-    let delimiter = report::rejects::delimiter(&head.options);
+    let source = report::rejects::source(&state.pool, id)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::not_found(&run))?;
+    let report::rejects::Source { file_name: name, delimiter, lang } = source;
     let (mut writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let pool = state.pool.clone();
-    let lang = tenant.language;
     tokio::spawn(async move {
         if let Err(e) = report::rejects::write(&pool, id, delimiter, lang, &mut writer, None).await {
             tracing::warn!(run = %id, "rejects file not sent whole: {e:#}");
@@ -165,8 +159,4 @@ pub async fn rejects(
         Body::from_stream(ReaderStream::new(reader)),
     )
         .into_response())
-}
-
-async fn caller_tenant(state: &ApiState, id: Uuid) -> Result<i64, Problem> {
-    runs::tenant_of(&state.pool, id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found("run"))
 }

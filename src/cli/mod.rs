@@ -607,7 +607,12 @@ async fn runs_cmd(
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         RunsCommand::List { tenant, feed, limit } => {
-            let list = runs::list(pool, tenant.as_ref().map(TenantSlug::as_str), feed.as_deref(), limit).await?;
+            let tenant_id = match &tenant {
+                Some(slug) => Some(tenants::find(pool, slug).await?.id),
+                None => None,
+            };
+            let filter = runs::RunFilter { tenant_id, feed, limit, ..Default::default() };
+            let list = runs::page(pool, &filter).await?;
             if format == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -631,13 +636,9 @@ async fn runs_cmd(
             print_run(pool, run_id, max_messages, format).await?;
         }
         RunsCommand::Rejects { run_id, output } => {
-            let head = runs::head(pool, run_id)
-                .await
-                .with_context(|| format!("cannot read run {run_id}"))?
-                .with_context(|| format!("run {run_id} not found"))?;
-            let lang =
-                tenants::find(pool, &TenantSlug::parse(&head.tenant).map_err(anyhow::Error::msg)?).await?.language;
-            let delimiter = report::rejects::delimiter(&head.options);
+            let source =
+                report::rejects::source(pool, run_id).await?.with_context(|| format!("run {run_id} not found"))?;
+            let (delimiter, lang) = (source.delimiter, source.lang);
             let written = match &output {
                 Some(path) => {
                     let file = tokio::fs::File::create(path)

@@ -21,6 +21,26 @@ pub struct Written {
     pub complete: bool,
 }
 
+/// What writing a run's rejects file for download needs: its name, the
+/// file's delimiter and the tenant's language (the e-mail may use another).
+pub struct Source {
+    pub file_name: String,
+    pub delimiter: u8,
+    pub lang: ReportLanguage,
+}
+
+/// The `Source` of run `id`, `None` when there is no such run.
+pub async fn source(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Source>> {
+    let Some(head) = runs::head(pool, id).await.with_context(|| format!("cannot read run {id}"))? else {
+        return Ok(None);
+    };
+    let Some(tenant_id) = runs::tenant_of(pool, id).await.with_context(|| format!("cannot read run {id}"))? else {
+        return Ok(None);
+    };
+    let lang = crate::store::tenants::find_by_id(pool, tenant_id).await?.language;
+    Ok(Some(Source { file_name: file_name(&head.file, lang), delimiter: delimiter(&head.options), lang }))
+}
+
 /// The name the rejects file of `file` is given (`rejets-…` in French).
 pub fn file_name(file: &FileInfo, lang: ReportLanguage) -> String {
     let stem = file.name.trim_end_matches(".csv").trim_end_matches(".txt");

@@ -132,7 +132,8 @@ pub async fn add_message(conn: &mut PgConnection, id: Uuid, m: &Message) -> sqlx
 pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx::Result<Option<Report>> {
     let Some(head) = head(pool, id).await? else { return Ok(None) };
     let limit = message_limit.unwrap_or(i64::MAX);
-    let mut batches = messages(pool, id, &MessageFilter { code: None, limit: Some(limit.saturating_add(1)) });
+    let mut batches =
+        messages(pool, id, &MessageFilter { code: None, limit: Some(limit.saturating_add(1)), offset: None });
     let mut all = Vec::new();
     while let Some(batch) = batches.recv().await {
         all.extend(batch?);
@@ -202,6 +203,8 @@ pub struct MessageFilter {
     pub code: Option<String>,
     /// At most this many, the first by line and code.
     pub limit: Option<i64>,
+    /// After skipping this many (a page's cursor).
+    pub offset: Option<i64>,
 }
 
 fn message_of(m: &sqlx::postgres::PgRow) -> Message {
@@ -219,26 +222,38 @@ fn message_of(m: &sqlx::postgres::PgRow) -> Message {
 pub fn messages(pool: &PgPool, id: Uuid, filter: &MessageFilter) -> Batches<Message> {
     let code = filter.code.clone();
     let limit = filter.limit;
+    let offset = filter.offset;
     let mut select = "SELECT line, column_name, code, severity, value, message FROM run_message_view
          WHERE run_id = $1"
         .to_owned();
+    let mut n = 1;
+    let mut param = || {
+        n += 1;
+        n
+    };
     if code.is_some() {
-        select.push_str(" AND code = $2");
+        select.push_str(&format!(" AND code = ${}", param()));
     }
     select.push_str(" ORDER BY line, code");
     if limit.is_some() {
-        select.push_str(if code.is_some() { " LIMIT $3" } else { " LIMIT $2" });
+        select.push_str(&format!(" LIMIT ${}", param()));
     }
+    if offset.is_some() {
+        select.push_str(&format!(" OFFSET ${}", param()));
+    }
+    // Bound in the order the text numbers them.
     let bind: cursor::Bind = Box::new(move |q| {
-        let q = q.bind(id);
-        let q = match code {
-            Some(c) => q.bind(c),
-            None => q,
-        };
-        match limit {
-            Some(l) => q.bind(l),
-            None => q,
+        let mut q = q.bind(id);
+        if let Some(c) = code {
+            q = q.bind(c);
         }
+        if let Some(l) = limit {
+            q = q.bind(l);
+        }
+        if let Some(o) = offset {
+            q = q.bind(o);
+        }
+        q
     });
     cursor::spawn(pool.clone(), select, bind, message_of)
 }
@@ -374,24 +389,4 @@ pub struct RunSummary {
     pub inserted: i64,
     pub updated: i64,
     pub rejected: i64,
-}
-
-pub async fn list(
-    pool: &PgPool,
-    tenant: Option<&str>,
-    feed: Option<&str>,
-    limit: i64,
-) -> sqlx::Result<Vec<RunSummary>> {
-    let rows = sqlx::query(
-        "SELECT r.id, t.slug, r.feed, r.status, r.file_name, r.started_at, r.rows, r.inserted, r.updated, r.rejected
-         FROM runs r JOIN tenants t ON t.id = r.tenant_id
-         WHERE ($1::text IS NULL OR t.slug = $1) AND ($2::text IS NULL OR r.feed = $2)
-         ORDER BY r.started_at DESC LIMIT $3",
-    )
-    .bind(tenant)
-    .bind(feed)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(summary_of).collect())
 }
