@@ -51,12 +51,32 @@ pub struct ConsoleSettings {
     /// How people reach it (links in report e-mails, secure cookies).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How long a console session lasts without being used.
+    #[serde(default = "default_session_days")]
+    pub session_days: u32,
+    /// How long a client may take to send its request's headers, leave an
+    /// upload idle, or leave an answer unread, before it is cut off.
+    #[serde(default = "default_client_timeout")]
+    pub client_timeout_secs: u64,
 }
 
 impl Default for ConsoleSettings {
     fn default() -> Self {
-        ConsoleSettings { bind: default_console_bind(), public_url: None }
+        ConsoleSettings {
+            bind: default_console_bind(),
+            public_url: None,
+            session_days: default_session_days(),
+            client_timeout_secs: default_client_timeout(),
+        }
     }
+}
+
+fn default_client_timeout() -> u64 {
+    60
+}
+
+fn default_session_days() -> u32 {
+    7
 }
 
 fn default_console_bind() -> String {

@@ -101,6 +101,25 @@ pub struct Daemon {
     pub mailer: Option<Mailer>,
 }
 
+impl Daemon {
+    /// A daemon as the configuration describes it, without a mailer.
+    pub fn from_settings(pool: &PgPool, settings: &crate::configuration::Settings) -> Daemon {
+        Daemon {
+            pool: pool.clone(),
+            clock: Arc::new(crate::clock::SystemClock),
+            owner: owner_name(),
+            workers: settings.workers,
+            spool_dir: settings.spool_dir.clone(),
+            archive: settings.archive(),
+            limits: settings.limits,
+            report: settings.report,
+            scheduler: settings.scheduler.clone(),
+            servers: Arc::new(crate::pickup::ServerLimits::new(settings.scheduler.max_connections_per_server)),
+            mailer: None,
+        }
+    }
+}
+
 /// What one scheduler tick did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tick {

@@ -1,11 +1,10 @@
 //! `contacts export`: the tenant's contacts as a semicolon CSV whose columns
 //! are the targets of SPEC §3, so that an export imports back unchanged.
 
-use std::io::Write;
-
 use anyhow::Context;
 use futures_util::TryStreamExt;
 use sqlx::{PgPool, Row};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::profile::Field;
 use crate::store::contacts::{self, Filter};
@@ -17,6 +16,14 @@ pub enum OldNew {
     Consents,
 }
 
+/// What a csv writer holds, once flushed.
+fn finish(w: ::csv::Writer<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+    w.into_inner().map_err(|e| anyhow::anyhow!("cannot write the export: {}", e.error()))
+}
+
+/// Bytes of CSV handed to the writer at a time.
+const FLUSH_BYTES: usize = 256 << 10;
+
 /// Writes the selected contacts to `out`; returns how many were written.
 /// With `old_new`, writes seed 001's mass-update file instead: `email`,
 /// `id`, then `[old] X` and `[new] X` for each criterion (the codes used by
@@ -27,12 +34,17 @@ pub async fn write_contacts(
     pool: &PgPool,
     filter: &Filter,
     old_new: Option<(OldNew, &[String])>,
-    out: impl Write,
+    out: &mut (impl AsyncWrite + Unpin),
 ) -> anyhow::Result<u64> {
     let mut tx = contacts::begin(pool).await.context("cannot start reading contacts")?;
     let [mut criteria, consents, attributes] =
         contacts::keys(&mut tx, filter).await.context("cannot list contact keys")?;
-    let mut w = ::csv::WriterBuilder::new().delimiter(b';').from_writer(out);
+    // The csv writer fills a buffer that is handed to `out` every
+    // `FLUSH_BYTES`: memory stays flat whatever the number of contacts.
+    let mut builder = ::csv::WriterBuilder::new();
+    builder.delimiter(b';');
+    let buffer = || Vec::with_capacity(FLUSH_BYTES + (64 << 10));
+    let mut w = builder.from_writer(buffer());
     let mut header: Vec<String> = Vec::new();
     if let Some((kind, declared)) = old_new {
         header.extend(["email".to_owned(), "id".to_owned()]);
@@ -92,7 +104,15 @@ pub async fn write_contacts(
         }
         w.write_record(&record)?;
         n += 1;
+        if n % 256 == 0 {
+            w.flush()?;
+            if w.get_ref().len() >= FLUSH_BYTES {
+                let full = std::mem::replace(&mut w, builder.from_writer(buffer()));
+                out.write_all(&finish(full)?).await.context("cannot write the export")?;
+            }
+        }
     }
-    w.flush()?;
+    out.write_all(&finish(w)?).await.context("cannot write the export")?;
+    out.flush().await.context("cannot write the export")?;
     Ok(n)
 }

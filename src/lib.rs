@@ -2,6 +2,7 @@
 //! every row, manually from the command line or on each tenant's schedule.
 
 pub mod access;
+pub mod actions;
 pub mod api;
 pub mod archive;
 pub mod cli;

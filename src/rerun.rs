@@ -1,7 +1,7 @@
 //! `runs release` and `runs replay`: a new run that imports the archived copy
 //! of an earlier run's file with the current version of its profile.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -23,6 +23,16 @@ pub enum Action {
     Replay { force: bool },
 }
 
+/// A re-import refused for the state of the run or its file (not held,
+/// already released, archive gone...): the person asking must be told why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+macro_rules! refuse {
+    ($($arg:tt)*) => { return Err(Refused(format!($($arg)*)).into()) };
+}
+
 /// Runs the re-import and returns the new run's id (its report tells how it went).
 pub async fn rerun(
     pool: &PgPool,
@@ -36,13 +46,13 @@ pub async fn rerun(
     let applied = matches!(first.status, Status::Succeeded | Status::SucceededWithWarnings);
     match action {
         Action::Release if first.status != Status::Held => {
-            bail!("run {of} is {}, not held: only a held run is released", first.status.as_str())
+            refuse!("run {of} is {}, not held: only a held run is released", first.status.as_str())
         }
         // A dry run's file was not taken: the feed's next poll imports it.
         Action::Replay { .. } if first.status == Status::DryRun => {
-            bail!("run {of} is a dry run: its file was not taken; run the feed, or import the file")
+            refuse!("run {of} is a dry run: its file was not taken; run the feed, or import the file")
         }
-        Action::Replay { force: false } if applied || first.status == Status::Running => bail!(
+        Action::Replay { force: false } if applied || first.status == Status::Running => refuse!(
             "run {of} is {}: replaying would import {} again; add --force if that is wanted",
             first.status.as_str(),
             first.file.name
@@ -50,16 +60,16 @@ pub async fn rerun(
         _ => {}
     }
     if let (Action::Release, Some(by)) = (action, first.rerun_by) {
-        bail!("run {of} was already released by run {by}");
+        refuse!("run {of} was already released by run {by}");
     }
     let slug = TenantSlug::parse(&first.tenant).map_err(anyhow::Error::msg)?;
     let tenant = tenants::find(pool, &slug).await?;
     let Some(profile_name) = first.profile.as_ref().map(|p| p.name.clone()) else {
-        bail!("run {of} used no saved profile: import {} again with --profile or --mapping", first.file.name)
+        refuse!("run {of} used no saved profile: import {} again with --profile or --mapping", first.file.name)
     };
     let saved = profiles::latest(pool, tenant.id, &profile_name).await?;
     let path =
-        archive.path_of(tenant.id, &first.file.sha256).filter(|p| p.is_file()).with_context(|| match first.feed {
+        archive.path_of(tenant.id, &first.file.sha256).filter(|p| p.is_file()).ok_or_else(|| Refused(match first.feed {
             Some(_) => format!(
                 "the archived copy of {} (run {of}) is gone: files are kept {} days in {}",
                 first.file.name,
@@ -70,7 +80,7 @@ pub async fn rerun(
                 "{} (run {of}) was a manual import: only feed files are archived; import the file again",
                 first.file.name
             ),
-        })?;
+        }))?;
     let feed = match &first.feed {
         Some(name) => feeds::find(pool, tenant.slug.as_str(), name).await?,
         None => None,

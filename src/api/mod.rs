@@ -1,38 +1,132 @@
 //! The HTTP API (SPEC §8.2), JSON under `/api/v1`, for support staff's and
 //! customers' scripts: every route takes a `Caller` (auth.rs), answers
 //! errors as problem+json (problem.rs) and streams what can be large (a
-//! run's report, its rejects file) instead of holding it. Served by
-//! `dropfeed serve` and, when `console.bind` is set, by `dropfeed run`.
+//! report, a rejects file, an export, an upload) instead of holding it.
+//! Routes are registered through utoipa's router, so a route cannot be
+//! served without being in `/api/v1/openapi.json`. Served by `dropfeed serve`
+//! and, when `console.bind` is set, by `dropfeed run`.
 
+mod audit;
 pub mod auth;
+mod contacts;
+mod feeds;
+mod imports;
 pub mod problem;
-mod routes;
+mod profiles;
+mod runs;
+pub mod server;
+pub mod session;
+mod tenants;
 
+use std::sync::Arc;
+
+use axum::Json;
 use axum::Router;
 use axum::routing::get;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::configuration::Settings;
 
 /// What every route reaches.
 #[derive(Clone)]
 pub struct ApiState {
     pub pool: PgPool,
+    pub settings: Arc<Settings>,
 }
 
-pub fn router(pool: PgPool) -> Router {
-    Router::new()
-        .route("/api/v1/tenants", get(routes::tenants))
-        .route("/api/v1/tenants/{tenant}", get(routes::tenant))
-        .route("/api/v1/runs", get(routes::runs))
-        .route("/api/v1/runs/{run}", get(routes::run))
-        .route("/api/v1/runs/{run}/messages", get(routes::messages))
-        .route("/api/v1/runs/{run}/rejects.csv", get(routes::rejects))
+impl ApiState {
+    pub fn session_days(&self) -> u32 {
+        self.settings.console.as_ref().map(|c| c.session_days).unwrap_or(7)
+    }
+
+    /// Cookies are `Secure` when people reach the console over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.settings.console.as_ref().and_then(|c| c.public_url.as_deref()).is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dropfeed", description = "Scheduled contact-file imports: tenants, feeds, profiles, runs and their \
+        reports, uploads, exports and the audit log (SPEC §8). Errors are application/problem+json with a stable `code`."),
+    modifiers(&Security),
+    security(("token" = []), ("session" = []))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                session::COOKIE,
+                "set by POST /api/v1/session; changes also need the X-CSRF-Token header",
+            ))),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document describing them.
+pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(session::login, session::whoami, session::logout))
+        .routes(routes!(tenants::list))
+        .routes(routes!(tenants::show))
+        .routes(routes!(feeds::list))
+        .routes(routes!(feeds::show, feeds::apply))
+        .routes(routes!(feeds::test))
+        .routes(routes!(feeds::run))
+        .routes(routes!(feeds::pause))
+        .routes(routes!(feeds::resume))
+        .routes(routes!(profiles::list))
+        .routes(routes!(profiles::show, profiles::save))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::show))
+        .routes(routes!(runs::messages))
+        .routes(routes!(runs::rejects))
+        .routes(routes!(runs::file))
+        .routes(routes!(runs::release))
+        .routes(routes!(runs::replay))
+        .routes(routes!(imports::upload))
+        .routes(routes!(contacts::export))
+        .routes(routes!(audit::list))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+pub fn router(pool: PgPool, settings: Arc<Settings>, timeouts: server::Timeouts) -> Router {
+    let (routes, doc) = routes();
+    let doc = Arc::new(doc);
+    routes
+        .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .fallback(|| async { problem::Problem::not_found("this route") })
-        .with_state(ApiState { pool })
+        .layer(RequestBodyTimeoutLayer::new(timeouts.body_idle))
+        .with_state(ApiState { pool, settings })
 }
 
 /// Serves the API until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, pool: PgPool, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(pool)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+pub async fn serve(
+    listener: TcpListener,
+    pool: PgPool,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let secs = settings.console.as_ref().map(|c| c.client_timeout_secs).unwrap_or(60);
+    let timeouts = server::Timeouts::all(secs);
+    server::serve(listener, router(pool, settings, timeouts), timeouts, shutdown).await
 }

@@ -3,17 +3,38 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug)]
 pub struct Problem {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Every problem found, when there are several (a feed's YAML).
+    pub errors: Vec<String>,
+}
+
+/// An error answer (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemBody {
+    #[schema(example = "about:blank")]
+    pub r#type: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable: `not_found`, `auth.required`, `auth.forbidden`, `csrf`,
+    /// `auth.throttled`, `feed.invalid`, `profile.invalid`, `upload.too_large`,
+    /// `upload.content_type`, `upload.incomplete`, `run.state`, `query.*`,
+    /// `internal`, or a rule code of SPEC §3 and §6.
+    pub code: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
-        Problem { status, code, detail: detail.into() }
+        Problem { status, code, detail: detail.into(), errors: Vec::new() }
     }
 
     /// What a caller may not see does not exist: another tenant's object
@@ -26,32 +47,53 @@ impl Problem {
         Problem::new(
             StatusCode::UNAUTHORIZED,
             "auth.required",
-            "send a valid, unrevoked, unexpired token as `Authorization: Bearer <token>`",
+            "send a valid, unrevoked, unexpired token as `Authorization: Bearer <token>`, or log in",
         )
+    }
+
+    /// A caller who sees the object but whose role may not do this to it.
+    pub fn forbidden(what: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "auth.forbidden", what)
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
+    /// A request understood but refused by the product's own checks.
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Problem {
+        self.code = code;
+        self
+    }
+
+    pub fn with_errors(mut self, errors: Vec<String>) -> Problem {
+        self.errors = errors;
+        self
+    }
+
     /// A failure of ours: the detail goes to the log, the caller gets none
     /// (it could name a database or a file).
     pub fn internal(e: impl std::fmt::Display) -> Problem {
-        tracing::error!("api request failed: {e}");
+        tracing::error!("api request failed: {e:#}");
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed; the operator has the details")
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("error"),
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "detail": self.detail,
-        });
-        let mut response = (self.status, body.to_string()).into_response();
+        let body = ProblemBody {
+            r#type: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("error").into(),
+            status: self.status.as_u16(),
+            code: self.code.into(),
+            detail: self.detail,
+            errors: self.errors,
+        };
+        let mut response = (self.status, serde_json::to_string(&body).unwrap_or_default()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, "application/problem+json".parse().expect("static"));
         response
     }

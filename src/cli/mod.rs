@@ -13,19 +13,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::clock::SystemClock;
 use crate::configuration::{self, Settings};
-use crate::daemon::{self, Daemon};
+use crate::daemon::Daemon;
 use crate::domain::{ReportLanguage, TenantSlug};
 use crate::feed::FeedSpec;
 use crate::mail::{self, Mailer};
 use crate::profile::{Mode, Profile, ProfileKind};
-use crate::report::{ProfileRef, Report};
-use crate::source::{self, Session, SourceConfig};
+use crate::report::Report;
 use crate::store::feeds::{self, Applied, FeedRow};
 use crate::store::{self, contacts::Filter, profiles, runs, tenants};
 use crate::telemetry::{self, LogFormat};
-use crate::{export, http, import, notify, report, rerun, template};
+use crate::store::audit::Actor;
+use crate::{actions, export, http, import, notify, report, rerun, template};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -340,7 +339,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let console = settings.console.clone().unwrap_or_default();
             let listener = bind_api(&console).await?;
             let stop = CancellationToken::new();
-            let mut server = tokio::spawn(crate::api::serve(listener, pool, stop.clone()));
+            let mut server = tokio::spawn(crate::api::serve(listener, pool, Arc::new(settings.clone()), stop.clone()));
             // The server ends by itself only when it fails.
             tokio::select! {
                 _ = shutdown_signal() => stop.cancel(),
@@ -365,11 +364,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let old_new = old_new.map(|kind| (kind, &declared[..]));
             let n = match output {
                 Some(path) => {
-                    let file =
-                        std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-                    export::write_contacts(&pool, &filter, old_new, std::io::BufWriter::new(file)).await?
+                    let file = tokio::fs::File::create(&path)
+                        .await
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    export::write_contacts(&pool, &filter, old_new, &mut tokio::io::BufWriter::new(file)).await?
                 }
-                None => export::write_contacts(&pool, &filter, old_new, std::io::stdout().lock()).await?,
+                None => export::write_contacts(&pool, &filter, old_new, &mut tokio::io::stdout()).await?,
             };
             tracing::info!(tenant = %tenant, contacts = n, "export written");
             Ok(ExitCode::SUCCESS)
@@ -427,28 +427,14 @@ async fn import_file(
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let tenant = tenants::find(pool, &args.tenant).await?;
-    let (mut profile, profile_ref) = match (&args.profile, &args.mapping) {
-        (Some(name), _) => {
-            let saved = profiles::latest(pool, tenant.id, name).await?;
-            (saved.profile, Some(ProfileRef { name: saved.name, version: saved.version }))
-        }
-        (None, Some(path)) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read mapping {}", path.display()))?;
-            (Profile::from_yaml(&text, &path.display().to_string())?, None)
-        }
-        (None, None) => (Profile::default(), None),
+    let choice = actions::imports::Choice {
+        profile: args.profile.clone(),
+        mapping: args.mapping.as_deref().map(actions::imports::read_mapping).transpose()?,
+        mode: args.mode,
+        kind: args.kind,
+        lists: args.lists.clone(),
     };
-    if let Some(mode) = args.mode {
-        profile.mode = mode;
-    }
-    if let Some(kind) = args.kind {
-        profile.kind = kind;
-    }
-    if !args.lists.is_empty() {
-        profile.lists = args.lists.clone();
-    }
-    profile.check("the command line")?;
+    let (profile, profile_ref) = actions::imports::resolve(pool, &tenant, &choice, "the command line").await?;
     // Mail problems are found before the import, not after it.
     let mailer = if args.report_to.is_empty() {
         None
@@ -489,7 +475,7 @@ async fn import_file(
     };
     let tenant_id = request.tenant.id;
     let lang = request.tenant.language;
-    let run_id = import::run(pool, request).await?;
+    let run_id = actions::imports::run(pool, &Actor::cli(), request).await?;
     if let Some(mailer) = &mailer {
         // The report is stored first; a failed send is retried by the daemon
         // and never fails the import.
@@ -661,8 +647,7 @@ async fn runs_cmd(
                 RunsCommand::Replay { force, .. } => rerun::Action::Replay { force },
                 _ => rerun::Action::Release,
             };
-            let new_run =
-                rerun::rerun(pool, &settings.archive(), settings.limits, settings.report, run_id, action).await?;
+            let new_run = actions::runs::rerun(pool, settings, &Actor::cli(), run_id, action).await?;
             if let Some(smtp) = &settings.smtp {
                 let _ = notify::deliver_due(pool, &Mailer::from_settings(smtp)?, chrono::Utc::now(), 5, None).await;
             }
@@ -674,19 +659,7 @@ async fn runs_cmd(
 }
 
 fn daemon(pool: &PgPool, settings: &Settings) -> Daemon {
-    Daemon {
-        pool: pool.clone(),
-        clock: Arc::new(SystemClock),
-        owner: daemon::owner_name(),
-        workers: settings.workers,
-        spool_dir: settings.spool_dir.clone(),
-        archive: settings.archive(),
-        limits: settings.limits,
-        report: settings.report,
-        scheduler: settings.scheduler.clone(),
-        servers: Arc::new(crate::pickup::ServerLimits::new(settings.scheduler.max_connections_per_server)),
-        mailer: None,
-    }
+    Daemon::from_settings(pool, settings)
 }
 
 async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -703,7 +676,8 @@ async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<ExitCod
             .collect();
         files.sort();
         if !files.is_empty() {
-            apply_feeds(&pool, &files).await?;
+            let actor = Actor { name: "daemon:feeds_dir".into(), source: dir.display().to_string() };
+            apply_feeds(&pool, &files, &actor).await?;
         }
     }
     let listener = tokio::net::TcpListener::bind(&settings.http.bind)
@@ -715,7 +689,7 @@ async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<ExitCod
     let api = match &settings.console {
         Some(console) => {
             let listener = bind_api(console).await?;
-            Some(tokio::spawn(crate::api::serve(listener, pool.clone(), stop_http.clone())))
+            Some(tokio::spawn(crate::api::serve(listener, pool.clone(), Arc::new(settings.clone()), stop_http.clone())))
         }
         None => None,
     };
@@ -761,63 +735,17 @@ async fn shutdown_signal() {
 }
 
 /// Checks every file, then applies them all; nothing is applied if one is wrong.
-async fn apply_feeds(pool: &PgPool, files: &[PathBuf]) -> anyhow::Result<Vec<(String, Applied)>> {
-    let mut checked = Vec::new();
-    let mut problems = Vec::new();
+async fn apply_feeds(pool: &PgPool, files: &[PathBuf], actor: &Actor) -> anyhow::Result<Vec<(String, Applied)>> {
+    let mut docs = Vec::new();
     for path in files {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
-        let spec = match FeedSpec::from_yaml(&text, &shown) {
-            Ok(spec) => spec,
-            Err(e) => {
-                problems.push(e);
-                continue;
-            }
-        };
-        let tenant = match TenantSlug::parse(&spec.tenant) {
-            Ok(slug) => match tenants::find(pool, &slug).await {
-                Ok(t) => t,
-                Err(e) => {
-                    problems.push(format!("{shown}: tenant: {e}"));
-                    continue;
-                }
-            },
-            Err(e) => {
-                problems.push(format!("{shown}: tenant: {e}"));
-                continue;
-            }
-        };
-        match spec.check(&tenant.timezone) {
-            Ok(valid) => {
-                let mut found = true;
-                for name in spec.profiles() {
-                    if let Err(e) = profiles::latest(pool, tenant.id, &name).await {
-                        problems.push(format!(
-                            "{shown}: profile: {e}; save it with `dropfeed import {} FILE --save-profile {name}`",
-                            tenant.slug
-                        ));
-                        found = false;
-                    }
-                }
-                if found {
-                    checked.push((spec, tenant, valid));
-                }
-            }
-            Err(list) => problems.extend(list.into_iter().map(|p| format!("{shown}: {p}"))),
-        }
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
+        docs.push(actions::feeds::Document { origin, text });
     }
-    if !problems.is_empty() {
-        bail!("no feed applied:\n  {}", problems.join("\n  "));
+    match actions::feeds::check(pool, &docs).await {
+        Ok(checked) => actions::feeds::store(pool, actor, checked).await,
+        Err(problems) => bail!("no feed applied:\n  {}", problems.join("\n  ")),
     }
-    let mut out = Vec::new();
-    for (spec, tenant, valid) in checked {
-        let next = valid.schedule.next_after(chrono::Utc::now()).context("the schedule never fires")?;
-        let applied = feeds::apply(pool, tenant.id, &spec, next)
-            .await
-            .with_context(|| format!("cannot store feed {}/{}", tenant.slug, spec.name))?;
-        out.push((format!("{}/{}", tenant.slug, spec.name), applied));
-    }
-    Ok(out)
 }
 
 async fn find_feed(pool: &PgPool, key: &FeedKey) -> anyhow::Result<FeedRow> {
@@ -834,15 +762,8 @@ async fn feed_cmd(
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         FeedCommand::Apply { files } => {
-            for (key, applied) in apply_feeds(pool, &files).await? {
-                println!(
-                    "{key}: {}",
-                    match applied {
-                        Applied::Created => "created",
-                        Applied::Updated => "updated",
-                        Applied::Unchanged => "unchanged",
-                    }
-                );
+            for (key, applied) in apply_feeds(pool, &files, &Actor::cli()).await? {
+                println!("{key}: {}", actions::feeds::applied_str(applied));
             }
         }
         FeedCommand::List => {
@@ -891,23 +812,13 @@ async fn feed_cmd(
             } else {
                 find_feed(pool, &feed.parse::<FeedKey>().map_err(anyhow::Error::msg)?).await?.spec
             };
-            let patterns: Vec<String> = spec.slots().into_iter().map(|f| f.pattern).collect();
-            let mut set = globset::GlobSetBuilder::new();
-            for p in &patterns {
-                set.add(globset::Glob::new(p).with_context(|| format!("invalid pattern {p:?}"))?);
-            }
-            let pattern = set.build().context("invalid patterns")?;
-            let cfg = SourceConfig::resolve(&spec.source)?;
-            println!("connecting to {}", cfg.endpoint);
-            let mut session = source::connect(&cfg).await?;
-            if let Some(fp) = session.server_fingerprint() {
+            let found = actions::feeds::test(&spec).await?;
+            println!("connected to {}", found.endpoint);
+            if let Some(fp) = &found.fingerprint {
                 println!("server fingerprint: {fp}");
             }
-            let mut files = session.list().await?;
-            files.retain(|x| pattern.is_match(&x.name));
-            files.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
-            println!("{} file(s) match {}:", files.len(), patterns.join(", "));
-            for x in files {
+            println!("{} file(s) match {}:", found.files.len(), found.patterns.join(", "));
+            for x in found.files {
                 println!(
                     "  {:<40} {:>12} bytes  {}",
                     x.name,
@@ -937,12 +848,12 @@ async fn feed_cmd(
         }
         FeedCommand::Pause { feed } => {
             let f = find_feed(pool, &feed).await?;
-            feeds::set_paused(pool, f.id, true).await?;
+            actions::feeds::set_paused(pool, &Actor::cli(), &f, true).await?;
             println!("{} paused", f.key());
         }
         FeedCommand::Resume { feed } => {
             let f = find_feed(pool, &feed).await?;
-            feeds::set_paused(pool, f.id, false).await?;
+            actions::feeds::set_paused(pool, &Actor::cli(), &f, false).await?;
             println!("{} resumed", f.key());
         }
     }

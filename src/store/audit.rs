@@ -39,7 +39,18 @@ pub async fn record(
     Ok(())
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// One change made outside a transaction of its own.
+pub async fn record_on(
+    pool: &PgPool,
+    actor: &Actor,
+    tenant_id: Option<i64>,
+    action: &str,
+    detail: serde_json::Value,
+) -> sqlx::Result<()> {
+    record(&mut *pool.acquire().await?, actor, tenant_id, action, detail).await
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub id: i64,
     pub at: DateTime<Utc>,

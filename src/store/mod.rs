@@ -9,6 +9,7 @@ pub mod feeds;
 pub mod lists;
 pub mod profiles;
 pub mod runs;
+pub mod sessions;
 pub mod tenants;
 
 use std::time::Duration;

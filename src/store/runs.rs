@@ -377,7 +377,7 @@ pub async fn tenant_of(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<i64>> {
 }
 
 /// One line of `runs list`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub run_id: Uuid,
     pub tenant: String,

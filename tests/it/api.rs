@@ -7,13 +7,30 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{TestApp, spawn_app, stderr};
 
-/// The API of `app` on a loopback port; stopped when the token is dropped.
-async fn serve(app: &TestApp) -> (String, CancellationToken) {
+/// The settings the API of `app` runs with: its spool and archive.
+pub fn settings(app: &TestApp, extra: serde_json::Value) -> dropfeed::configuration::Settings {
+    let mut value = serde_json::json!({
+        "database_url": app.db_url,
+        "spool_dir": app.dir.path().join("spool"),
+        "archive": { "dir": app.archive_dir() },
+    });
+    if let (Some(base), serde_json::Value::Object(more)) = (value.as_object_mut(), extra) {
+        base.extend(more);
+    }
+    serde_json::from_value(value).expect("test settings")
+}
+
+/// The API of `app` on a loopback port; stopped when the token is cancelled.
+pub async fn serve_with(app: &TestApp, settings: dropfeed::configuration::Settings) -> (String, CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let stop = CancellationToken::new();
-    tokio::spawn(dropfeed::api::serve(listener, app.pool.clone(), stop.clone()));
+    tokio::spawn(dropfeed::api::serve(listener, app.pool.clone(), std::sync::Arc::new(settings), stop.clone()));
     (addr, stop)
+}
+
+pub async fn serve(app: &TestApp) -> (String, CancellationToken) {
+    serve_with(app, settings(app, serde_json::json!({}))).await
 }
 
 /// A plain HTTP/1.1 GET: (status, content type, body).
@@ -56,14 +73,14 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-fn token(app: &TestApp, args: &[&str]) -> String {
+pub fn token(app: &TestApp, args: &[&str]) -> String {
     let out = app.cli(&[&["token", "create", "--name", "t", "--format", "json"], args].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["token"].as_str().unwrap().to_owned()
 }
 
-fn json(body: &[u8]) -> serde_json::Value {
+pub fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
@@ -169,4 +186,36 @@ async fn runs_are_paged_newest_first_by_cursor_and_a_revoked_token_stops_at_once
     assert!(app.cli(&["token", "revoke", prefix]).status.success());
     let (status, _, _) = get(&addr, "/api/v1/runs", Some(&admin)).await;
     assert_eq!(status, 401);
+}
+
+/// The API of a test app and an HTTP client for it (no cookie store: the
+/// tests set cookies themselves to see their attributes).
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Api {
+    pub async fn start(app: &TestApp, extra: serde_json::Value) -> Api {
+        let (addr, stop) = serve_with(app, settings(app, extra)).await;
+        Api { base: format!("http://{addr}"), http: reqwest::Client::new(), _stop: stop.drop_guard() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, json(&r.bytes().await.unwrap()))
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let r = self.http.request(method, self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.bytes().await.unwrap();
+        (status, if body.is_empty() { serde_json::Value::Null } else { json(&body) })
+    }
 }

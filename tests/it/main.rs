@@ -6,6 +6,7 @@ mod servers;
 
 mod accounts;
 mod api;
+mod api_access;
 mod cli;
 mod crash;
 mod daemon;

@@ -1,0 +1,225 @@
+//! `/tenants/{t}/feeds`: a tenant's feeds with their schedule, next runs,
+//! last run and lease; apply, test, run now, pause and resume (support).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiState;
+use super::auth::Caller;
+use super::problem::{Problem, ProblemBody};
+use crate::actions::feeds::{self as feed_actions, Document, TestOutcome};
+use crate::daemon::Daemon;
+use crate::domain::Role;
+use crate::mail::Mailer;
+use crate::store::feeds::{self, FeedRow};
+use crate::store::tenants::Tenant;
+
+/// How many coming run times a feed shows.
+const NEXT_RUNS: usize = 5;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedOut {
+    pub tenant: String,
+    pub name: String,
+    pub paused: bool,
+    /// The cron expression.
+    pub schedule: String,
+    pub timezone: String,
+    /// The next 5 run times, in the feed's timezone (RFC 3339 with offset).
+    pub next_runs: Vec<String>,
+    pub next_run_at: DateTime<Utc>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+    /// The daemon running it now, and until when its lease holds.
+    pub lease: Option<Lease>,
+    /// Where files are taken from, without any secret (support and admin).
+    pub endpoint: Option<String>,
+    /// The applied YAML as JSON (support and admin): names of environment
+    /// variables and files holding secrets, never a secret.
+    #[schema(value_type = Option<Object>)]
+    pub spec: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedList {
+    pub feeds: Vec<FeedOut>,
+}
+
+fn feed_out(caller: &Caller, tenant: &Tenant, f: &FeedRow) -> FeedOut {
+    let staff = caller.access.role() != Role::Tenant;
+    let timezone = f.spec.schedule.timezone.clone().unwrap_or_else(|| tenant.timezone.clone());
+    FeedOut {
+        tenant: f.tenant.clone(),
+        name: f.name.clone(),
+        paused: f.paused,
+        schedule: f.spec.schedule.cron.clone(),
+        next_runs: feed_actions::next_runs(&f.spec, &tenant.timezone, NEXT_RUNS).iter().map(|t| t.to_rfc3339()).collect(),
+        timezone,
+        next_run_at: f.next_run_at,
+        last_run_at: f.last_run_at,
+        last_status: f.last_status.clone(),
+        last_error: f.last_error.clone(),
+        lease: f.lease_owner.clone().map(|owner| Lease { owner, expires_at: f.lease_expires_at }),
+        endpoint: staff.then(|| crate::source::Endpoint::parse(&f.spec.source.url).map(|e| e.to_string()).unwrap_or_default()),
+        spec: staff.then(|| serde_json::to_value(&f.spec).unwrap_or_default()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/feeds", tag = "feeds",
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = FeedList), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
+pub async fn list(caller: Caller, State(state): State<ApiState>, Path(slug): Path<String>) -> Result<Json<FeedList>, Problem> {
+    let tenant = caller.tenant(&state, &slug).await?;
+    let all = feeds::list(&state.pool).await.map_err(Problem::internal)?;
+    let feeds = all.iter().filter(|f| f.tenant_id == tenant.id).map(|f| feed_out(&caller, &tenant, f)).collect();
+    Ok(Json(FeedList { feeds }))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/feeds/{feed}", tag = "feeds",
+    params(("tenant" = String, Path), ("feed" = String, Path)),
+    responses((status = 200, body = FeedOut), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
+pub async fn show(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Json<FeedOut>, Problem> {
+    let (tenant, f) = caller.feed(&state, &slug, &name).await?;
+    Ok(Json(feed_out(&caller, &tenant, &f)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplyOutcome {
+    pub feed: String,
+    /// `created`, `updated` or `unchanged`.
+    pub outcome: String,
+}
+
+/// Applies a feed (YAML, or JSON: the same document) with the checks and
+/// messages of `feed apply`; the document must name this tenant and feed.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/feeds/{feed}", tag = "feeds",
+    params(("tenant" = String, Path), ("feed" = String, Path)),
+    request_body(content = String, description = "the feed, as in `feed apply` (SPEC §5)",
+        content_type = "application/yaml"),
+    responses((status = 200, body = ApplyOutcome), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
+              (status = 404, body = ProblemBody), (status = 422, body = ProblemBody, description = "`feed.invalid`: every problem in `errors`")))]
+pub async fn apply(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((slug, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<ApplyOutcome>, Problem> {
+    let tenant = caller.tenant(&state, &slug).await?;
+    caller.staff("applying a feed")?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| Problem::unprocessable("feed.invalid", "the feed is not UTF-8 text"))?;
+    let origin = format!("feed {slug}/{name}");
+    let invalid = |errors: Vec<String>| {
+        Problem::unprocessable("feed.invalid", "no feed applied: see errors").with_errors(errors)
+    };
+    let docs = [Document { origin: origin.clone(), text }];
+    let checked = feed_actions::check(&state.pool, &docs).await.map_err(invalid)?;
+    if let Some(c) = checked.iter().find(|c| c.tenant.id != tenant.id || c.spec.name != name) {
+        return Err(invalid(vec![format!(
+            "{origin}: the document names feed {}/{}, not the one of this URL",
+            c.spec.tenant, c.spec.name
+        )]));
+    }
+    let mut applied = feed_actions::store(&state.pool, &caller.actor, checked).await.map_err(Problem::internal)?;
+    let (feed, outcome) = applied.pop().ok_or_else(|| Problem::internal("no feed stored"))?;
+    Ok(Json(ApplyOutcome { feed, outcome: feed_actions::applied_str(outcome).into() }))
+}
+
+/// Connects to the feed's server and lists the files it would take.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/feeds/{feed}/test", tag = "feeds",
+    params(("tenant" = String, Path), ("feed" = String, Path)),
+    responses((status = 200, body = TestOutcome), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
+              (status = 404, body = ProblemBody), (status = 502, body = ProblemBody, description = "`source.connect`: the server could not be reached or listed")))]
+pub async fn test(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Json<TestOutcome>, Problem> {
+    let (_, f) = caller.feed(&state, &slug, &name).await?;
+    caller.staff("testing a feed")?;
+    match feed_actions::test(&f.spec).await {
+        Ok(found) => Ok(Json(found)),
+        // What failed is the feed's server, not ours: the caller is told
+        // (the error names the endpoint and the cause, never a secret).
+        Err(e) => Err(Problem::new(StatusCode::BAD_GATEWAY, "source.connect", format!("{e:#}"))),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RunQuery {
+    /// List and report without taking any file.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Runs the feed now, as `feed run`; answers when the poll is over.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/feeds/{feed}/run", tag = "feeds",
+    params(("tenant" = String, Path), ("feed" = String, Path), RunQuery),
+    responses((status = 200, description = "what the poll did with each file", body = Object),
+              (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+              (status = 409, body = ProblemBody, description = "`feed.busy`: another daemon holds the feed's lease")))]
+pub async fn run(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((slug, name)): Path<(String, String)>,
+    Query(q): Query<RunQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let (_, f) = caller.feed(&state, &slug, &name).await?;
+    caller.staff("running a feed")?;
+    let mailer = state.settings.smtp.as_ref().map(Mailer::from_settings).transpose().map_err(Problem::internal)?;
+    let daemon = Daemon { mailer, ..Daemon::from_settings(&state.pool, &state.settings) };
+    if !q.dry_run {
+        let detail = serde_json::json!({ "feed": f.key() });
+        crate::store::audit::record_on(&state.pool, &caller.actor, Some(f.tenant_id), "feed.run", detail)
+            .await
+            .map_err(Problem::internal)?;
+    }
+    let report = daemon.run_once(&f, q.dry_run).await.map_err(|e| {
+        let text = format!("{e:#}");
+        if text.contains("is being polled by") {
+            Problem::new(StatusCode::CONFLICT, "feed.busy", text)
+        } else {
+            Problem::internal(text)
+        }
+    })?;
+    daemon.deliver_mail().await;
+    Ok(Json(serde_json::to_value(&report).map_err(Problem::internal)?))
+}
+
+async fn set_paused(caller: Caller, state: ApiState, slug: String, name: String, paused: bool) -> Result<Json<FeedOut>, Problem> {
+    let (tenant, f) = caller.feed(&state, &slug, &name).await?;
+    caller.staff(if paused { "pausing a feed" } else { "resuming a feed" })?;
+    feed_actions::set_paused(&state.pool, &caller.actor, &f, paused).await.map_err(Problem::internal)?;
+    let f = feeds::find_by_id(&state.pool, f.id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found(&name))?;
+    Ok(Json(feed_out(&caller, &tenant, &f)))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/feeds/{feed}/pause", tag = "feeds",
+    params(("tenant" = String, Path), ("feed" = String, Path)),
+    responses((status = 200, body = FeedOut), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)))]
+pub async fn pause(caller: Caller, State(state): State<ApiState>, Path((slug, name)): Path<(String, String)>) -> Result<Json<FeedOut>, Problem> {
+    set_paused(caller, state, slug, name, true).await
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/feeds/{feed}/resume", tag = "feeds",
+    params(("tenant" = String, Path), ("feed" = String, Path)),
+    responses((status = 200, body = FeedOut), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)))]
+pub async fn resume(caller: Caller, State(state): State<ApiState>, Path((slug, name)): Path<(String, String)>) -> Result<Json<FeedOut>, Problem> {
+    set_paused(caller, state, slug, name, false).await
+}

@@ -1,0 +1,211 @@
+//! `POST /tenants/{t}/imports`: a file uploaded (raw body or multipart),
+//! streamed to the spool, never held in memory, bounded by
+//! `limits.max_file_bytes` (refused at once on `Content-Length`), then the
+//! pipeline and report of `dropfeed import`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::ApiState;
+use super::auth::Caller;
+use super::problem::{Problem, ProblemBody};
+use crate::actions::imports::{self, Choice, ChoiceError};
+use crate::domain::Role;
+use crate::profile::{Mode, ProfileKind};
+
+/// The largest mapping part of a multipart upload.
+const MAX_MAPPING_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ImportQuery {
+    /// A saved profile (its latest version); otherwise the `mapping` part,
+    /// or the default mapping by header.
+    profile: Option<String>,
+    /// `insert_only`, `upsert`, `update_only` or `replace_list`.
+    #[param(value_type = Option<String>)]
+    mode: Option<Mode>,
+    /// `contacts` or `mass_update`.
+    #[param(value_type = Option<String>)]
+    kind: Option<ProfileKind>,
+    /// Lists the contacts join, comma-separated; replaces the profile's.
+    list: Option<String>,
+    /// Check and report, write nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// Save the mapping and options used under this name (support, admin).
+    save_profile: Option<String>,
+    /// The file's name in the report, for a raw body (default `upload.csv`).
+    filename: Option<String>,
+}
+
+fn too_large(max: u64) -> Problem {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "upload.too_large", format!("the file is larger than limits.max_file_bytes ({max} bytes)"))
+}
+
+fn incomplete(e: impl std::fmt::Display) -> Problem {
+    Problem::bad_request("upload.incomplete", format!("the upload did not arrive whole: {e}"))
+}
+
+/// Writes a stream of chunks to `out`, at most `max` bytes.
+async fn spool<S, E>(mut chunks: S, out: &mut BufWriter<tokio::fs::File>, max: u64) -> Result<u64, Problem>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut n = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(incomplete)?;
+        n += chunk.len() as u64;
+        if n > max {
+            return Err(too_large(max));
+        }
+        // A BufWriter of 1 MiB: one trip to the blocking pool per MiB
+        // rather than per network chunk.
+        out.write_all(&chunk).await.map_err(Problem::internal)?;
+    }
+    out.flush().await.map_err(Problem::internal)?;
+    Ok(n)
+}
+
+/// Imports an uploaded file; the answer is its run's report (SPEC §6), as
+/// `dropfeed import --format json` prints it.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/imports", tag = "imports",
+    params(("tenant" = String, Path), ImportQuery),
+    request_body(description = "the file as the raw body (any type but multipart, JSON or form), or `multipart/form-data` \
+        with a `file` part and an optional `mapping` part (the YAML of `template`)",
+        content(("application/octet-stream"), ("text/csv"), ("multipart/form-data"))),
+    responses((status = 200, description = "the run's report (SPEC §6); `Location` names the run", body = Object),
+              (status = 400, body = ProblemBody, description = "`upload.incomplete`, `upload.missing_file`"),
+              (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+              (status = 413, body = ProblemBody, description = "`upload.too_large`"),
+              (status = 415, body = ProblemBody, description = "`upload.content_type`"),
+              (status = 422, body = ProblemBody, description = "`profile.invalid`")))]
+pub async fn upload(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(slug): Path<String>,
+    Query(q): Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let tenant = caller.tenant(&state, &slug).await?;
+    if caller.access.role() == Role::Tenant {
+        if q.save_profile.is_some() {
+            return Err(Problem::forbidden("saving a profile needs the support or admin role"));
+        }
+        if !q.dry_run && q.profile.is_none() {
+            return Err(Problem::forbidden("a tenant imports with one of its saved profiles (`profile`); a mapping is for a dry run"));
+        }
+    }
+    let max = state.settings.limits.max_file_bytes;
+    // Refused before a byte is read: the length announced says it all.
+    let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max + MAX_MAPPING_BYTES + (64 << 10)) {
+        return Err(too_large(max));
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/octet-stream");
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if essence == "application/json" || essence == "application/x-www-form-urlencoded" {
+        return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "upload.content_type",
+            format!("{essence} is not a file upload: send the file as the raw body or as multipart/form-data")));
+    }
+    std::fs::create_dir_all(&state.settings.spool_dir).map_err(Problem::internal)?;
+    let temp = tempfile::Builder::new().prefix("upload-").tempfile_in(&state.settings.spool_dir).map_err(Problem::internal)?;
+    let mut out = BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(temp.reopen().map_err(Problem::internal)?));
+    let mut file_name = q.filename.clone().unwrap_or_else(|| "upload.csv".into());
+    let mut mapping = None;
+    if essence == "multipart/form-data" {
+        let boundary = multer::parse_boundary(content_type).map_err(|e| {
+            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "upload.content_type", format!("bad multipart content type: {e}"))
+        })?;
+        let mut parts = multer::Multipart::new(body.into_data_stream(), boundary);
+        let mut got_file = false;
+        while let Some(part) = parts.next_field().await.map_err(incomplete)? {
+            match part.name() {
+                Some("file") if !got_file => {
+                    if let Some(name) = part.file_name() {
+                        file_name = name.to_owned();
+                    }
+                    spool(part, &mut out, max).await?;
+                    got_file = true;
+                }
+                Some("mapping") => {
+                    let mut text = Vec::new();
+                    let mut part = part;
+                    while let Some(chunk) = part.chunk().await.map_err(incomplete)? {
+                        text.extend_from_slice(&chunk);
+                        if text.len() as u64 > MAX_MAPPING_BYTES {
+                            return Err(Problem::unprocessable("profile.invalid", "the mapping part is larger than 1 MiB"));
+                        }
+                    }
+                    let text = String::from_utf8(text).map_err(|_| Problem::unprocessable("profile.invalid", "the mapping is not UTF-8"))?;
+                    mapping = Some((text, "the mapping part".to_owned()));
+                }
+                other => {
+                    return Err(Problem::bad_request("upload.part", format!("unexpected part {:?}: send `file` and, optionally, `mapping`", other.unwrap_or(""))));
+                }
+            }
+        }
+        if !got_file {
+            return Err(Problem::bad_request("upload.missing_file", "the multipart body has no `file` part"));
+        }
+    } else {
+        spool(body.into_data_stream(), &mut out, max).await?;
+    }
+    drop(out);
+    if caller.access.role() == Role::Tenant && mapping.is_some() && !q.dry_run {
+        return Err(Problem::forbidden("a tenant imports with one of its saved profiles; a mapping is for a dry run"));
+    }
+    let file_name = std::path::Path::new(&file_name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(file_name);
+    let choice = Choice {
+        profile: q.profile.clone(),
+        mapping,
+        mode: q.mode,
+        kind: q.kind,
+        lists: q.list.as_deref().map(|l| l.split(',').map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()).unwrap_or_default(),
+    };
+    let (profile, profile_ref) = imports::resolve(&state.pool, &tenant, &choice, "the request").await.map_err(|e| match e {
+        ChoiceError::Profile(crate::store::profiles::ProfileStoreError::NotFound(name)) => Problem::not_found(format!("profile {name}")),
+        ChoiceError::Profile(other) => Problem::internal(other),
+        ChoiceError::Invalid(e) => Problem::unprocessable("profile.invalid", e.to_string()),
+    })?;
+    let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let request = crate::import::Request {
+        tenant,
+        path: temp.path().to_path_buf(),
+        file_name,
+        profile,
+        profile_ref,
+        save_as: q.save_profile.clone(),
+        dry_run: q.dry_run,
+        feed: None,
+        progress: None,
+        limits: state.settings.limits,
+        today: chrono::Utc::now().with_timezone(&tz).date_naive(),
+        pickup: None,
+        guards: Default::default(),
+        rerun: None,
+    };
+    // The import goes on if the client leaves once its file is here: an
+    // upload that arrived whole is imported whole.
+    let (pool, actor) = (state.pool.clone(), caller.actor.clone());
+    let run_id = tokio::spawn(async move {
+        let run = imports::run(&pool, &actor, request).await;
+        drop(temp);
+        run
+    })
+    .await
+    .map_err(Problem::internal)?
+    .map_err(Problem::internal)?;
+    let mut response = super::runs::stream_report(&state, run_id).await?;
+    if let Ok(location) = format!("/api/v1/runs/{run_id}").parse() {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}

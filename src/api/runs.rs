@@ -1,0 +1,248 @@
+//! `/runs`: runs filtered and paged by cursor, a run's report (streamed while
+//! its messages are read), its messages by page, its rejects file and its
+//! archived file (streamed), release and replay.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::io::{ReaderStream, SyncIoBridge};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::ApiState;
+use super::auth::Caller;
+use super::problem::{Problem, ProblemBody};
+use crate::report::{self, Message};
+use crate::rerun::{Action, Refused};
+use crate::store::runs::{self, MessageFilter, RunFilter, RunSummary};
+
+/// Bytes in flight between a streamed answer's writer and the socket.
+pub const PIPE_BYTES: usize = 64 << 10;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RunsQuery {
+    /// A tenant's slug; a tenant caller always gets its own runs.
+    tenant: Option<String>,
+    /// A feed's name.
+    feed: Option<String>,
+    /// A status of SPEC §6 (`succeeded`, `held`, `failed`...).
+    status: Option<String>,
+    /// Runs started at or after this time (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Runs per page, 1 to 500 (50).
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    pub runs: Vec<RunSummary>,
+    /// Pass it as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page cursor: the started_at and id of the page's last run.
+fn cursor_of(r: &RunSummary) -> String {
+    format!("{}_{}", r.started_at.timestamp_micros(), r.run_id)
+}
+
+fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (micros, id) = c.split_once('_')?;
+    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+}
+
+/// Runs, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery),
+    responses((status = 200, body = RunPage), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
+              (status = 404, body = ProblemBody)))]
+pub async fn list(caller: Caller, State(state): State<ApiState>, Query(q): Query<RunsQuery>) -> Result<Json<RunPage>, Problem> {
+    let tenant_id = match &q.tenant {
+        Some(slug) => Some(caller.tenant(&state, slug).await?.id),
+        None => caller.access.tenant_id(),
+    };
+    if let Some(s) = &q.status
+        && report::Status::parse(s).is_none()
+    {
+        return Err(Problem::bad_request("query.status", format!("unknown status {s:?}")));
+    }
+    let after = match &q.cursor {
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| Problem::bad_request("query.cursor", "malformed cursor"))?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let filter = RunFilter { tenant_id, feed: q.feed, status: q.status, since: q.since, after, limit };
+    let runs = runs::page(&state.pool, &filter).await.map_err(Problem::internal)?;
+    let next_cursor = (runs.len() as i64 == limit).then(|| runs.last().map(cursor_of)).flatten();
+    Ok(Json(RunPage { runs, next_cursor }))
+}
+
+/// The report of a run, as `runs show --format json` (SPEC §6): written
+/// while its messages are read from the database, never held whole.
+#[utoipa::path(get, path = "/api/v1/runs/{run}", tag = "runs", params(("run" = String, Path, description = "the run's id")),
+    responses((status = 200, description = "the report of SPEC §6", body = Object),
+              (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
+pub async fn show(caller: Caller, State(state): State<ApiState>, Path(run): Path<String>) -> Result<Response, Problem> {
+    let (id, _) = caller.run(&state, &run).await?;
+    stream_report(&state, id).await
+}
+
+/// Streams run `id`'s report (also the answer of an upload).
+pub async fn stream_report(state: &ApiState, id: Uuid) -> Result<Response, Problem> {
+    let head = runs::head(&state.pool, id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found(format!("run {id}")))?;
+    let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
+    let pool = state.pool.clone();
+    tokio::spawn(async move {
+        // The serialiser blocks on each batch: it writes through a bridge to
+        // the async pipe, on the blocking thread `json::write` runs it on.
+        if let Err(e) = report::json::write(&pool, head, None, SyncIoBridge::new(writer)).await {
+            tracing::warn!(run = %id, "report not sent whole: {e:#}");
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(ReaderStream::new(reader))).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MessagesQuery {
+    /// Only this rule's messages.
+    code: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<i64>,
+    /// Messages per page, 1 to 5000 (500).
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub next_cursor: Option<i64>,
+}
+
+/// A page of a run's messages by line and code, of one rule when `code` is set.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/messages", tag = "runs", params(("run" = String, Path), MessagesQuery),
+    responses((status = 200, body = MessagePage), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
+pub async fn messages(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(run): Path<String>,
+    Query(q): Query<MessagesQuery>,
+) -> Result<Json<MessagePage>, Problem> {
+    let (id, _) = caller.run(&state, &run).await?;
+    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    let skip = q.cursor.unwrap_or(0).max(0);
+    // The cursor is the number of messages before the page: the view orders
+    // them the same way each time (line, code).
+    let filter = MessageFilter { code: q.code, limit: Some(limit), offset: Some(skip) };
+    let mut batches = runs::messages(&state.pool, id, &filter);
+    let mut messages: Vec<Message> = Vec::new();
+    while let Some(batch) = batches.recv().await {
+        messages.extend(batch.map_err(Problem::internal)?);
+    }
+    let next_cursor = (messages.len() as i64 == limit).then_some(skip + limit);
+    Ok(Json(MessagePage { messages, next_cursor }))
+}
+
+fn attachment(name: &str) -> String {
+    format!("attachment; filename=\"{}\"", name.replace(|c: char| c == '"' || c == '\\' || c.is_control(), "_"))
+}
+
+/// The rejects file of the report e-mail, whatever its size, streamed.
+#[utoipa::path(get, path = "/api/v1/runs/{run}/rejects.csv", tag = "runs", params(("run" = String, Path)),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
+pub async fn rejects(caller: Caller, State(state): State<ApiState>, Path(run): Path<String>) -> Result<Response, Problem> {
+    let (id, _) = caller.run(&state, &run).await?;
+    let source = report::rejects::source(&state.pool, id)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::not_found(&run))?;
+    let report::rejects::Source { file_name: name, delimiter, lang } = source;
+    let (mut writer, reader) = tokio::io::duplex(PIPE_BYTES);
+    let pool = state.pool.clone();
+    tokio::spawn(async move {
+        if let Err(e) = report::rejects::write(&pool, id, delimiter, lang, &mut writer, None).await {
+            tracing::warn!(run = %id, "rejects file not sent whole: {e:#}");
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, attachment(&name))],
+        Body::from_stream(ReaderStream::new(reader)),
+    )
+        .into_response())
+}
+
+/// The file a feed run took, from the archive (support and admin).
+#[utoipa::path(get, path = "/api/v1/runs/{run}/file", tag = "runs", params(("run" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 401, body = ProblemBody),
+              (status = 403, body = ProblemBody), (status = 404, body = ProblemBody, description = "`not_found` or `archive.gone`")))]
+pub async fn file(caller: Caller, State(state): State<ApiState>, Path(run): Path<String>) -> Result<Response, Problem> {
+    let (id, tenant_id) = caller.run(&state, &run).await?;
+    caller.staff("downloading an archived file")?;
+    let head = runs::head(&state.pool, id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found(&run))?;
+    let archive = state.settings.archive();
+    let gone = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "archive.gone",
+            format!("{} of run {id} is not archived (manual imports are not; feed files are kept {} days)", head.file.name, archive.days),
+        )
+    };
+    let path = archive.path_of(tenant_id, &head.file.sha256).ok_or_else(gone)?;
+    let file = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
+    let len = file.metadata().await.map_err(Problem::internal)?.len();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CONTENT_DISPOSITION, attachment(&head.file.name)),
+        ],
+        Body::from_stream(ReaderStream::with_capacity(file, 1 << 20)),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReplayQuery {
+    /// Replay a file that was already applied (it is applied twice).
+    #[serde(default)]
+    force: bool,
+}
+
+async fn rerun(caller: Caller, state: ApiState, run: String, action: Action) -> Result<Response, Problem> {
+    let (id, _) = caller.run(&state, &run).await?;
+    caller.staff("releasing or replaying a run")?;
+    match crate::actions::runs::rerun(&state.pool, &state.settings, &caller.actor, id, action).await {
+        Ok(new_run) => stream_report(&state, new_run).await,
+        Err(e) => match e.downcast_ref::<Refused>() {
+            Some(refused) => Err(Problem::new(StatusCode::CONFLICT, "run.state", refused.0.clone())),
+            None => Err(Problem::internal(format!("{e:#}"))),
+        },
+    }
+}
+
+/// Imports a held run's file without the guards that held it (once); the
+/// answer is the new run's report.
+#[utoipa::path(post, path = "/api/v1/runs/{run}/release", tag = "runs", params(("run" = String, Path)),
+    responses((status = 200, description = "the new run's report", body = Object), (status = 401, body = ProblemBody),
+              (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+              (status = 409, body = ProblemBody, description = "`run.state`: not held, already released, file gone")))]
+pub async fn release(caller: Caller, State(state): State<ApiState>, Path(run): Path<String>) -> Result<Response, Problem> {
+    rerun(caller, state, run, Action::Release).await
+}
+
+/// Imports a feed run's archived file again with its profile's latest version.
+#[utoipa::path(post, path = "/api/v1/runs/{run}/replay", tag = "runs", params(("run" = String, Path), ReplayQuery),
+    responses((status = 200, description = "the new run's report", body = Object), (status = 401, body = ProblemBody),
+              (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+              (status = 409, body = ProblemBody, description = "`run.state`: applied already (use force), dry run, file gone")))]
+pub async fn replay(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(run): Path<String>,
+    Query(q): Query<ReplayQuery>,
+) -> Result<Response, Problem> {
+    rerun(caller, state, run, Action::Replay { force: q.force }).await
+}

@@ -1,0 +1,186 @@
+//! Console sessions: log in with e-mail and password (throttled per account
+//! and per client address), a cookie that is `HttpOnly`, `SameSite=Lax` and
+//! `Secure` behind https, and a CSRF token every state change of a session
+//! must repeat in the `X-CSRF-Token` header.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use chrono::Utc;
+use cookie::{Cookie, SameSite};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+use super::ApiState;
+use super::auth::{Caller, client_address};
+use super::problem::Problem;
+use crate::domain::Email;
+use crate::store::audit::{self, Actor};
+use crate::store::{accounts, sessions, tenants};
+
+pub const COOKIE: &str = "dropfeed_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Failed logins within `WINDOW_MINUTES` after which an account, or a client
+/// address, must wait.
+pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
+pub const WINDOW_MINUTES: i64 = 15;
+
+fn random_token() -> Result<String, Problem> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Problem::internal(format!("random source: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+/// The caller of a request that carries a session cookie; state changes
+/// must carry the session's CSRF token too.
+pub async fn caller(parts: &Parts, state: &ApiState, source: String) -> Result<Caller, Problem> {
+    let Some(id) = session_cookie(&parts.headers) else { return Err(Problem::unauthorized()) };
+    let key = crate::access::token_sha256(&id);
+    let now = Utc::now();
+    let Some(session) = sessions::find(&state.pool, &key, now).await.map_err(Problem::internal)? else {
+        return Err(Problem::unauthorized());
+    };
+    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let sent = parts.headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+        if !bool::from(sent.ct_eq(session.csrf.as_bytes())) {
+            return Err(Problem::forbidden("a change made with a session cookie needs its X-CSRF-Token header")
+                .with_code("csrf"));
+        }
+    }
+    // Sliding expiry, written at most once a minute.
+    if now - session.last_seen_at > chrono::Duration::minutes(1) {
+        sessions::touch(&state.pool, &key, now, state.session_days()).await.map_err(Problem::internal)?;
+    }
+    Ok(Caller { actor: Actor { name: format!("user:{}", session.email), source }, access: session.access })
+}
+
+/// The client address of a request, for routes without a caller yet.
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddress, Self::Rejection> {
+        Ok(ClientAddress(client_address(parts)))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+}
+
+/// Who is logged in, and the token its changes must repeat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    /// `user:EMAIL` or `token:PREFIX`.
+    pub actor: String,
+    /// `admin`, `support` or `tenant`.
+    pub role: String,
+    pub tenant: Option<String>,
+    /// Send it back as `X-CSRF-Token` with every POST, PUT and DELETE made
+    /// with the session cookie. Absent for a token.
+    pub csrf_token: Option<String>,
+}
+
+async fn info(state: &ApiState, caller: &Caller, csrf: Option<String>) -> Result<SessionInfo, Problem> {
+    let tenant = match caller.access.tenant_id() {
+        Some(id) => Some(tenants::find_by_id(&state.pool, id).await.map_err(Problem::internal)?.slug.to_string()),
+        None => None,
+    };
+    Ok(SessionInfo { actor: caller.actor.name.clone(), role: caller.access.role().to_string(), tenant, csrf_token: csrf })
+}
+
+/// Logs in with e-mail and password; sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Login,
+    responses((status = 200, body = SessionInfo), (status = 401, body = super::problem::ProblemBody),
+              (status = 429, body = super::problem::ProblemBody)))]
+pub async fn login(
+    State(state): State<ApiState>,
+    ClientAddress(source): ClientAddress,
+    Json(login): Json<Login>,
+) -> Result<Response, Problem> {
+    let email = Email::parse(&login.email).map(|e| e.to_string()).unwrap_or_else(|| login.email.trim().to_lowercase());
+    let since = Utc::now() - chrono::Duration::minutes(WINDOW_MINUTES);
+    let (by_account, by_address) =
+        sessions::recent_failures(&state.pool, &email, &source, since).await.map_err(Problem::internal)?;
+    let actor = Actor { name: format!("user:{email}"), source: source.clone() };
+    if by_account >= MAX_FAILURES_PER_ACCOUNT || by_address >= MAX_FAILURES_PER_ADDRESS {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "auth.throttled",
+            format!("too many failed logins: try again in {WINDOW_MINUTES} minutes"),
+        ));
+    }
+    let checked = accounts::check_password(&state.pool, &email, &login.password).await.map_err(Problem::internal)?;
+    let Some((user, access)) = checked else {
+        let detail = serde_json::json!({ "email": email });
+        audit::record_on(&state.pool, &actor, None, "login.failed", detail).await.map_err(Problem::internal)?;
+        return Err(Problem::new(StatusCode::UNAUTHORIZED, "auth.login", "wrong e-mail or password"));
+    };
+    let id = random_token()?;
+    let csrf = random_token()?;
+    let days = state.session_days();
+    let expires = Utc::now() + chrono::Duration::days(days.into());
+    sessions::create(&state.pool, &crate::access::token_sha256(&id), user.id, &csrf, &source, expires)
+        .await
+        .map_err(Problem::internal)?;
+    audit::record_on(&state.pool, &actor, access.tenant_id(), "login.succeeded", serde_json::json!({}))
+        .await
+        .map_err(Problem::internal)?;
+    let cookie = Cookie::build((COOKIE, id))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies())
+        .max_age(cookie::time::Duration::days(days.into()))
+        .build();
+    let caller = Caller { actor, access };
+    let body = info(&state, &caller, Some(csrf)).await?;
+    Ok(([(header::SET_COOKIE, cookie.to_string())], Json(body)).into_response())
+}
+
+/// Who the caller is (a session also gets its CSRF token again).
+#[utoipa::path(get, path = "/api/v1/session", tag = "session",
+    responses((status = 200, body = SessionInfo), (status = 401, body = super::problem::ProblemBody)))]
+pub async fn whoami(caller: Caller, State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<SessionInfo>, Problem> {
+    let csrf = match session_cookie(&headers) {
+        Some(id) if caller.actor.name.starts_with("user:") => sessions::find(&state.pool, &crate::access::token_sha256(&id), Utc::now())
+            .await
+            .map_err(Problem::internal)?
+            .map(|s| s.csrf),
+        _ => None,
+    };
+    Ok(Json(info(&state, &caller, csrf).await?))
+}
+
+/// Logs out: the session ends and its cookie is cleared.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session",
+    responses((status = 204), (status = 401, body = super::problem::ProblemBody), (status = 403, body = super::problem::ProblemBody)))]
+pub async fn logout(caller: Caller, State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, Problem> {
+    if let Some(id) = session_cookie(&headers) {
+        sessions::delete(&state.pool, &crate::access::token_sha256(&id)).await.map_err(Problem::internal)?;
+    }
+    audit::record_on(&state.pool, &caller.actor, caller.access.tenant_id(), "logout", serde_json::json!({}))
+        .await
+        .map_err(Problem::internal)?;
+    let gone = Cookie::build((COOKIE, "")).path("/").http_only(true).same_site(SameSite::Lax).max_age(cookie::time::Duration::ZERO).build();
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, gone.to_string())]).into_response())
+}
