@@ -68,8 +68,8 @@ pub async fn rerun(
         refuse!("run {of} used no saved profile: import {} again with --profile or --mapping", first.file.name)
     };
     let saved = profiles::latest(pool, tenant.id, &profile_name).await?;
-    let path =
-        archive.path_of(tenant.id, &first.file.sha256).filter(|p| p.is_file()).ok_or_else(|| Refused(match first.feed {
+    let path = archive.path_of(tenant.id, &first.file.sha256).filter(|p| p.is_file()).ok_or_else(|| {
+        Refused(match first.feed {
             Some(_) => format!(
                 "the archived copy of {} (run {of}) is gone: files are kept {} days in {}",
                 first.file.name,
@@ -80,7 +80,8 @@ pub async fn rerun(
                 "{} (run {of}) was a manual import: only feed files are archived; import the file again",
                 first.file.name
             ),
-        }))?;
+        })
+    })?;
     let feed = match &first.feed {
         Some(name) => feeds::find(pool, tenant.slug.as_str(), name).await?,
         None => None,

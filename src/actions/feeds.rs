@@ -83,7 +83,8 @@ pub async fn store(pool: &PgPool, actor: &Actor, checked: Vec<Checked>) -> anyho
     for Checked { spec, tenant, schedule } in checked {
         let key = format!("{}/{}", tenant.slug, spec.name);
         let next = schedule.next_after(Utc::now()).context("the schedule never fires")?;
-        let applied = feeds::apply(pool, tenant.id, &spec, next).await.with_context(|| format!("cannot store feed {key}"))?;
+        let applied =
+            feeds::apply(pool, tenant.id, &spec, next).await.with_context(|| format!("cannot store feed {key}"))?;
         if applied != Applied::Unchanged {
             let detail = serde_json::json!({ "feed": key, "outcome": applied_str(applied) });
             audit::record_on(pool, actor, Some(tenant.id), "feed.apply", detail).await.context("cannot audit")?;

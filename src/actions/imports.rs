@@ -66,7 +66,11 @@ pub fn read_mapping(path: &std::path::Path) -> anyhow::Result<(String, String)> 
 
 /// Runs an import a person asked for; one that writes (not a dry run) or
 /// saves a profile is audited with its run.
-pub async fn run(pool: &PgPool, actor: &crate::store::audit::Actor, request: crate::import::Request) -> anyhow::Result<uuid::Uuid> {
+pub async fn run(
+    pool: &PgPool,
+    actor: &crate::store::audit::Actor,
+    request: crate::import::Request,
+) -> anyhow::Result<uuid::Uuid> {
     let audited = (!request.dry_run || request.save_as.is_some()).then(|| {
         let detail = serde_json::json!({
             "file": request.file_name, "dry_run": request.dry_run,

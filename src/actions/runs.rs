@@ -8,7 +8,13 @@ use crate::rerun::{self, Action};
 use crate::store::audit::{self, Actor};
 
 /// Re-imports run `of`'s archived file (see `rerun`); the new run's id.
-pub async fn rerun(pool: &PgPool, settings: &Settings, actor: &Actor, of: Uuid, action: Action) -> anyhow::Result<Uuid> {
+pub async fn rerun(
+    pool: &PgPool,
+    settings: &Settings,
+    actor: &Actor,
+    of: Uuid,
+    action: Action,
+) -> anyhow::Result<Uuid> {
     let new_run = rerun::rerun(pool, &settings.archive(), settings.limits, settings.report, of, action).await?;
     let (name, force) = match action {
         Action::Release => ("run.release", false),

@@ -31,7 +31,11 @@ pub struct AuditPage {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
               (status = 404, body = ProblemBody)))]
-pub async fn list(caller: Caller, State(state): State<ApiState>, Query(q): Query<AuditQuery>) -> Result<Json<AuditPage>, Problem> {
+pub async fn list(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditPage>, Problem> {
     caller.admin("the audit log")?;
     let tenant_id = match &q.tenant {
         Some(slug) => Some(caller.tenant(&state, slug).await?.id),

@@ -39,7 +39,9 @@ impl FromRequestParts<ApiState> for Caller {
                 return Err(Problem::unauthorized());
             };
             return match accounts::check_token(&state.pool, token, chrono::Utc::now()).await {
-                Ok(Some((prefix, access))) => Ok(Caller { actor: Actor { name: format!("token:{prefix}"), source }, access }),
+                Ok(Some((prefix, access))) => {
+                    Ok(Caller { actor: Actor { name: format!("token:{prefix}"), source }, access })
+                }
                 Ok(None) => Err(Problem::unauthorized()),
                 Err(e) => Err(Problem::internal(e)),
             };
@@ -62,7 +64,12 @@ impl Caller {
     }
 
     /// The feed `name` of tenant `slug`, if this caller may see it.
-    pub async fn feed(&self, state: &ApiState, slug: &str, name: &str) -> Result<(tenants::Tenant, feeds::FeedRow), Problem> {
+    pub async fn feed(
+        &self,
+        state: &ApiState,
+        slug: &str,
+        name: &str,
+    ) -> Result<(tenants::Tenant, feeds::FeedRow), Problem> {
         let tenant = self.tenant(state, slug).await?;
         match feeds::find(&state.pool, tenant.slug.as_str(), name).await {
             Ok(Some(f)) => Ok((tenant, f)),

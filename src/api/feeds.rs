@@ -65,14 +65,18 @@ fn feed_out(caller: &Caller, tenant: &Tenant, f: &FeedRow) -> FeedOut {
         name: f.name.clone(),
         paused: f.paused,
         schedule: f.spec.schedule.cron.clone(),
-        next_runs: feed_actions::next_runs(&f.spec, &tenant.timezone, NEXT_RUNS).iter().map(|t| t.to_rfc3339()).collect(),
+        next_runs: feed_actions::next_runs(&f.spec, &tenant.timezone, NEXT_RUNS)
+            .iter()
+            .map(|t| t.to_rfc3339())
+            .collect(),
         timezone,
         next_run_at: f.next_run_at,
         last_run_at: f.last_run_at,
         last_status: f.last_status.clone(),
         last_error: f.last_error.clone(),
         lease: f.lease_owner.clone().map(|owner| Lease { owner, expires_at: f.lease_expires_at }),
-        endpoint: staff.then(|| crate::source::Endpoint::parse(&f.spec.source.url).map(|e| e.to_string()).unwrap_or_default()),
+        endpoint: staff
+            .then(|| crate::source::Endpoint::parse(&f.spec.source.url).map(|e| e.to_string()).unwrap_or_default()),
         spec: staff.then(|| serde_json::to_value(&f.spec).unwrap_or_default()),
     }
 }
@@ -80,7 +84,11 @@ fn feed_out(caller: &Caller, tenant: &Tenant, f: &FeedRow) -> FeedOut {
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/feeds", tag = "feeds",
     params(("tenant" = String, Path)),
     responses((status = 200, body = FeedList), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
-pub async fn list(caller: Caller, State(state): State<ApiState>, Path(slug): Path<String>) -> Result<Json<FeedList>, Problem> {
+pub async fn list(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(slug): Path<String>,
+) -> Result<Json<FeedList>, Problem> {
     let tenant = caller.tenant(&state, &slug).await?;
     let all = feeds::list(&state.pool).await.map_err(Problem::internal)?;
     let feeds = all.iter().filter(|f| f.tenant_id == tenant.id).map(|f| feed_out(&caller, &tenant, f)).collect();
@@ -125,9 +133,8 @@ pub async fn apply(
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| Problem::unprocessable("feed.invalid", "the feed is not UTF-8 text"))?;
     let origin = format!("feed {slug}/{name}");
-    let invalid = |errors: Vec<String>| {
-        Problem::unprocessable("feed.invalid", "no feed applied: see errors").with_errors(errors)
-    };
+    let invalid =
+        |errors: Vec<String>| Problem::unprocessable("feed.invalid", "no feed applied: see errors").with_errors(errors);
     let docs = [Document { origin: origin.clone(), text }];
     let checked = feed_actions::check(&state.pool, &docs).await.map_err(invalid)?;
     if let Some(c) = checked.iter().find(|c| c.tenant.id != tenant.id || c.spec.name != name) {
@@ -171,7 +178,8 @@ pub struct RunQuery {
 /// Runs the feed now, as `feed run`; answers when the poll is over.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/feeds/{feed}/run", tag = "feeds",
     params(("tenant" = String, Path), ("feed" = String, Path), RunQuery),
-    responses((status = 200, description = "what the poll did with each file", body = Object),
+    responses((status = 200, description = "`listed`, the feed's `status` after the poll, and `files`: each with its \
+        `file` name, its `outcome` (`imported`, `refused`, `held`, `skipped`...) and its `run_id`", body = Object),
               (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
               (status = 409, body = ProblemBody, description = "`feed.busy`: another daemon holds the feed's lease")))]
 pub async fn run(
@@ -199,27 +207,52 @@ pub async fn run(
         }
     })?;
     daemon.deliver_mail().await;
-    Ok(Json(serde_json::to_value(&report).map_err(Problem::internal)?))
+    // Each file as one object (`file`, `outcome`, `run_id`...) rather than
+    // the CLI's pairs: what a client written from the document expects.
+    let mut files = Vec::new();
+    for (name, outcome) in &report.files {
+        let mut entry = serde_json::to_value(outcome).map_err(Problem::internal)?;
+        entry["file"] = serde_json::Value::String(name.clone());
+        files.push(entry);
+    }
+    Ok(Json(serde_json::json!({ "listed": report.listed, "status": report.status(), "files": files })))
 }
 
-async fn set_paused(caller: Caller, state: ApiState, slug: String, name: String, paused: bool) -> Result<Json<FeedOut>, Problem> {
+async fn set_paused(
+    caller: Caller,
+    state: ApiState,
+    slug: String,
+    name: String,
+    paused: bool,
+) -> Result<Json<FeedOut>, Problem> {
     let (tenant, f) = caller.feed(&state, &slug, &name).await?;
     caller.staff(if paused { "pausing a feed" } else { "resuming a feed" })?;
     feed_actions::set_paused(&state.pool, &caller.actor, &f, paused).await.map_err(Problem::internal)?;
-    let f = feeds::find_by_id(&state.pool, f.id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found(&name))?;
+    let f = feeds::find_by_id(&state.pool, f.id)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::not_found(&name))?;
     Ok(Json(feed_out(&caller, &tenant, &f)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/feeds/{feed}/pause", tag = "feeds",
     params(("tenant" = String, Path), ("feed" = String, Path)),
     responses((status = 200, body = FeedOut), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)))]
-pub async fn pause(caller: Caller, State(state): State<ApiState>, Path((slug, name)): Path<(String, String)>) -> Result<Json<FeedOut>, Problem> {
+pub async fn pause(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Json<FeedOut>, Problem> {
     set_paused(caller, state, slug, name, true).await
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/feeds/{feed}/resume", tag = "feeds",
     params(("tenant" = String, Path), ("feed" = String, Path)),
     responses((status = 200, body = FeedOut), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)))]
-pub async fn resume(caller: Caller, State(state): State<ApiState>, Path((slug, name)): Path<(String, String)>) -> Result<Json<FeedOut>, Problem> {
+pub async fn resume(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((slug, name)): Path<(String, String)>,
+) -> Result<Json<FeedOut>, Problem> {
     set_paused(caller, state, slug, name, false).await
 }

@@ -8,8 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncWriteExt, BufWriter};
 use serde::Deserialize;
+use tokio::io::{AsyncWriteExt, BufWriter};
 use utoipa::IntoParams;
 
 use super::ApiState;
@@ -45,7 +45,11 @@ pub struct ImportQuery {
 }
 
 fn too_large(max: u64) -> Problem {
-    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "upload.too_large", format!("the file is larger than limits.max_file_bytes ({max} bytes)"))
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "upload.too_large",
+        format!("the file is larger than limits.max_file_bytes ({max} bytes)"),
+    )
 }
 
 fn incomplete(e: impl std::fmt::Display) -> Problem {
@@ -100,30 +104,57 @@ pub async fn upload(
             return Err(Problem::forbidden("saving a profile needs the support or admin role"));
         }
         if !q.dry_run && q.profile.is_none() {
-            return Err(Problem::forbidden("a tenant imports with one of its saved profiles (`profile`); a mapping is for a dry run"));
+            return Err(Problem::forbidden(
+                "a tenant imports with one of its saved profiles (`profile`); a mapping is for a dry run",
+            ));
         }
     }
     let max = state.settings.limits.max_file_bytes;
     // Refused before a byte is read: the length announced says it all.
-    let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let announced =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > max + MAX_MAPPING_BYTES + (64 << 10)) {
         return Err(too_large(max));
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/octet-stream");
+    // A small body is read before a refusal: closing a socket with unread
+    // data resets it, and the client may lose the answer.
+    let refuse = |problem: Problem, body: Body| async move {
+        if announced.is_some_and(|n| n <= MAX_MAPPING_BYTES) {
+            let mut rest = body.into_data_stream();
+            while let Some(Ok(_)) = rest.next().await {}
+        }
+        Err(problem)
+    };
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/octet-stream");
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     if essence == "application/json" || essence == "application/x-www-form-urlencoded" {
-        return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "upload.content_type",
-            format!("{essence} is not a file upload: send the file as the raw body or as multipart/form-data")));
+        let problem = Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "upload.content_type",
+            format!("{essence} is not a file upload: send the file as the raw body or as multipart/form-data"),
+        );
+        return refuse(problem, body).await;
     }
     std::fs::create_dir_all(&state.settings.spool_dir).map_err(Problem::internal)?;
-    let temp = tempfile::Builder::new().prefix("upload-").tempfile_in(&state.settings.spool_dir).map_err(Problem::internal)?;
-    let mut out = BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(temp.reopen().map_err(Problem::internal)?));
+    let temp =
+        tempfile::Builder::new().prefix("upload-").tempfile_in(&state.settings.spool_dir).map_err(Problem::internal)?;
+    let mut out =
+        BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(temp.reopen().map_err(Problem::internal)?));
     let mut file_name = q.filename.clone().unwrap_or_else(|| "upload.csv".into());
     let mut mapping = None;
     if essence == "multipart/form-data" {
-        let boundary = multer::parse_boundary(content_type).map_err(|e| {
-            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "upload.content_type", format!("bad multipart content type: {e}"))
-        })?;
+        let boundary = match multer::parse_boundary(content_type) {
+            Ok(b) => b,
+            Err(e) => {
+                let problem = Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "upload.content_type",
+                    format!("bad multipart content type: {e}"),
+                );
+                return refuse(problem, body).await;
+            }
+        };
         let mut parts = multer::Multipart::new(body.into_data_stream(), boundary);
         let mut got_file = false;
         while let Some(part) = parts.next_field().await.map_err(incomplete)? {
@@ -141,14 +172,21 @@ pub async fn upload(
                     while let Some(chunk) = part.chunk().await.map_err(incomplete)? {
                         text.extend_from_slice(&chunk);
                         if text.len() as u64 > MAX_MAPPING_BYTES {
-                            return Err(Problem::unprocessable("profile.invalid", "the mapping part is larger than 1 MiB"));
+                            return Err(Problem::unprocessable(
+                                "profile.invalid",
+                                "the mapping part is larger than 1 MiB",
+                            ));
                         }
                     }
-                    let text = String::from_utf8(text).map_err(|_| Problem::unprocessable("profile.invalid", "the mapping is not UTF-8"))?;
+                    let text = String::from_utf8(text)
+                        .map_err(|_| Problem::unprocessable("profile.invalid", "the mapping is not UTF-8"))?;
                     mapping = Some((text, "the mapping part".to_owned()));
                 }
                 other => {
-                    return Err(Problem::bad_request("upload.part", format!("unexpected part {:?}: send `file` and, optionally, `mapping`", other.unwrap_or(""))));
+                    return Err(Problem::bad_request(
+                        "upload.part",
+                        format!("unexpected part {:?}: send `file` and, optionally, `mapping`", other.unwrap_or("")),
+                    ));
                 }
             }
         }
@@ -162,19 +200,27 @@ pub async fn upload(
     if caller.access.role() == Role::Tenant && mapping.is_some() && !q.dry_run {
         return Err(Problem::forbidden("a tenant imports with one of its saved profiles; a mapping is for a dry run"));
     }
-    let file_name = std::path::Path::new(&file_name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(file_name);
+    let file_name =
+        std::path::Path::new(&file_name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(file_name);
     let choice = Choice {
         profile: q.profile.clone(),
         mapping,
         mode: q.mode,
         kind: q.kind,
-        lists: q.list.as_deref().map(|l| l.split(',').map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()).unwrap_or_default(),
+        lists: q
+            .list
+            .as_deref()
+            .map(|l| l.split(',').map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+            .unwrap_or_default(),
     };
-    let (profile, profile_ref) = imports::resolve(&state.pool, &tenant, &choice, "the request").await.map_err(|e| match e {
-        ChoiceError::Profile(crate::store::profiles::ProfileStoreError::NotFound(name)) => Problem::not_found(format!("profile {name}")),
-        ChoiceError::Profile(other) => Problem::internal(other),
-        ChoiceError::Invalid(e) => Problem::unprocessable("profile.invalid", e.to_string()),
-    })?;
+    let (profile, profile_ref) =
+        imports::resolve(&state.pool, &tenant, &choice, "the request").await.map_err(|e| match e {
+            ChoiceError::Profile(crate::store::profiles::ProfileStoreError::NotFound(name)) => {
+                Problem::not_found(format!("profile {name}"))
+            }
+            ChoiceError::Profile(other) => Problem::internal(other),
+            ChoiceError::Invalid(e) => Problem::unprocessable("profile.invalid", e.to_string()),
+        })?;
     let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
     let request = crate::import::Request {
         tenant,

@@ -58,11 +58,17 @@ fn store_problem(e: ProfileStoreError) -> Problem {
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/profiles", tag = "profiles",
     params(("tenant" = String, Path)),
     responses((status = 200, body = ProfileList), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
-pub async fn list(caller: Caller, State(state): State<ApiState>, Path(slug): Path<String>) -> Result<Json<ProfileList>, Problem> {
+pub async fn list(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(slug): Path<String>,
+) -> Result<Json<ProfileList>, Problem> {
     let tenant = caller.tenant(&state, &slug).await?;
     let all = profiles::list(&state.pool, tenant.id).await.map_err(store_problem)?;
-    let profiles =
-        all.into_iter().map(|p| ProfileSummary { name: p.name, version: p.version, created_at: p.created_at }).collect();
+    let profiles = all
+        .into_iter()
+        .map(|p| ProfileSummary { name: p.name, version: p.version, created_at: p.created_at })
+        .collect();
     Ok(Json(ProfileList { profiles }))
 }
 

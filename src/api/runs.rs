@@ -60,7 +60,11 @@ fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery),
     responses((status = 200, body = RunPage), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
               (status = 404, body = ProblemBody)))]
-pub async fn list(caller: Caller, State(state): State<ApiState>, Query(q): Query<RunsQuery>) -> Result<Json<RunPage>, Problem> {
+pub async fn list(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<RunPage>, Problem> {
     let tenant_id = match &q.tenant {
         Some(slug) => Some(caller.tenant(&state, slug).await?.id),
         None => caller.access.tenant_id(),
@@ -93,7 +97,10 @@ pub async fn show(caller: Caller, State(state): State<ApiState>, Path(run): Path
 
 /// Streams run `id`'s report (also the answer of an upload).
 pub async fn stream_report(state: &ApiState, id: Uuid) -> Result<Response, Problem> {
-    let head = runs::head(&state.pool, id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found(format!("run {id}")))?;
+    let head = runs::head(&state.pool, id)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::not_found(format!("run {id}")))?;
     let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let pool = state.pool.clone();
     tokio::spawn(async move {
@@ -153,7 +160,11 @@ fn attachment(name: &str) -> String {
 /// The rejects file of the report e-mail, whatever its size, streamed.
 #[utoipa::path(get, path = "/api/v1/runs/{run}/rejects.csv", tag = "runs", params(("run" = String, Path)),
     responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
-pub async fn rejects(caller: Caller, State(state): State<ApiState>, Path(run): Path<String>) -> Result<Response, Problem> {
+pub async fn rejects(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(run): Path<String>,
+) -> Result<Response, Problem> {
     let (id, _) = caller.run(&state, &run).await?;
     let source = report::rejects::source(&state.pool, id)
         .await
@@ -168,7 +179,10 @@ pub async fn rejects(caller: Caller, State(state): State<ApiState>, Path(run): P
         }
     });
     Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, attachment(&name))],
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, attachment(&name)),
+        ],
         Body::from_stream(ReaderStream::new(reader)),
     )
         .into_response())
@@ -187,7 +201,10 @@ pub async fn file(caller: Caller, State(state): State<ApiState>, Path(run): Path
         Problem::new(
             StatusCode::NOT_FOUND,
             "archive.gone",
-            format!("{} of run {id} is not archived (manual imports are not; feed files are kept {} days)", head.file.name, archive.days),
+            format!(
+                "{} of run {id} is not archived (manual imports are not; feed files are kept {} days)",
+                head.file.name, archive.days
+            ),
         )
     };
     let path = archive.path_of(tenant_id, &head.file.sha256).ok_or_else(gone)?;
@@ -229,7 +246,11 @@ async fn rerun(caller: Caller, state: ApiState, run: String, action: Action) -> 
     responses((status = 200, description = "the new run's report", body = Object), (status = 401, body = ProblemBody),
               (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
               (status = 409, body = ProblemBody, description = "`run.state`: not held, already released, file gone")))]
-pub async fn release(caller: Caller, State(state): State<ApiState>, Path(run): Path<String>) -> Result<Response, Problem> {
+pub async fn release(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(run): Path<String>,
+) -> Result<Response, Problem> {
     rerun(caller, state, run, Action::Release).await
 }
 

@@ -105,7 +105,12 @@ async fn info(state: &ApiState, caller: &Caller, csrf: Option<String>) -> Result
         Some(id) => Some(tenants::find_by_id(&state.pool, id).await.map_err(Problem::internal)?.slug.to_string()),
         None => None,
     };
-    Ok(SessionInfo { actor: caller.actor.name.clone(), role: caller.access.role().to_string(), tenant, csrf_token: csrf })
+    Ok(SessionInfo {
+        actor: caller.actor.name.clone(),
+        role: caller.access.role().to_string(),
+        tenant,
+        csrf_token: csrf,
+    })
 }
 
 /// Logs in with e-mail and password; sets the session cookie.
@@ -160,12 +165,18 @@ pub async fn login(
 /// Who the caller is (a session also gets its CSRF token again).
 #[utoipa::path(get, path = "/api/v1/session", tag = "session",
     responses((status = 200, body = SessionInfo), (status = 401, body = super::problem::ProblemBody)))]
-pub async fn whoami(caller: Caller, State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<SessionInfo>, Problem> {
+pub async fn whoami(
+    caller: Caller,
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<SessionInfo>, Problem> {
     let csrf = match session_cookie(&headers) {
-        Some(id) if caller.actor.name.starts_with("user:") => sessions::find(&state.pool, &crate::access::token_sha256(&id), Utc::now())
-            .await
-            .map_err(Problem::internal)?
-            .map(|s| s.csrf),
+        Some(id) if caller.actor.name.starts_with("user:") => {
+            sessions::find(&state.pool, &crate::access::token_sha256(&id), Utc::now())
+                .await
+                .map_err(Problem::internal)?
+                .map(|s| s.csrf)
+        }
         _ => None,
     };
     Ok(Json(info(&state, &caller, csrf).await?))
@@ -181,6 +192,11 @@ pub async fn logout(caller: Caller, State(state): State<ApiState>, headers: Head
     audit::record_on(&state.pool, &caller.actor, caller.access.tenant_id(), "logout", serde_json::json!({}))
         .await
         .map_err(Problem::internal)?;
-    let gone = Cookie::build((COOKIE, "")).path("/").http_only(true).same_site(SameSite::Lax).max_age(cookie::time::Duration::ZERO).build();
+    let gone = Cookie::build((COOKIE, ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, gone.to_string())]).into_response())
 }

@@ -50,6 +50,10 @@ pub async fn list(caller: Caller, State(state): State<ApiState>) -> Result<Json<
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "tenants",
     params(("tenant" = String, Path, description = "the tenant's slug")),
     responses((status = 200, body = TenantOut), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
-pub async fn show(caller: Caller, State(state): State<ApiState>, Path(slug): Path<String>) -> Result<Json<TenantOut>, Problem> {
+pub async fn show(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(slug): Path<String>,
+) -> Result<Json<TenantOut>, Problem> {
     Ok(Json(TenantOut::from(&caller.tenant(&state, &slug).await?)))
 }

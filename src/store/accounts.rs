@@ -248,10 +248,10 @@ pub async fn check_token(
         "UPDATE api_tokens SET last_used_at = $2
          WHERE prefix = $1 AND (last_used_at IS NULL OR last_used_at < $2 - interval '1 minute')",
     )
-        .bind(prefix)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map_err(db(format!("token {prefix}")))?;
+    .bind(prefix)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(db(format!("token {prefix}")))?;
     Ok(access_of(&row).map(|a| (prefix.to_owned(), a)))
 }

@@ -42,7 +42,12 @@ pub async fn latest(pool: &PgPool, tenant_id: i64, name: &str) -> Result<SavedPr
 }
 
 /// Version `version` of profile `name`.
-pub async fn version(pool: &PgPool, tenant_id: i64, name: &str, version: i32) -> Result<SavedProfile, ProfileStoreError> {
+pub async fn version(
+    pool: &PgPool,
+    tenant_id: i64,
+    name: &str,
+    version: i32,
+) -> Result<SavedProfile, ProfileStoreError> {
     let row = sqlx::query(
         "SELECT name, version, created_at, body FROM profiles WHERE tenant_id = $1 AND name = $2 AND version = $3",
     )
@@ -57,13 +62,19 @@ pub async fn version(pool: &PgPool, tenant_id: i64, name: &str, version: i32) ->
 }
 
 /// Every version of profile `name`, newest first: (version, created_at).
-pub async fn versions(pool: &PgPool, tenant_id: i64, name: &str) -> Result<Vec<(i32, DateTime<Utc>)>, ProfileStoreError> {
-    let rows = sqlx::query("SELECT version, created_at FROM profiles WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC")
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_all(pool)
-        .await
-        .map_err(|source| ProfileStoreError::Db { name: name.to_owned(), source })?;
+pub async fn versions(
+    pool: &PgPool,
+    tenant_id: i64,
+    name: &str,
+) -> Result<Vec<(i32, DateTime<Utc>)>, ProfileStoreError> {
+    let rows = sqlx::query(
+        "SELECT version, created_at FROM profiles WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_all(pool)
+    .await
+    .map_err(|source| ProfileStoreError::Db { name: name.to_owned(), source })?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 

@@ -74,7 +74,12 @@ pub async fn delete(pool: &PgPool, id_sha256: &[u8]) -> sqlx::Result<()> {
 }
 
 /// Failed logins since `since`: of the account `email`, and from `client`.
-pub async fn recent_failures(pool: &PgPool, email: &str, client: &str, since: DateTime<Utc>) -> sqlx::Result<(i64, i64)> {
+pub async fn recent_failures(
+    pool: &PgPool,
+    email: &str,
+    client: &str,
+    since: DateTime<Utc>,
+) -> sqlx::Result<(i64, i64)> {
     let row = sqlx::query(
         "SELECT count(*) FILTER (WHERE detail->>'email' = $1), count(*) FILTER (WHERE source = $2)
          FROM audit_log WHERE action = 'login.failed' AND at > $3",

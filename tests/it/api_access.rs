@@ -23,8 +23,15 @@ async fn two_tenants(app: &TestApp) -> (String, String) {
         let sample = app.write(&format!("{tenant}.csv"), "email\nsam@x.ch\n");
         let mapping = app.write("mapping.yaml", PROFILE);
         let out = app.cli(&[
-            "import", tenant, sample.to_str().unwrap(), "--mapping", mapping.to_str().unwrap(),
-            "--save-profile", "nightly", "--format", "json",
+            "import",
+            tenant,
+            sample.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--save-profile",
+            "nightly",
+            "--format",
+            "json",
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
         runs.push(json(&out.stdout)["run_id"].as_str().unwrap().to_owned());
@@ -42,7 +49,8 @@ async fn two_tenants(app: &TestApp) -> (String, String) {
 
 /// Every operation of the document: (method, path template).
 async fn operations(api: &Api) -> Vec<(Method, String)> {
-    let doc: serde_json::Value = api.http.get(api.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value =
+        api.http.get(api.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -54,7 +62,11 @@ async fn operations(api: &Api) -> Vec<(Method, String)> {
 }
 
 fn fill(template: &str, tenant: &str, run: &str) -> String {
-    template.replace("{tenant}", tenant).replace("{feed}", "nightly").replace("{profile}", "nightly").replace("{run}", run)
+    template
+        .replace("{tenant}", tenant)
+        .replace("{feed}", "nightly")
+        .replace("{profile}", "nightly")
+        .replace("{run}", run)
 }
 
 #[tokio::test]
@@ -63,16 +75,31 @@ async fn every_route_of_spec_8_2_is_in_the_openapi_document() {
     let api = Api::start(&app, serde_json::json!({})).await;
     let ops: Vec<String> = operations(&api).await.iter().map(|(m, p)| format!("{m} {p}")).collect();
     for expected in [
-        "GET /api/v1/tenants", "GET /api/v1/tenants/{tenant}", "GET /api/v1/tenants/{tenant}/feeds",
-        "GET /api/v1/tenants/{tenant}/feeds/{feed}", "PUT /api/v1/tenants/{tenant}/feeds/{feed}",
-        "POST /api/v1/tenants/{tenant}/feeds/{feed}/test", "POST /api/v1/tenants/{tenant}/feeds/{feed}/run",
-        "POST /api/v1/tenants/{tenant}/feeds/{feed}/pause", "POST /api/v1/tenants/{tenant}/feeds/{feed}/resume",
-        "GET /api/v1/tenants/{tenant}/profiles", "GET /api/v1/tenants/{tenant}/profiles/{profile}",
-        "PUT /api/v1/tenants/{tenant}/profiles/{profile}", "GET /api/v1/runs", "GET /api/v1/runs/{run}",
-        "GET /api/v1/runs/{run}/messages", "GET /api/v1/runs/{run}/rejects.csv", "GET /api/v1/runs/{run}/file",
-        "POST /api/v1/runs/{run}/release", "POST /api/v1/runs/{run}/replay", "POST /api/v1/tenants/{tenant}/imports",
-        "GET /api/v1/tenants/{tenant}/contacts.csv", "GET /api/v1/audit", "POST /api/v1/session",
-        "GET /api/v1/session", "DELETE /api/v1/session",
+        "GET /api/v1/tenants",
+        "GET /api/v1/tenants/{tenant}",
+        "GET /api/v1/tenants/{tenant}/feeds",
+        "GET /api/v1/tenants/{tenant}/feeds/{feed}",
+        "PUT /api/v1/tenants/{tenant}/feeds/{feed}",
+        "POST /api/v1/tenants/{tenant}/feeds/{feed}/test",
+        "POST /api/v1/tenants/{tenant}/feeds/{feed}/run",
+        "POST /api/v1/tenants/{tenant}/feeds/{feed}/pause",
+        "POST /api/v1/tenants/{tenant}/feeds/{feed}/resume",
+        "GET /api/v1/tenants/{tenant}/profiles",
+        "GET /api/v1/tenants/{tenant}/profiles/{profile}",
+        "PUT /api/v1/tenants/{tenant}/profiles/{profile}",
+        "GET /api/v1/runs",
+        "GET /api/v1/runs/{run}",
+        "GET /api/v1/runs/{run}/messages",
+        "GET /api/v1/runs/{run}/rejects.csv",
+        "GET /api/v1/runs/{run}/file",
+        "POST /api/v1/runs/{run}/release",
+        "POST /api/v1/runs/{run}/replay",
+        "POST /api/v1/tenants/{tenant}/imports",
+        "GET /api/v1/tenants/{tenant}/contacts.csv",
+        "GET /api/v1/audit",
+        "POST /api/v1/session",
+        "GET /api/v1/session",
+        "DELETE /api/v1/session",
     ] {
         assert!(ops.contains(&expected.to_owned()), "{expected} missing from {ops:?}");
     }
@@ -119,10 +146,15 @@ async fn no_expired_revoked_or_wrong_role_credentials_reach_any_route() {
     assert!(app.cli(&["token", "revoke", &revoked[..12]]).status.success());
     let acme = token(&app, &["--role", "tenant", "--tenant", "acme"]);
     let staff_only = [
-        "PUT /api/v1/tenants/{tenant}/feeds/{feed}", "POST /api/v1/tenants/{tenant}/feeds/{feed}/test",
-        "POST /api/v1/tenants/{tenant}/feeds/{feed}/run", "POST /api/v1/tenants/{tenant}/feeds/{feed}/pause",
-        "POST /api/v1/tenants/{tenant}/feeds/{feed}/resume", "PUT /api/v1/tenants/{tenant}/profiles/{profile}",
-        "GET /api/v1/runs/{run}/file", "POST /api/v1/runs/{run}/release", "POST /api/v1/runs/{run}/replay",
+        "PUT /api/v1/tenants/{tenant}/feeds/{feed}",
+        "POST /api/v1/tenants/{tenant}/feeds/{feed}/test",
+        "POST /api/v1/tenants/{tenant}/feeds/{feed}/run",
+        "POST /api/v1/tenants/{tenant}/feeds/{feed}/pause",
+        "POST /api/v1/tenants/{tenant}/feeds/{feed}/resume",
+        "PUT /api/v1/tenants/{tenant}/profiles/{profile}",
+        "GET /api/v1/runs/{run}/file",
+        "POST /api/v1/runs/{run}/release",
+        "POST /api/v1/runs/{run}/replay",
         "GET /api/v1/audit",
         // A tenant imports with a saved profile, or makes a dry run.
         "POST /api/v1/tenants/{tenant}/imports",
@@ -157,7 +189,12 @@ async fn add_user(app: &TestApp, email: &str, access: dropfeed::domain::Access, 
 }
 
 async fn login(api: &Api, email: &str, password: &str) -> reqwest::Response {
-    api.http.post(api.url("/api/v1/session")).json(&serde_json::json!({"email": email, "password": password})).send().await.unwrap()
+    api.http
+        .post(api.url("/api/v1/session"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The `dropfeed_session=...` pair and the whole Set-Cookie line.
@@ -196,7 +233,14 @@ async fn a_session_cookie_is_http_only_and_lax_and_its_changes_need_the_csrf_tok
     let who = app.scalar_text("SELECT actor || ' ' || source FROM audit_log WHERE action = 'feed.pause'").await;
     assert_eq!(who, "user:ops@example.com 127.0.0.1");
 
-    let r = api.http.delete(api.url("/api/v1/session")).header("cookie", &cookie).header("x-csrf-token", &csrf).send().await.unwrap();
+    let r = api
+        .http
+        .delete(api.url("/api/v1/session"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert!(session_cookie(&r).1.contains("Max-Age=0"));
     let r = api.http.get(api.url("/api/v1/tenants")).header("cookie", &cookie).send().await.unwrap();
@@ -220,13 +264,20 @@ async fn logins_are_throttled_per_account_and_per_client_address_and_audited() {
     let r = login(&api, "ops@example.com", "a long passphrase").await;
     assert_eq!(r.status(), 429, "the right password waits too: a guesser learns nothing");
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "auth.throttled");
-    assert_eq!(login(&api, "other@example.com", "another passphrase").await.status(), 200, "another account is not held");
+    assert_eq!(
+        login(&api, "other@example.com", "another passphrase").await.status(),
+        200,
+        "another account is not held"
+    );
     for i in 0..15 {
         assert_eq!(login(&api, &format!("nobody{i}@example.com"), "wrong guess").await.status(), 401);
     }
     // 20 failures from this address: every account waits.
     assert_eq!(login(&api, "other@example.com", "another passphrase").await.status(), 429);
-    assert_eq!(app.scalar("SELECT count(*) FROM audit_log WHERE action = 'login.failed' AND source = '127.0.0.1'").await, 20);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM audit_log WHERE action = 'login.failed' AND source = '127.0.0.1'").await,
+        20
+    );
     assert_eq!(app.scalar("SELECT count(*) FROM audit_log WHERE action = 'login.succeeded'").await, 1);
     let leaked = app.scalar("SELECT count(*) FROM audit_log WHERE detail::text LIKE '%wrong guess%' OR detail::text LIKE '%passphrase%'").await;
     assert_eq!(leaked, 0, "no password in the audit log");
