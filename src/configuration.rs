@@ -83,18 +83,34 @@ fn default_console_bind() -> String {
     "127.0.0.1:8080".into()
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportSettings {
     /// The largest rejects file attached to a report e-mail (SPEC §8.3); a
-    /// larger one is named, not attached. 5 MB is 6.8 MB once in base64,
-    /// under the 10 MB many mail servers accept.
+    /// larger one is linked (or named), not attached. 5 MB is 6.8 MB once in
+    /// base64, under the 10 MB many mail servers accept.
     pub max_attachment_bytes: u64,
+    /// `console.public_url`, copied here at load: reports link to their run.
+    #[serde(skip)]
+    pub public_url: Option<String>,
 }
 
 impl Default for ReportSettings {
     fn default() -> Self {
-        ReportSettings { max_attachment_bytes: 5_000_000 }
+        ReportSettings { max_attachment_bytes: 5_000_000, public_url: None }
+    }
+}
+
+impl ReportSettings {
+    /// The console's page of run `id`, when the console has a public address.
+    pub fn run_url(&self, id: uuid::Uuid) -> Option<String> {
+        self.public_url.as_deref().map(|base| format!("{}/runs/{id}", base.trim_end_matches('/')))
+    }
+
+    /// Where the rejects file of run `id` is downloaded (a logged-in browser
+    /// or a token).
+    pub fn rejects_url(&self, id: uuid::Uuid) -> Option<String> {
+        self.public_url.as_deref().map(|base| format!("{}/api/v1/runs/{id}/rejects.csv", base.trim_end_matches('/')))
     }
 }
 
@@ -242,7 +258,9 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
     };
     apply_env(&mut value, std::env::vars());
     let shown = file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(defaults)".into());
-    serde_json::from_value(value).with_context(|| format!("invalid config {shown}"))
+    let mut settings: Settings = serde_json::from_value(value).with_context(|| format!("invalid config {shown}"))?;
+    settings.report.public_url = settings.console.as_ref().and_then(|c| c.public_url.clone());
+    Ok(settings)
 }
 
 /// The top-level keys of `Settings`: the only ones `DROPFEED_*` variables set.

@@ -68,7 +68,7 @@ pub async fn compose_report(
     pool: &PgPool,
     run_id: Uuid,
     lang: ReportLanguage,
-    settings: ReportSettings,
+    settings: &ReportSettings,
 ) -> anyhow::Result<Composed> {
     let report = runs::head(pool, run_id).await?.with_context(|| format!("run {run_id} not found"))?;
     let examples = runs::examples(pool, run_id, EXAMPLES_PER_CODE).await.context("cannot read the run's messages")?;
@@ -118,7 +118,7 @@ pub async fn compose_report(
     ];
     let took = report.finished_at.map(|f| (f - report.started_at).num_milliseconds() as f64 / 1000.0);
     let profile = report.profile.as_ref().map(|p| format!("{} v{}", p.name, p.version)).unwrap_or_else(|| "-".into());
-    let facts: Vec<(&str, String)> = vec![
+    let mut facts: Vec<(&str, String)> = vec![
         (
             if fr { "Fichier" } else { "File" },
             format!("{} ({} {})", report.file.name, report.file.size, if fr { "octets" } else { "bytes" }),
@@ -129,6 +129,9 @@ pub async fn compose_report(
         (if fr { "Durée" } else { "Took" }, took.map(|s| format!("{s:.1} s")).unwrap_or_default()),
         (if fr { "Exécution" } else { "Run" }, report.run_id.to_string()),
     ];
+    if let Some(url) = settings.run_url(run_id) {
+        facts.push((if fr { "Rapport complet" } else { "Full report" }, url));
+    }
 
     let mut text = String::new();
     let _ = writeln!(text, "{}\n", subject.trim_start_matches("[dropfeed] "));
@@ -170,7 +173,7 @@ pub async fn compose_report(
             }
         );
     }
-    let too_large = too_large.map(|n| too_large_sentence(n, run_id, settings.max_attachment_bytes, fr));
+    let too_large = too_large.map(|n| too_large_sentence(n, run_id, settings, fr));
     if let Some(sentence) = &too_large {
         let _ = writeln!(text, "\n{sentence}");
     }
@@ -178,8 +181,10 @@ pub async fn compose_report(
     let esc = |s: &str| html_escape::encode_text(s).into_owned();
     let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
     let _ = write!(html, "<h2>{}</h2><table>", esc(subject.trim_start_matches("[dropfeed] ")));
+    let link = |url: &str| format!("<a href=\"{0}\">{0}</a>", html_escape::encode_double_quoted_attribute(url));
     for (k, v) in &facts {
-        let _ = write!(html, "<tr><th align=\"left\">{}</th><td>{}</td></tr>", esc(k), esc(v));
+        let v = if v.starts_with("https://") || v.starts_with("http://") { link(v) } else { esc(v) };
+        let _ = write!(html, "<tr><th align=\"left\">{}</th><td>{v}</td></tr>", esc(k));
     }
     html.push_str(
         "</table><table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse;margin-top:1em\"><tr>",
@@ -211,25 +216,36 @@ pub async fn compose_report(
         html.push_str("</ul>");
     }
     if let Some(sentence) = &too_large {
-        let _ = write!(html, "<p>{}</p>", esc(sentence));
+        // The sentence ends with the download address, made a link here.
+        let html_sentence = match settings.rejects_url(run_id) {
+            Some(url) => esc(sentence).replace(&esc(&url), &link(&url)),
+            None => esc(sentence),
+        };
+        let _ = write!(html, "<p>{html_sentence}</p>");
     }
     html.push_str("</body></html>");
     Ok(Composed { subject, text, html, attachment })
 }
 
 /// Why the rejects file is not attached, and where it is.
-fn too_large_sentence(rejected: i64, run_id: Uuid, max: u64, fr: bool) -> String {
-    let mb = max as f64 / 1e6;
-    if fr {
-        format!(
+fn too_large_sentence(rejected: i64, run_id: Uuid, settings: &ReportSettings, fr: bool) -> String {
+    let mb = settings.max_attachment_bytes as f64 / 1e6;
+    match (settings.rejects_url(run_id), fr) {
+        (Some(url), true) => format!(
+            "Le fichier des {rejected} lignes rejetées dépasse {mb:.1} Mo et n'est pas joint : téléchargez-le ici : {url}"
+        ),
+        (Some(url), false) => format!(
+            "The file of the {rejected} rejected lines is larger than {mb:.1} MB and is not attached: download it \
+             here: {url}"
+        ),
+        (None, true) => format!(
             "Le fichier des {rejected} lignes rejetées dépasse {mb:.1} Mo et n'est pas joint : il est conservé avec \
              l'exécution {run_id} (support : dropfeed runs rejects {run_id})."
-        )
-    } else {
-        format!(
+        ),
+        (None, false) => format!(
             "The file of the {rejected} rejected lines is larger than {mb:.1} MB and is not attached: it is kept \
              with run {run_id} (support: dropfeed runs rejects {run_id})."
-        )
+        ),
     }
 }
 
@@ -282,7 +298,7 @@ pub async fn queue_report(
     feed_id: Option<i64>,
     recipients: &[String],
     lang: ReportLanguage,
-    settings: ReportSettings,
+    settings: &ReportSettings,
 ) -> anyhow::Result<Option<i64>> {
     if recipients.is_empty() {
         return Ok(None);
@@ -430,7 +446,7 @@ pub async fn deliver_due(
 }
 
 /// The delivery state of a run's reports, for `runs show`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DeliveryState {
     pub kind: String,
     pub recipients: Vec<String>,

@@ -31,7 +31,7 @@ pub struct PollContext<'a> {
     pub archive: &'a crate::archive::Archive,
     pub clock: &'a dyn Clock,
     pub limits: crate::configuration::Limits,
-    pub report: crate::configuration::ReportSettings,
+    pub report: &'a crate::configuration::ReportSettings,
     /// Cancelled on shutdown: the poll stops between files and during waits.
     pub cancel: CancellationToken,
     /// Connection attempts for transient errors (refused, timed out).

@@ -38,7 +38,7 @@ pub async fn rerun(
     pool: &PgPool,
     archive: &Archive,
     limits: Limits,
-    report: ReportSettings,
+    report: &ReportSettings,
     of: Uuid,
     action: Action,
 ) -> anyhow::Result<Uuid> {

@@ -88,7 +88,7 @@ pub async fn list(
 /// The report of a run, as `runs show --format json` (SPEC §6): written
 /// while its messages are read from the database, never held whole.
 #[utoipa::path(get, path = "/api/v1/runs/{run}", tag = "runs", params(("run" = String, Path, description = "the run's id")),
-    responses((status = 200, description = "the report of SPEC §6", body = Object),
+    responses((status = 200, description = "the report of SPEC §6", body = crate::report::Report),
               (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
 pub async fn show(caller: Caller, State(state): State<ApiState>, Path(run): Path<String>) -> Result<Response, Problem> {
     let (id, _) = caller.run(&state, &run).await?;
@@ -243,7 +243,7 @@ async fn rerun(caller: Caller, state: ApiState, run: String, action: Action) -> 
 /// Imports a held run's file without the guards that held it (once); the
 /// answer is the new run's report.
 #[utoipa::path(post, path = "/api/v1/runs/{run}/release", tag = "runs", params(("run" = String, Path)),
-    responses((status = 200, description = "the new run's report", body = Object), (status = 401, body = ProblemBody),
+    responses((status = 200, description = "the new run's report", body = crate::report::Report), (status = 401, body = ProblemBody),
               (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
               (status = 409, body = ProblemBody, description = "`run.state`: not held, already released, file gone")))]
 pub async fn release(
@@ -256,7 +256,7 @@ pub async fn release(
 
 /// Imports a feed run's archived file again with its profile's latest version.
 #[utoipa::path(post, path = "/api/v1/runs/{run}/replay", tag = "runs", params(("run" = String, Path), ReplayQuery),
-    responses((status = 200, description = "the new run's report", body = Object), (status = 401, body = ProblemBody),
+    responses((status = 200, description = "the new run's report", body = crate::report::Report), (status = 401, body = ProblemBody),
               (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
               (status = 409, body = ProblemBody, description = "`run.state`: applied already (use force), dry run, file gone")))]
 pub async fn replay(

@@ -480,7 +480,7 @@ async fn import_file(
         // The report is stored first; a failed send is retried by the daemon
         // and never fails the import.
         let queued =
-            notify::queue_report(pool, run_id, tenant_id, None, &args.report_to, lang, settings.report).await?;
+            notify::queue_report(pool, run_id, tenant_id, None, &args.report_to, lang, &settings.report).await?;
         if let Some(id) = queued {
             let _ = notify::deliver_due(pool, mailer, chrono::Utc::now(), 1, Some(id)).await;
         }

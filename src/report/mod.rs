@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Running,
@@ -58,7 +58,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Counts {
     pub rows: i64,
     pub inserted: i64,
@@ -83,13 +83,13 @@ pub struct Counts {
     pub conflicts: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProfileRef {
     pub name: String,
     pub version: i32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileInfo {
     pub name: String,
     pub size: i64,
@@ -107,10 +107,11 @@ pub struct Message {
 }
 
 /// What became of the file's columns.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Columns {
     /// Header -> target, in file order.
     #[serde(default)]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub mapped: indexmap::IndexMap<String, String>,
     #[serde(default)]
     pub unmapped: Vec<String>,
@@ -123,7 +124,8 @@ pub struct Columns {
 /// A run's report. `M` is its messages: a `Vec` when they were loaded (tests,
 /// small runs), `()` for the head alone, or `json::StreamedMessages` when the
 /// JSON is written while a cursor reads them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(bound = "")]
 pub struct Report<M = Vec<Message>> {
     pub run_id: Uuid,
     pub tenant: String,
@@ -136,10 +138,12 @@ pub struct Report<M = Vec<Message>> {
     pub finished_at: Option<DateTime<Utc>>,
     pub counts: Counts,
     pub by_code: BTreeMap<String, i64>,
+    #[schema(value_type = Vec<Message>)]
     pub messages: M,
     pub messages_truncated: bool,
     /// Why a failed or aborted run wrote nothing.
     pub error: Option<String>,
+    #[schema(value_type = Object)]
     pub options: serde_json::Value,
     pub columns: Columns,
     /// The run this one re-imported (`runs release` / `runs replay`).

@@ -245,3 +245,34 @@ async fn a_held_night_is_reported_to_the_failure_recipients_with_why_and_how_to_
     assert!(text.contains("guard.row_drop") && text.contains("3 / 10"), "{text}");
     assert!(text.contains("dropfeed runs release"), "{text}");
 }
+
+#[tokio::test]
+async fn with_a_public_url_the_report_links_its_run_and_a_large_rejects_file_is_a_download_link() {
+    let app = spawn_app().await;
+    let smtp = SmtpServer::start();
+    let config = app.write(
+        "dropfeed.yaml",
+        format!(
+            "{}report:\n  max_attachment_bytes: 2000\nconsole:\n  public_url: https://imports.example.com/\n",
+            smtp.config_yaml()
+        ),
+    );
+    let mut csv = String::from("email;first_name\n");
+    for i in 0..100 {
+        csv.push_str(&format!("not-an-address-{i};Anne\n"));
+    }
+    let file = app.write("big_rejects.csv", csv);
+    let args = ["--config", config.to_str().unwrap(), "import", "acme", file.to_str().unwrap()];
+    let out = app.cli(&[&args[..], &["--report-to", "crm@acme.example", "--format", "json"]].concat());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+
+    let mails = smtp.wait_for(1);
+    let m = &mails[0];
+    assert!(m.attachments().is_empty());
+    let text = m.text();
+    assert!(text.contains(&format!("https://imports.example.com/runs/{run_id}")), "{text}");
+    let download = format!("https://imports.example.com/api/v1/runs/{run_id}/rejects.csv");
+    assert!(text.contains(&download), "{text}");
+    assert!(m.html().contains(&format!("<a href=\"{download}\">")), "{}", m.html());
+}
