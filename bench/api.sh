@@ -62,6 +62,8 @@ peak_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 mkdir -p "$DATA/nginx/root" "$DATA/nginx/tmp" "$DATA/nginx/logs"
 cat >"$DATA/nginx/nginx.conf" <<NGINX
 daemon on;
+# Its workers write where this script's user does (ignored when not root).
+user $(id -un) $(id -gn);
 pid $DATA/nginx/nginx.pid;
 error_log $DATA/nginx/logs/error.log;
 events {}

@@ -103,6 +103,19 @@ async fn every_route_of_spec_8_2_is_in_the_openapi_document() {
     ] {
         assert!(ops.contains(&expected.to_owned()), "{expected} missing from {ops:?}");
     }
+    // A client written from the document alone knows the report's shape.
+    let doc: serde_json::Value =
+        api.http.get(api.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in
+        [("Report", "counts"), ("Counts", "inserted"), ("RunPage", "next_cursor"), ("ProblemBody", "code")]
+    {
+        assert!(schemas[schema]["properties"][field].is_object(), "{schema}.{field} in {}", schemas[schema]);
+    }
+    let report =
+        &doc["paths"]["/api/v1/runs/{run}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(report["$ref"], "#/components/schemas/Report", "{report}");
+    assert!(doc["components"]["securitySchemes"]["token"].is_object());
 }
 
 #[tokio::test]

@@ -129,3 +129,71 @@ async fn an_import_that_wrote_thousands_of_rows_leaves_the_tables_it_wrote_analy
     assert_eq!(report.counts.inserted, 7_000);
     assert_eq!(reltuples(&app, "contacts").await, 6_000.0);
 }
+
+/// Every node of a plan: (type, relation).
+fn nodes(node: &Value, out: &mut Vec<(String, String)>) {
+    out.push((
+        node["Node Type"].as_str().unwrap_or("?").to_owned(),
+        node["Relation Name"].as_str().unwrap_or("").to_owned(),
+    ));
+    for child in node["Plans"].as_array().cloned().unwrap_or_default() {
+        nodes(&child, out);
+    }
+}
+
+#[tokio::test]
+async fn every_filter_of_the_runs_page_walks_an_index_with_100000_runs_and_no_statistics() {
+    use dropfeed::store::runs::{self, RunFilter};
+    let app = spawn_app().await;
+    sqlx::raw_sql("ALTER TABLE runs SET (autovacuum_enabled = false)").execute(&app.pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO runs (id, tenant_id, feed, status, file_name, file_size, file_sha256, started_at)
+         SELECT gen_random_uuid(), $1, CASE WHEN g % 2 = 0 THEN 'nightly' END,
+                CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'succeeded' END, 'f.csv', 1, 'x',
+                now() - g * interval '1 minute'
+         FROM generate_series(1, 100000) g",
+    )
+    .bind(app.tenant.id)
+    .execute(&app.pool)
+    .await
+    .expect("runs inserted");
+    let stats: i64 = app.scalar("SELECT count(*) FROM pg_stats WHERE tablename = 'runs'").await;
+    assert_eq!(stats, 0, "the planner has no statistics");
+    let middle: (chrono::DateTime<chrono::Utc>, uuid::Uuid) =
+        sqlx::query_as("SELECT started_at, id FROM runs ORDER BY started_at DESC, id DESC OFFSET 50000 LIMIT 1")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let base = RunFilter { limit: 50, ..Default::default() };
+    let filters = [
+        base.clone(),
+        RunFilter { tenant_id: Some(app.tenant.id), ..base.clone() },
+        RunFilter { status: Some("failed".into()), ..base.clone() },
+        RunFilter { tenant_id: Some(app.tenant.id), status: Some("failed".into()), ..base.clone() },
+        RunFilter { tenant_id: Some(app.tenant.id), feed: Some("nightly".into()), ..base.clone() },
+        RunFilter {
+            tenant_id: Some(app.tenant.id),
+            feed: Some("nightly".into()),
+            status: Some("failed".into()),
+            ..base.clone()
+        },
+        RunFilter {
+            tenant_id: Some(app.tenant.id),
+            status: Some("failed".into()),
+            after: Some(middle),
+            ..base.clone()
+        },
+        RunFilter { after: Some(middle), ..base.clone() },
+        RunFilter { tenant_id: Some(app.tenant.id), after: Some(middle), ..base.clone() },
+        RunFilter { since: Some(chrono::Utc::now() - chrono::Duration::days(7)), ..base.clone() },
+    ];
+    for f in &filters {
+        let plan = runs::page_plan(&app.pool, f).await.unwrap();
+        let mut seen = Vec::new();
+        nodes(&plan[0]["Plan"], &mut seen);
+        let bad: Vec<_> =
+            seen.iter().filter(|(kind, rel)| kind == "Sort" || (kind == "Seq Scan" && rel == "runs")).collect();
+        assert!(bad.is_empty(), "{f:?}: {bad:?}\n{}", serde_json::to_string_pretty(&plan).unwrap());
+        assert_eq!(runs::page(&app.pool, f).await.unwrap().len(), 50, "{f:?}");
+    }
+}
