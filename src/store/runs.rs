@@ -363,7 +363,11 @@ impl RunFilter {
             let (a, b) = (next(), next());
             sql.push_str(&format!(" AND (r.started_at, r.id) < (${a}, ${b})"));
         }
-        sql.push_str(&format!(" ORDER BY r.started_at DESC, r.id DESC LIMIT ${}", next()));
+        // The limit is written in the statement, not bound: with `LIMIT $n`
+        // the cached generic plan cannot tell 50 rows from 100,000, so
+        // PostgreSQL plans every execution again (more than the query's own
+        // cost); a literal gives one cached plan per page size.
+        sql.push_str(&format!(" ORDER BY r.started_at DESC, r.id DESC LIMIT {}", self.limit.max(0)));
         sql
     }
 
@@ -386,7 +390,7 @@ impl RunFilter {
         if let Some((at, id)) = self.after {
             q = q.bind(at).bind(id);
         }
-        q.bind(self.limit)
+        q
     }
 }
 
