@@ -8,6 +8,7 @@ pub mod archive;
 pub mod cli;
 pub mod clock;
 pub mod configuration;
+pub mod console;
 pub mod daemon;
 pub mod domain;
 pub mod export;

@@ -114,7 +114,8 @@ pub fn router(pool: PgPool, settings: Arc<Settings>, timeouts: server::Timeouts)
     let doc = Arc::new(doc);
     routes
         .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
-        .fallback(|| async { problem::Problem::not_found("this route") })
+        .merge(crate::console::router())
+        .fallback(crate::console::fallback)
         .layer(RequestBodyTimeoutLayer::new(timeouts.body_idle))
         .with_state(ApiState { pool, settings })
 }

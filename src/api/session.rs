@@ -47,25 +47,36 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-/// The caller of a request that carries a session cookie; state changes
-/// must carry the session's CSRF token too.
-pub async fn caller(parts: &Parts, state: &ApiState, source: String) -> Result<Caller, Problem> {
-    let Some(id) = session_cookie(&parts.headers) else { return Err(Problem::unauthorized()) };
+/// The live session of a request's cookie, extended while used.
+pub async fn lookup(headers: &HeaderMap, state: &ApiState) -> Result<Option<sessions::Session>, Problem> {
+    let Some(id) = session_cookie(headers) else { return Ok(None) };
     let key = crate::access::token_sha256(&id);
     let now = Utc::now();
     let Some(session) = sessions::find(&state.pool, &key, now).await.map_err(Problem::internal)? else {
-        return Err(Problem::unauthorized());
+        return Ok(None);
     };
-    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        let sent = parts.headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
-        if !bool::from(sent.ct_eq(session.csrf.as_bytes())) {
-            return Err(Problem::forbidden("a change made with a session cookie needs its X-CSRF-Token header")
-                .with_code("csrf"));
-        }
-    }
     // Sliding expiry, written at most once a minute.
     if now - session.last_seen_at > chrono::Duration::minutes(1) {
         sessions::touch(&state.pool, &key, now, state.session_days()).await.map_err(Problem::internal)?;
+    }
+    Ok(Some(session))
+}
+
+/// Whether `sent` is the session's CSRF token (compared in constant time).
+pub fn csrf_matches(session: &sessions::Session, sent: &[u8]) -> bool {
+    bool::from(sent.ct_eq(session.csrf.as_bytes()))
+}
+
+/// The caller of a request that carries a session cookie; state changes
+/// must carry the session's CSRF token too.
+pub async fn caller(parts: &Parts, state: &ApiState, source: String) -> Result<Caller, Problem> {
+    let Some(session) = lookup(&parts.headers, state).await? else { return Err(Problem::unauthorized()) };
+    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let sent = parts.headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+        if !csrf_matches(&session, sent) {
+            return Err(Problem::forbidden("a change made with a session cookie needs its X-CSRF-Token header")
+                .with_code("csrf"));
+        }
     }
     Ok(Caller { actor: Actor { name: format!("user:{}", session.email), source }, access: session.access })
 }
@@ -113,20 +124,21 @@ async fn info(state: &ApiState, caller: &Caller, csrf: Option<String>) -> Result
     })
 }
 
-/// Logs in with e-mail and password; sets the session cookie.
-#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Login,
-    responses((status = 200, body = SessionInfo), (status = 401, body = super::problem::ProblemBody),
-              (status = 429, body = super::problem::ProblemBody)))]
-pub async fn login(
-    State(state): State<ApiState>,
-    ClientAddress(source): ClientAddress,
-    Json(login): Json<Login>,
-) -> Result<Response, Problem> {
-    let email = Email::parse(&login.email).map(|e| e.to_string()).unwrap_or_else(|| login.email.trim().to_lowercase());
+/// A session just opened: its cookie, its caller and its CSRF token.
+pub struct Opened {
+    pub cookie: Cookie<'static>,
+    pub caller: Caller,
+    pub csrf: String,
+}
+
+/// Checks a login (throttled, audited) and opens a session: the API's
+/// `POST /session` and the console's login form.
+pub async fn open(state: &ApiState, source: &str, email: &str, password: &str) -> Result<Opened, Problem> {
+    let email = Email::parse(email).map(|e| e.to_string()).unwrap_or_else(|| email.trim().to_lowercase());
     let since = Utc::now() - chrono::Duration::minutes(WINDOW_MINUTES);
     let (by_account, by_address) =
-        sessions::recent_failures(&state.pool, &email, &source, since).await.map_err(Problem::internal)?;
-    let actor = Actor { name: format!("user:{email}"), source: source.clone() };
+        sessions::recent_failures(&state.pool, &email, source, since).await.map_err(Problem::internal)?;
+    let actor = Actor { name: format!("user:{email}"), source: source.to_owned() };
     if by_account >= MAX_FAILURES_PER_ACCOUNT || by_address >= MAX_FAILURES_PER_ADDRESS {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -134,7 +146,7 @@ pub async fn login(
             format!("too many failed logins: try again in {WINDOW_MINUTES} minutes"),
         ));
     }
-    let checked = accounts::check_password(&state.pool, &email, &login.password).await.map_err(Problem::internal)?;
+    let checked = accounts::check_password(&state.pool, &email, password).await.map_err(Problem::internal)?;
     let Some((user, access)) = checked else {
         let detail = serde_json::json!({ "email": email });
         audit::record_on(&state.pool, &actor, None, "login.failed", detail).await.map_err(Problem::internal)?;
@@ -144,7 +156,7 @@ pub async fn login(
     let csrf = random_token()?;
     let days = state.session_days();
     let expires = Utc::now() + chrono::Duration::days(days.into());
-    sessions::create(&state.pool, &crate::access::token_sha256(&id), user.id, &csrf, &source, expires)
+    sessions::create(&state.pool, &crate::access::token_sha256(&id), user.id, &csrf, source, expires)
         .await
         .map_err(Problem::internal)?;
     audit::record_on(&state.pool, &actor, access.tenant_id(), "login.succeeded", serde_json::json!({}))
@@ -157,9 +169,37 @@ pub async fn login(
         .secure(state.secure_cookies())
         .max_age(cookie::time::Duration::days(days.into()))
         .build();
-    let caller = Caller { actor, access };
-    let body = info(&state, &caller, Some(csrf)).await?;
-    Ok(([(header::SET_COOKIE, cookie.to_string())], Json(body)).into_response())
+    Ok(Opened { cookie, caller: Caller { actor, access }, csrf })
+}
+
+/// Ends the session of a request's cookie (if any); the cookie that clears it.
+pub async fn close(state: &ApiState, caller: &Caller, headers: &HeaderMap) -> Result<Cookie<'static>, Problem> {
+    if let Some(id) = session_cookie(headers) {
+        sessions::delete(&state.pool, &crate::access::token_sha256(&id)).await.map_err(Problem::internal)?;
+    }
+    audit::record_on(&state.pool, &caller.actor, caller.access.tenant_id(), "logout", serde_json::json!({}))
+        .await
+        .map_err(Problem::internal)?;
+    Ok(Cookie::build((COOKIE, ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::ZERO)
+        .build())
+}
+
+/// Logs in with e-mail and password; sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Login,
+    responses((status = 200, body = SessionInfo), (status = 401, body = super::problem::ProblemBody),
+              (status = 429, body = super::problem::ProblemBody)))]
+pub async fn login(
+    State(state): State<ApiState>,
+    ClientAddress(source): ClientAddress,
+    Json(login): Json<Login>,
+) -> Result<Response, Problem> {
+    let opened = open(&state, &source, &login.email, &login.password).await?;
+    let body = info(&state, &opened.caller, Some(opened.csrf)).await?;
+    Ok(([(header::SET_COOKIE, opened.cookie.to_string())], Json(body)).into_response())
 }
 
 /// Who the caller is (a session also gets its CSRF token again).
@@ -170,14 +210,9 @@ pub async fn whoami(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<SessionInfo>, Problem> {
-    let csrf = match session_cookie(&headers) {
-        Some(id) if caller.actor.name.starts_with("user:") => {
-            sessions::find(&state.pool, &crate::access::token_sha256(&id), Utc::now())
-                .await
-                .map_err(Problem::internal)?
-                .map(|s| s.csrf)
-        }
-        _ => None,
+    let csrf = match caller.actor.name.starts_with("user:") {
+        true => lookup(&headers, &state).await?.map(|s| s.csrf),
+        false => None,
     };
     Ok(Json(info(&state, &caller, csrf).await?))
 }
@@ -186,17 +221,6 @@ pub async fn whoami(
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session",
     responses((status = 204), (status = 401, body = super::problem::ProblemBody), (status = 403, body = super::problem::ProblemBody)))]
 pub async fn logout(caller: Caller, State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, Problem> {
-    if let Some(id) = session_cookie(&headers) {
-        sessions::delete(&state.pool, &crate::access::token_sha256(&id)).await.map_err(Problem::internal)?;
-    }
-    audit::record_on(&state.pool, &caller.actor, caller.access.tenant_id(), "logout", serde_json::json!({}))
-        .await
-        .map_err(Problem::internal)?;
-    let gone = Cookie::build((COOKIE, ""))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .max_age(cookie::time::Duration::ZERO)
-        .build();
+    let gone = close(&state, &caller, &headers).await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, gone.to_string())]).into_response())
 }

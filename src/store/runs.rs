@@ -423,6 +423,17 @@ fn summary_of(r: &sqlx::postgres::PgRow) -> RunSummary {
     }
 }
 
+/// When each tenant's latest run started (one index probe per tenant).
+pub async fn last_started_per_tenant(pool: &PgPool) -> sqlx::Result<std::collections::HashMap<i64, DateTime<Utc>>> {
+    let rows = sqlx::query(
+        "SELECT t.id, (SELECT r.started_at FROM runs r WHERE r.tenant_id = t.id ORDER BY r.started_at DESC, r.id DESC LIMIT 1)
+         FROM tenants t",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().filter_map(|r| Some((r.get::<i64, _>(0), r.get::<Option<DateTime<Utc>>, _>(1)?))).collect())
+}
+
 /// The tenant of a run, to check a caller may see it.
 pub async fn tenant_of(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar("SELECT tenant_id FROM runs WHERE id = $1").bind(id).fetch_optional(pool).await

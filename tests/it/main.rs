@@ -9,6 +9,7 @@ mod api;
 mod api_access;
 mod api_workflows;
 mod cli;
+mod console;
 mod crash;
 mod daemon;
 mod encodings;

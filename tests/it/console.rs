@@ -1,0 +1,283 @@
+//! The web console in a real browser (issue 16): Debian's chromium driven
+//! through chromedriver (WebDriver) with fantoccini, against the API server
+//! and a real database. Each journey saves screenshots of its main pages in
+//! `target/console-screenshots/`.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use secrecy::SecretString;
+
+use crate::api::{Api, json};
+use crate::feeds::{PROFILE, SAMPLE, feed_yaml};
+use crate::helpers::{TestApp, spawn_app};
+
+/// A headless chromium behind its own chromedriver; both end with the value.
+pub struct Browser {
+    pub c: Client,
+    driver: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Browser {
+    pub async fn start(base: &str) -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver, installed by .ci/run)");
+        let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                // Without these it tries the network, which this machine has not.
+                "args": ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1280,900"],
+            }
+        }))
+        .unwrap();
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let mut last = None;
+        for _ in 0..50 {
+            match ClientBuilder::new(connector.clone())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => return Browser { c, driver, base: base.to_owned() },
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not start: {last:?}");
+    }
+
+    pub async fn goto(&self, path: &str) {
+        self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    pub async fn path(&self) -> String {
+        let url = self.c.current_url().await.unwrap();
+        format!("{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default())
+    }
+
+    pub async fn text(&self) -> String {
+        self.c.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+    }
+
+    /// Clicks what leads to another page, and waits for that page.
+    async fn navigate(&self, target: fantoccini::elements::Element) {
+        let old = self.c.find(Locator::Css("html")).await.unwrap();
+        target.click().await.unwrap();
+        for _ in 0..100 {
+            if old.tag_name().await.is_err() {
+                break; // the old page is gone
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.c.wait().for_element(Locator::Css("body")).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        let target = self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        self.navigate(target).await;
+    }
+
+    pub async fn click_link(&self, text: &str) {
+        let target = self.c.find(Locator::LinkText(text)).await.unwrap_or_else(|e| panic!("link {text:?}: {e}"));
+        self.navigate(target).await;
+    }
+
+    pub async fn fill(&self, css: &str, value: &str) {
+        let field = self.c.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) {
+        self.goto("/login").await;
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.click("form[action='/login'] button").await;
+    }
+
+    /// Saves the page as `target/console-screenshots/NAME.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.c.screenshot().await.unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.c.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+pub async fn add_user(app: &TestApp, email: &str, access: dropfeed::domain::Access, password: &str) {
+    let hash = dropfeed::access::hash_password(&SecretString::from(password.to_owned())).unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    dropfeed::store::accounts::add_user(&mut conn, email, &access, &hash).await.unwrap();
+}
+
+fn night(n: usize) -> String {
+    let mut s = "email;first_name\n".to_owned();
+    for i in 0..n {
+        s.push_str(&format!("p{i}@x.ch;Anne\n"));
+    }
+    s
+}
+
+/// An app whose feed held its second night: (app, held run id).
+async fn app_with_a_held_night() -> (TestApp, String) {
+    let app = spawn_app().await;
+    app.save_profile("nightly", PROFILE, SAMPLE).await;
+    let drop = app.dir.path().join("outbox");
+    std::fs::create_dir_all(&drop).unwrap();
+    assert!(app.apply_feed(&feed_yaml("nightly-contacts", &drop, "max_row_drop_ratio: 0.4\n")).status.success());
+    let daemon = app.daemon(Arc::new(dropfeed::clock::SystemClock), "test");
+    std::fs::write(drop.join("contacts_1.csv"), night(100)).unwrap();
+    daemon.run_once(&app.feed("nightly-contacts").await, false).await.unwrap();
+    std::fs::write(drop.join("contacts_2.csv"), night(10).replace("Anne", "Zoé")).unwrap();
+    let report = daemon.run_once(&app.feed("nightly-contacts").await, false).await.unwrap();
+    let held = match &report.files[..] {
+        [(_, dropfeed::pickup::FileOutcome::Held { run_id })] => run_id.to_string(),
+        other => panic!("expected a held file: {other:?}"),
+    };
+    (app, held)
+}
+
+#[tokio::test]
+async fn support_sees_the_held_night_first_releases_it_once_and_logs_out() {
+    let (app, held) = app_with_a_held_night().await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let b = Browser::start(&api.base).await;
+
+    // Unknown: any page leads to the login, and back once logged in.
+    b.goto(&format!("/runs/{held}")).await;
+    assert!(b.path().await.starts_with("/login?next="), "{}", b.path().await);
+    b.fill("#email", "ops@example.com").await;
+    b.fill("#password", "a long passphrase").await;
+    b.click("form[action='/login'] button").await;
+    assert_eq!(b.path().await, format!("/runs/{held}"));
+
+    b.goto("/").await;
+    // The browser asks for English; the person chooses French, kept in a cookie.
+    assert!(b.text().await.contains("Needs attention"));
+    b.click_link("Français").await;
+    assert_eq!(b.path().await, "/");
+    let overview = b.text().await;
+    assert!(overview.contains("fichier retenu") && overview.contains("nightly-contacts"), "{overview}");
+    assert!(overview.find("À traiter").unwrap() < overview.find("fichier retenu").unwrap());
+    b.screenshot("overview").await;
+
+    b.goto(&format!("/runs/{held}")).await;
+    let page = b.text().await;
+    assert!(page.contains("retenue") && page.contains("guard.row_drop"), "{page}");
+    b.screenshot("run-held").await;
+    b.click_link("Libérer").await;
+    assert!(b.text().await.contains("n'est libéré qu'une fois"));
+    b.screenshot("release-confirm").await;
+    b.click("#confirm button[type=submit]").await;
+    let released = b.text().await;
+    assert!(released.contains("réussie") && released.contains("Réimporte l'exécution"), "{released}");
+    assert_eq!(app.scalar("SELECT count(*) FROM contacts WHERE first_name = 'Zoé'").await, 10);
+
+    // The second click is refused with a message, and nothing is imported twice.
+    b.goto(&format!("/runs/{held}/release")).await;
+    b.click("#confirm button[type=submit]").await;
+    let refused = b.text().await;
+    assert!(refused.contains("Refusé") && refused.contains("already released"), "{refused}");
+    assert_eq!(app.scalar("SELECT count(*) FROM runs WHERE rerun_of IS NOT NULL").await, 1);
+
+    b.click("form[action='/logout'] button").await;
+    assert!(b.path().await.starts_with("/login"));
+    b.goto("/runs").await;
+    assert!(b.path().await.starts_with("/login"), "a logged-out browser is asked to log in again");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_tenant_user_sees_its_own_runs_only_and_no_credential_in_any_page() {
+    let (app, held) = app_with_a_held_night().await;
+    assert!(app.cli(&["tenant", "add", "globex", "--name", "Globex"]).status.success());
+    let other = app.write("globex.csv", "email\nx@globex.example\n");
+    let out = app.cli(&["import", "globex", other.to_str().unwrap(), "--format", "json"]);
+    let globex_run = json(&out.stdout)["run_id"].as_str().unwrap().to_owned();
+    let acme_id = app.tenant.id;
+    add_user(&app, "crm@acme.example", dropfeed::domain::Access::Tenant(acme_id), "the customer's passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let b = Browser::start(&api.base).await;
+    b.log_in("crm@acme.example", "the customer's passphrase").await;
+
+    b.goto("/runs").await;
+    let list = b.text().await;
+    assert!(list.contains("contacts_2.csv") && !list.contains("globex.csv"), "{list}");
+    b.screenshot("runs-tenant").await;
+    b.goto(&format!("/runs/{globex_run}")).await;
+    assert!(b.text().await.contains("Page introuvable"), "another tenant's run is not found");
+    b.goto("/runs?tenant=globex").await;
+    assert!(b.text().await.contains("Page introuvable"));
+
+    // Its own held run shows, without the staff's buttons.
+    b.goto(&format!("/runs/{held}")).await;
+    let page = b.text().await;
+    assert!(page.contains("retenue") && !page.contains("Libérer"), "{page}");
+    b.goto(&format!("/runs/{held}/release")).await;
+    assert!(b.text().await.contains("Votre rôle ne permet pas"));
+
+    for path in ["/", "/runs", &format!("/runs/{held}")] {
+        b.goto(path).await;
+        let source = b.c.source().await.unwrap();
+        for secret in ["the customer's passphrase", "password_env", "dft_", "dropfeed_session="] {
+            assert!(!source.contains(secret), "{path} shows {secret:?}");
+        }
+    }
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_console_form_posted_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let (app, held) = app_with_a_held_night().await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client
+        .post(api.url("/login"))
+        .form(&[("email", "ops@example.com"), ("password", "a long passphrase"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    for form in [vec![], vec![("csrf", "forged")]] {
+        let r = client
+            .post(api.url(&format!("/runs/{held}/release")))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let r = client.post(api.url("/logout")).header("cookie", &cookie).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    assert_eq!(app.scalar("SELECT count(*) FROM runs WHERE rerun_of IS NOT NULL").await, 0);
+    let r = client.get(api.url("/runs")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the session still works: the forged logout did nothing");
+}
