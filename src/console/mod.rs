@@ -4,6 +4,8 @@
 //! (`api::session`); every form that changes something repeats the
 //! session's CSRF token; what a caller may not see answers 404, as in the API.
 
+mod chart;
+mod feeds;
 pub mod i18n;
 mod pages;
 mod runs;
@@ -33,6 +35,9 @@ pub fn router() -> Router<ApiState> {
         .route("/logout", axum::routing::post(pages::logout))
         .route("/lang/{lang}", get(pages::set_lang))
         .route("/static/console.css", get(pages::css))
+        .route("/tenants/{tenant}", get(feeds::tenant))
+        .route("/tenants/{tenant}/feeds/{feed}", get(feeds::show))
+        .route("/tenants/{tenant}/feeds/{feed}/{action}", axum::routing::post(feeds::act))
         .route("/runs", get(runs::list))
         .route("/runs/{run}", get(runs::show))
         .route("/runs/{run}/{action}", get(runs::confirm).post(runs::act))

@@ -177,7 +177,7 @@ pub fn local(at: DateTime<Utc>, tz: &str) -> String {
 }
 
 /// What a feed's last status means, for a person: (headline, sentence).
-fn explain(t: &Texts, f: &FeedRow, now: DateTime<Utc>) -> Option<(&'static str, String, String)> {
+pub fn explain(t: &Texts, f: &FeedRow, now: DateTime<Utc>) -> Option<(&'static str, String, String)> {
     let fr = t.lang == "fr";
     let error = f.last_error.clone().unwrap_or_default();
     let status = f.last_status.as_deref().unwrap_or("");

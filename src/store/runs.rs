@@ -434,6 +434,43 @@ pub async fn last_started_per_tenant(pool: &PgPool) -> sqlx::Result<std::collect
     Ok(rows.iter().filter_map(|r| Some((r.get::<i64, _>(0), r.get::<Option<DateTime<Utc>>, _>(1)?))).collect())
 }
 
+/// A feed's runs of one night (local day), added up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Night {
+    pub day: chrono::NaiveDate,
+    pub rows: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub rejected: i64,
+}
+
+/// The nights of a feed since `since`, by day in `timezone` (dry runs
+/// excepted), from `runs_tenant_feed_started`.
+pub async fn nights(
+    pool: &PgPool,
+    tenant_id: i64,
+    feed: &str,
+    timezone: &str,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<Night>> {
+    let rows = sqlx::query(
+        "SELECT (started_at AT TIME ZONE $3)::date AS day, sum(rows)::bigint, sum(inserted)::bigint,
+                sum(updated)::bigint, sum(rejected)::bigint
+         FROM runs WHERE tenant_id = $1 AND feed = $2 AND started_at >= $4 AND status <> 'dry_run'
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(tenant_id)
+    .bind(feed)
+    .bind(timezone)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Night { day: r.get(0), rows: r.get(1), inserted: r.get(2), updated: r.get(3), rejected: r.get(4) })
+        .collect())
+}
+
 /// The tenant of a run, to check a caller may see it.
 pub async fn tenant_of(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar("SELECT tenant_id FROM runs WHERE id = $1").bind(id).fetch_optional(pool).await

@@ -281,3 +281,63 @@ async fn a_console_form_posted_without_its_csrf_token_is_refused_and_changes_not
     let r = client.get(api.url("/runs")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(r.status(), 200, "the session still works: the forged logout did nothing");
 }
+
+#[tokio::test]
+async fn support_edits_tests_runs_and_pauses_a_feed_from_its_page_and_sees_its_nights() {
+    let (app, _) = app_with_a_held_night().await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let b = Browser::start(&api.base).await;
+    b.log_in("ops@example.com", "a long passphrase").await;
+    b.goto("/lang/fr").await;
+
+    b.goto("/tenants/acme").await;
+    let tenant = b.text().await;
+    assert!(tenant.contains("nightly-contacts") && tenant.contains("Les 30 dernières nuits"), "{tenant}");
+    let svg = b.c.find(Locator::Css("svg.chart")).await.unwrap().html(false).await.unwrap();
+    assert!(svg.contains("110 lignes, 100 créés"), "tonight's two runs are one bar: {svg}");
+    b.screenshot("tenant-feeds").await;
+
+    b.click_link("nightly-contacts").await;
+    let page = b.text().await;
+    assert!(page.contains("Prochaines exécutions") && page.contains("02:30"), "{page}");
+    let source = b.c.source().await.unwrap();
+    assert!(source.contains("max_row_drop_ratio"), "support sees the settings");
+
+    // A YAML mistake is shown with the message of `feed apply`, and nothing changes.
+    let yaml = b.c.find(Locator::Css("#yaml")).await.unwrap().prop("value").await.unwrap().unwrap();
+    b.fill("#yaml", &yaml.replace("0 30 2 * * *", "0 61 2 * * *")).await;
+    b.click("#apply button").await;
+    let refused = b.text().await;
+    assert!(refused.contains("Rien n'a été appliqué") && refused.contains("schedule"), "{refused}");
+    assert_eq!(app.feed("nightly-contacts").await.spec.schedule.cron, "0 30 2 * * *");
+    b.fill("#yaml", &yaml.replace("0 30 2 * * *", "0 45 3 * * *")).await;
+    b.click("#apply button").await;
+    assert!(b.text().await.contains("Appliqué : updated"));
+    assert_eq!(app.feed("nightly-contacts").await.spec.schedule.cron, "0 45 3 * * *");
+
+    let drop = app.dir.path().join("outbox");
+    std::fs::write(drop.join("contacts_3.csv"), night(95)).unwrap();
+    b.click("#test button").await;
+    let tested = b.text().await;
+    assert!(tested.contains("contacts_3.csv") && tested.contains("Connecté à file://"), "{tested}");
+    b.screenshot("feed-tested").await;
+    b.click("#run button").await;
+    let ran = b.text().await;
+    assert!(ran.contains("Exécution terminée") && ran.contains("imported"), "{ran}");
+    b.click_link("contacts_3.csv").await;
+    assert!(b.text().await.contains("réussie"), "the run's report is one click away");
+
+    b.goto("/tenants/acme/feeds/nightly-contacts").await;
+    b.click("#pause button").await;
+    assert!(app.feed("nightly-contacts").await.paused);
+    assert!(b.text().await.contains("en pause"));
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE actor = 'user:ops@example.com' AND action LIKE 'feed.%' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, ["feed.apply", "feed.run", "feed.pause"]);
+    b.close().await;
+}
