@@ -4,6 +4,7 @@
 //! (`api::session`); every form that changes something repeats the
 //! session's CSRF token; what a caller may not see answers 404, as in the API.
 
+mod analyser;
 mod chart;
 mod feeds;
 pub mod i18n;
@@ -38,6 +39,8 @@ pub fn router() -> Router<ApiState> {
         .route("/tenants/{tenant}", get(feeds::tenant))
         .route("/tenants/{tenant}/feeds/{feed}", get(feeds::show))
         .route("/tenants/{tenant}/feeds/{feed}/{action}", axum::routing::post(feeds::act))
+        .route("/tenants/{tenant}/analyser", get(analyser::show).post(analyser::upload))
+        .route("/tenants/{tenant}/analyser/{sample}/{action}", axum::routing::post(analyser::step))
         .route("/runs", get(runs::list))
         .route("/runs/{run}", get(runs::show))
         .route("/runs/{run}/{action}", get(runs::confirm).post(runs::act))

@@ -26,7 +26,7 @@ const RUNS_PER_PAGE: i64 = 50;
 const MESSAGES_PER_PAGE: i64 = 100;
 
 /// A status in the viewer's words.
-fn status_label(t: &Texts, status: &str) -> String {
+pub fn status_label(t: &Texts, status: &str) -> String {
     let fr = t.lang == "fr";
     match (status, fr) {
         ("succeeded", true) => "réussie",

@@ -341,3 +341,52 @@ async fn support_edits_tests_runs_and_pauses_a_feed_from_its_page_and_sees_its_n
     assert_eq!(audited, ["feed.apply", "feed.run", "feed.pause"]);
     b.close().await;
 }
+
+#[tokio::test]
+async fn support_analyses_a_sample_sees_its_rejected_lines_saves_the_profile_and_imports_it() {
+    let app = spawn_app().await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let b = Browser::start(&api.base).await;
+    b.log_in("ops@example.com", "a long passphrase").await;
+    b.goto("/lang/fr").await;
+    let sample = app.write(
+        "crm-export.csv",
+        "email;first_name;nom\nanne@x.ch;Anne;Martin\nnot-an-address;Bob;Roux\nzoe@x.ch;Zoé;Favre\nalso@bad;Eve;Blanc\n",
+    );
+
+    b.goto("/tenants/acme/analyser").await;
+    b.c.find(Locator::Css("#file")).await.unwrap().send_keys(sample.to_str().unwrap()).await.unwrap();
+    b.click("#upload button").await;
+    b.c.wait().for_element(Locator::Css("#analysis")).await.unwrap();
+    let analysed = b.text().await;
+    assert!(analysed.contains("essai à blanc") && analysed.contains("email.format"), "{analysed}");
+    assert!(analysed.contains("Ligne 3") && analysed.contains("Ligne 5"), "the rejected line numbers: {analysed}");
+    let yaml = b.c.find(Locator::Css("#yaml")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert!(
+        yaml.contains("email: email") && yaml.contains("first_name: first_name") && yaml.contains("nom: null"),
+        "prefilled from the header, as the CLI maps it: {yaml}"
+    );
+    b.screenshot("analyser").await;
+    assert_eq!(app.contact_count().await, 0, "an analysis writes nothing");
+
+    // Edit the mapping (the last name too), analyse again, save, import.
+    b.fill("#yaml", &yaml.replace("nom: null", "nom: last_name")).await;
+    b.click("#again button[type=submit]").await;
+    assert!(b.text().await.contains("essai à blanc"));
+    b.fill("#name", "crm-weekly").await;
+    b.click("#save").await;
+    assert!(b.text().await.contains("Profil enregistré : crm-weekly v1"), "{}", b.text().await);
+    let saved = app.cli(&["profile", "show", "acme", "crm-weekly"]);
+    assert!(
+        String::from_utf8_lossy(&saved.stdout).contains("nom: last_name"),
+        "{}",
+        String::from_utf8_lossy(&saved.stdout)
+    );
+    b.click("#import").await;
+    let report = b.text().await;
+    assert!(report.contains("réussie avec avertissements") || report.contains("réussie"), "{report}");
+    assert_eq!(app.contact_count().await, 2, "{report}");
+    assert_eq!(app.scalar_text("SELECT last_name FROM contacts WHERE email = 'zoe@x.ch'").await, "Favre");
+    b.close().await;
+}
