@@ -79,18 +79,22 @@ struct AnalyserPage {
     problem: Option<String>,
 }
 
-async fn page(
-    viewer: Viewer,
-    state: &ApiState,
-    tenant: &Tenant,
+/// Where the page is in the Analyser's steps.
+#[derive(Default)]
+struct Work {
+    /// The sample's key and file name, once uploaded.
     sample: Option<(String, String)>,
+    /// The saved profile chosen, empty for the automatic mapping.
     chosen: String,
     yaml: String,
     analysis: Option<Analysis>,
     problem: Option<String>,
-) -> Result<AnalyserPage, Problem> {
+}
+
+async fn page(viewer: Viewer, state: &ApiState, tenant: &Tenant, work: Work) -> Result<AnalyserPage, Problem> {
     let names =
         profiles::list(&state.pool, tenant.id).await.map_err(Problem::internal)?.into_iter().map(|p| p.name).collect();
+    let Work { sample, chosen, yaml, analysis, problem } = work;
     let (sample, file_name) = sample.unwrap_or_default();
     Ok(AnalyserPage {
         t: viewer.t(),
@@ -112,7 +116,7 @@ pub async fn show(viewer: Viewer, State(state): State<ApiState>, Path(slug): Pat
     let (lang, fallback) = (viewer.lang, viewer.clone());
     let result = async {
         let tenant = viewer.caller.tenant(&state, &slug).await?;
-        page(viewer, &state, &tenant, None, String::new(), String::new(), None, None).await
+        page(viewer, &state, &tenant, Work::default()).await
     }
     .await;
     match result {
@@ -143,8 +147,7 @@ async fn analyse(
     viewer: &Viewer,
     state: &ApiState,
     tenant: &Tenant,
-    path: PathBuf,
-    file_name: &str,
+    (path, file_name): (PathBuf, &str),
     choice: Choice,
     dry_run: bool,
     save_as: Option<String>,
@@ -302,8 +305,9 @@ pub async fn upload(
         };
         let (path, _) = sample_path(&state, &tenant, &key)?;
         let choice = Choice { profile: Some(chosen.clone()).filter(|c| !c.is_empty()), ..Choice::default() };
-        let (analysis, yaml) = analyse(&viewer, &state, &tenant, path, &name, choice, true, None).await?;
-        Ok(page(viewer, &state, &tenant, Some((key, name)), chosen, yaml, Some(analysis), None).await?.into_response())
+        let (analysis, yaml) = analyse(&viewer, &state, &tenant, (path, &name), choice, true, None).await?;
+        let work = Work { sample: Some((key, name)), chosen, yaml, analysis: Some(analysis), problem: None };
+        Ok(page(viewer, &state, &tenant, work).await?.into_response())
     }
     .await;
     match result {
@@ -381,18 +385,28 @@ pub async fn step(
             }
             _ => return Err(Problem::not_found(format!("analyser step {action}"))),
         };
-        match analyse(&viewer, &state, &tenant, path, &name, choice, dry_run, save_as).await {
+        match analyse(&viewer, &state, &tenant, (path, &name), choice, dry_run, save_as).await {
             Ok((analysis, _)) if !dry_run => Ok(see_other(&format!("/runs/{}", analysis.run_id))),
             Ok((analysis, yaml)) => {
                 let yaml = if action == "analyse" { form.yaml.clone() } else { yaml };
-                Ok(page(viewer, &state, &tenant, Some((key, name)), form.profile, yaml, Some(analysis), None)
-                    .await?
-                    .into_response())
+                let work = Work {
+                    sample: Some((key, name)),
+                    chosen: form.profile,
+                    yaml,
+                    analysis: Some(analysis),
+                    problem: None,
+                };
+                Ok(page(viewer, &state, &tenant, work).await?.into_response())
             }
             Err(p) if p.status == StatusCode::UNPROCESSABLE_ENTITY || p.status == StatusCode::NOT_FOUND => {
-                let problem = Some(p.detail);
-                let page =
-                    page(viewer, &state, &tenant, Some((key, name)), form.profile, form.yaml, None, problem).await?;
+                let work = Work {
+                    sample: Some((key, name)),
+                    chosen: form.profile,
+                    yaml: form.yaml,
+                    analysis: None,
+                    problem: Some(p.detail),
+                };
+                let page = page(viewer, &state, &tenant, work).await?;
                 Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
             }
             Err(p) => Err(p),
