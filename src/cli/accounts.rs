@@ -10,10 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
 use super::OutputFormat;
-use crate::access;
 use crate::domain::{Access, Email, Role, TenantSlug};
 use crate::store::audit::{self, Actor};
 use crate::store::{accounts, tenants};
+use crate::{access, actions};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -138,10 +138,7 @@ pub async fn user(pool: &PgPool, cmd: UserCommand, format: OutputFormat) -> anyh
         }
         UserCommand::Disable { email } => {
             let email = email.trim().to_lowercase();
-            let mut tx = pool.begin().await?;
-            accounts::disable_user(&mut tx, &email).await?;
-            audit::record(&mut tx, &actor, None, "user.disable", serde_json::json!({"email": email})).await?;
-            tx.commit().await?;
+            actions::accounts::disable_user(pool, &actor, &email).await?;
             println!("user {email} disabled");
         }
         UserCommand::Password { email, password_stdin } => {
@@ -166,16 +163,8 @@ pub async fn token(pool: &PgPool, cmd: TokenCommand, format: OutputFormat) -> an
     match cmd {
         TokenCommand::Create { name, role, tenant, expires_days } => {
             let access = access_of(pool, role, tenant.as_ref()).await?;
-            let expires_at = expires_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
-            let new = access::generate_token()?;
-            let mut tx = pool.begin().await?;
-            accounts::add_token(&mut tx, &new, &name, &access, expires_at).await?;
-            let detail = serde_json::json!({
-                "prefix": new.prefix, "name": name, "role": role,
-                "tenant": tenant.as_ref().map(TenantSlug::as_str), "expires_at": expires_at,
-            });
-            audit::record(&mut tx, &actor, access.tenant_id(), "token.create", detail).await?;
-            tx.commit().await?;
+            let slug = tenant.as_ref().map(TenantSlug::as_str);
+            let new = actions::accounts::create_token(pool, &actor, &name, &access, slug, expires_days).await?;
             if format == OutputFormat::Json {
                 let shown = serde_json::json!({"token": new.token.expose_secret(), "prefix": new.prefix});
                 println!("{}", serde_json::to_string_pretty(&shown)?);
@@ -209,17 +198,7 @@ pub async fn token(pool: &PgPool, cmd: TokenCommand, format: OutputFormat) -> an
             }
         }
         TokenCommand::Revoke { prefix } => {
-            let mut tx = pool.begin().await?;
-            let name = accounts::revoke_token(&mut tx, prefix.trim()).await?;
-            audit::record(
-                &mut tx,
-                &actor,
-                None,
-                "token.revoke",
-                serde_json::json!({"prefix": prefix.trim(), "name": name}),
-            )
-            .await?;
-            tx.commit().await?;
+            let name = actions::accounts::revoke_token(pool, &actor, prefix.trim()).await?;
             println!("token {} ({name}) revoked", prefix.trim());
         }
     }

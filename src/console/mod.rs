@@ -4,11 +4,13 @@
 //! (`api::session`); every form that changes something repeats the
 //! session's CSRF token; what a caller may not see answers 404, as in the API.
 
+mod admin;
 mod analyser;
 mod chart;
 mod feeds;
 pub mod i18n;
 mod pages;
+mod profiles;
 mod runs;
 
 use askama::Template;
@@ -41,6 +43,13 @@ pub fn router() -> Router<ApiState> {
         .route("/tenants/{tenant}/feeds/{feed}/{action}", axum::routing::post(feeds::act))
         .route("/tenants/{tenant}/analyser", get(analyser::show).post(analyser::upload))
         .route("/tenants/{tenant}/analyser/{sample}/{action}", axum::routing::post(analyser::step))
+        .route("/tenants/{tenant}/profiles", get(profiles::list))
+        .route("/tenants/{tenant}/profiles/{profile}", get(profiles::show))
+        .route("/admin", get(admin::show))
+        .route("/admin/tokens", axum::routing::post(admin::create_token))
+        .route("/admin/tokens/revoke", axum::routing::post(admin::revoke_token))
+        .route("/admin/users/disable", axum::routing::post(admin::disable_user))
+        .route("/admin/audit", get(admin::audit_log))
         .route("/runs", get(runs::list))
         .route("/runs/{run}", get(runs::show))
         .route("/runs/{run}/{action}", get(runs::confirm).post(runs::act))

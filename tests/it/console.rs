@@ -390,3 +390,61 @@ async fn support_analyses_a_sample_sees_its_rejected_lines_saves_the_profile_and
     assert_eq!(app.scalar_text("SELECT last_name FROM contacts WHERE email = 'zoe@x.ch'").await, "Favre");
     b.close().await;
 }
+
+#[tokio::test]
+async fn support_compares_two_versions_of_a_profile_side_by_side() {
+    let app = spawn_app().await;
+    app.save_profile("nightly", PROFILE, SAMPLE).await;
+    app.save_profile("nightly", &PROFILE.replace("mode: upsert", "mode: insert_only"), SAMPLE).await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let b = Browser::start(&api.base).await;
+    b.log_in("ops@example.com", "a long passphrase").await;
+    b.goto("/lang/fr").await;
+    b.goto("/tenants/acme/profiles").await;
+    b.click_link("nightly").await;
+    let changed = b.c.find(Locator::Css("table.diff tr.changed")).await.unwrap().text().await.unwrap();
+    assert!(changed.contains("mode: upsert") && changed.contains("mode: insert_only"), "{changed}");
+    b.screenshot("profile-diff").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn an_admin_creates_a_token_shown_once_revokes_it_and_reads_the_audit_log() {
+    let app = spawn_app().await;
+    add_user(&app, "root@example.com", dropfeed::domain::Access::Admin, "the admin's passphrase").await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let b = Browser::start(&api.base).await;
+    b.log_in("root@example.com", "the admin's passphrase").await;
+    b.goto("/lang/en").await;
+    b.goto("/admin").await;
+    b.fill("#t-name", "crm-sync").await;
+    b.c.find(Locator::Css("#t-tenant")).await.unwrap().select_by_value("acme").await.unwrap();
+    b.click("#create-token button").await;
+    let token = b.c.find(Locator::Css("#new-token")).await.unwrap().text().await.unwrap();
+    assert!(token.starts_with("dft_") && token.len() == 47, "{token}");
+    // It works, and is never shown again.
+    let (status, _) = api.get_json("/api/v1/runs", &token).await;
+    assert_eq!(status, 200);
+    b.goto("/admin").await;
+    assert!(!b.c.source().await.unwrap().contains(&token), "shown once");
+    b.click(&format!("form[action='/admin/tokens/revoke'] input[value='{}'] ~ button", &token[..12])).await;
+    let (status, _) = api.get_json("/api/v1/runs", &token).await;
+    assert_eq!(status, 401, "revoked from the console");
+
+    b.goto("/admin/audit").await;
+    let log = b.text().await;
+    assert!(
+        log.contains("token.create") && log.contains("token.revoke") && log.contains("user:root@example.com"),
+        "{log}"
+    );
+    b.screenshot("audit").await;
+    b.click("form[action='/logout'] button").await;
+
+    b.log_in("ops@example.com", "a long passphrase").await;
+    b.goto("/lang/en").await;
+    b.goto("/admin").await;
+    assert!(b.text().await.contains("Your role does not allow this"));
+    b.close().await;
+}
