@@ -67,25 +67,91 @@ async fn feed_view(state: &ApiState, t: &Texts, tenant: &Tenant, f: &FeedRow) ->
 struct TenantPage {
     t: &'static Texts,
     viewer: Option<Viewer>,
+    staff: bool,
+    csrf: String,
     tenant: Tenant,
     feeds: Vec<FeedView>,
+    /// The new feed's YAML, and why it was not applied.
+    draft: String,
+    problems: Vec<String>,
+}
+
+/// A new feed's YAML to start from.
+fn draft(tenant: &Tenant) -> String {
+    format!(
+        "tenant: {}\nname: nightly-contacts\nsource:\n  url: sftp://USER@HOST:22/outbox\n  password_env: DROPFEED_{}_PASSWORD\n  \
+         host_key: \"SHA256:...\"\n  pattern: \"contacts_*.csv\"\nschedule:\n  cron: \"0 30 2 * * *\"\n  timezone: {}\nprofile: PROFILE\n",
+        tenant.slug,
+        tenant.slug.as_str().to_uppercase().replace('-', "_"),
+        tenant.timezone
+    )
+}
+
+async fn tenant_page(
+    viewer: Viewer,
+    state: &ApiState,
+    slug: &str,
+    draft_text: Option<String>,
+    problems: Vec<String>,
+) -> Result<TenantPage, Problem> {
+    let t = viewer.t();
+    let tenant = viewer.caller.tenant(state, slug).await?;
+    let all = feeds::list(&state.pool).await.map_err(Problem::internal)?;
+    let mut views = Vec::new();
+    for f in all.iter().filter(|f| f.tenant_id == tenant.id) {
+        views.push(feed_view(state, t, &tenant, f).await?);
+    }
+    Ok(TenantPage {
+        t,
+        staff: viewer.staff(),
+        csrf: viewer.csrf.clone(),
+        viewer: Some(viewer),
+        draft: draft_text.unwrap_or_else(|| draft(&tenant)),
+        tenant,
+        feeds: views,
+        problems,
+    })
 }
 
 pub async fn tenant(viewer: Viewer, State(state): State<ApiState>, Path(slug): Path<String>) -> Response {
-    let t = viewer.t();
-    let result: Result<_, Problem> = async {
+    let (lang, fallback) = (viewer.lang, viewer.clone());
+    match tenant_page(viewer, &state, &slug, None, Vec::new()).await {
+        Ok(page) => page.into_response(),
+        Err(p) => error_page(lang, Some(&fallback), p),
+    }
+}
+
+/// Applies a new feed of this tenant; its page once applied.
+pub async fn create(
+    viewer: Viewer,
+    State(state): State<ApiState>,
+    Path(slug): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let (lang, fallback) = (viewer.lang, viewer.clone());
+    let result: Result<Response, Problem> = async {
         let tenant = viewer.caller.tenant(&state, &slug).await?;
-        let all = feeds::list(&state.pool).await.map_err(Problem::internal)?;
-        let mut views = Vec::new();
-        for f in all.iter().filter(|f| f.tenant_id == tenant.id) {
-            views.push(feed_view(&state, t, &tenant, f).await?);
+        viewer.caller.staff("applying a feed")?;
+        if !viewer.csrf_ok(&form.csrf) {
+            return Err(csrf_refused());
         }
-        Ok((tenant, views))
+        let docs = [Document { origin: "the new feed".into(), text: form.yaml.clone() }];
+        let problems = match feed_actions::check(&state.pool, &docs).await {
+            Ok(checked) if checked.iter().all(|c| c.tenant.id == tenant.id) => {
+                let name = checked.first().map(|c| c.spec.name.clone()).unwrap_or_default();
+                feed_actions::store(&state.pool, &viewer.caller.actor, checked).await.map_err(Problem::internal)?;
+                return Ok(see_other(&format!("/tenants/{slug}/feeds/{name}")));
+            }
+            Ok(_) => vec![format!("the new feed: tenant must be {slug} on this page")],
+            Err(problems) => problems,
+        };
+        let page = tenant_page(viewer, &state, &slug, Some(form.yaml), problems).await?;
+        Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     }
     .await;
     match result {
-        Ok((tenant, feeds)) => TenantPage { t, viewer: Some(viewer), tenant, feeds }.into_response(),
-        Err(p) => error_page(viewer.lang, Some(&viewer), p),
+        Ok(r) => r,
+        Err(p) => error_page(lang, Some(&fallback), p),
     }
 }
 

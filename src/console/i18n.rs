@@ -197,6 +197,8 @@ pub struct Texts {
     pub what: &'static str,
     pub from_where: &'static str,
     pub detail: &'static str,
+    pub new_feed: &'static str,
+    pub new_feed_explained: &'static str,
 }
 
 pub static FR: Texts = Texts {
@@ -333,6 +335,8 @@ pub static FR: Texts = Texts {
     what: "Quoi",
     from_where: "D'où",
     detail: "Détail",
+    new_feed: "Nouveau flux",
+    new_feed_explained: "Le YAML d'un flux (SPEC §5), vérifié comme par « dropfeed feed apply ».",
 };
 
 pub static EN: Texts = Texts {
@@ -469,4 +473,6 @@ pub static EN: Texts = Texts {
     what: "What",
     from_where: "From where",
     detail: "Detail",
+    new_feed: "New feed",
+    new_feed_explained: "A feed's YAML (SPEC §5), checked as `dropfeed feed apply` checks it.",
 };

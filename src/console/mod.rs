@@ -39,6 +39,7 @@ pub fn router() -> Router<ApiState> {
         .route("/lang/{lang}", get(pages::set_lang))
         .route("/static/console.css", get(pages::css))
         .route("/tenants/{tenant}", get(feeds::tenant))
+        .route("/tenants/{tenant}/feeds", axum::routing::post(feeds::create))
         .route("/tenants/{tenant}/feeds/{feed}", get(feeds::show))
         .route("/tenants/{tenant}/feeds/{feed}/{action}", axum::routing::post(feeds::act))
         .route("/tenants/{tenant}/analyser", get(analyser::show).post(analyser::upload))

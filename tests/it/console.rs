@@ -448,3 +448,55 @@ async fn an_admin_creates_a_token_shown_once_revokes_it_and_reads_the_audit_log(
     assert!(b.text().await.contains("Your role does not allow this"));
     b.close().await;
 }
+
+#[tokio::test]
+async fn support_analyses_saves_the_profile_applies_an_sftp_feed_for_it_and_runs_it_now() {
+    let server = crate::servers::sshd::SshServer::start();
+    let app = spawn_app().await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let b = Browser::start(&api.base).await;
+    b.log_in("ops@example.com", "a long passphrase").await;
+    b.goto("/lang/fr").await;
+
+    let sample = app.write("sample.csv", "email;first_name\nanne@x.ch;Anne\nbroken;Bob\n");
+    b.goto("/tenants/acme/analyser").await;
+    b.c.find(Locator::Css("#file")).await.unwrap().send_keys(sample.to_str().unwrap()).await.unwrap();
+    b.click("#upload button").await;
+    b.c.wait().for_element(Locator::Css("#analysis")).await.unwrap();
+    let analysed = b.text().await;
+    assert!(analysed.contains("email.format") && analysed.contains("Ligne 3"), "{analysed}");
+    b.fill("#name", "crm-nightly").await;
+    b.click("#save").await;
+    assert!(b.text().await.contains("Profil enregistré : crm-nightly v1"));
+
+    // The feed, written in the console, over the test sshd.
+    let password = app.write("sftp-password", &server.password);
+    let yaml = format!(
+        "tenant: acme\nname: sftp-nightly\nsource:\n  url: {}\n  password_file: {}\n  host_key: \"{}\"\n  pattern: \"contacts_*.csv\"\n\
+         schedule:\n  cron: \"0 30 2 * * *\"\npickup:\n  min_age_secs: 0\n  stable_secs: 0\nprofile: crm-nightly\n",
+        server.url(),
+        password.display(),
+        server.host_key_fingerprint
+    );
+    b.goto("/tenants/acme").await;
+    b.fill("#new-yaml", &yaml.replace("crm-nightly\n", "no-such-profile\n")).await;
+    b.click("#create-feed button").await;
+    assert!(b.text().await.contains("no-such-profile"), "the profile is checked");
+    b.fill("#new-yaml", &yaml).await;
+    b.click("#create-feed button").await;
+    assert_eq!(b.path().await, "/tenants/acme/feeds/sftp-nightly");
+
+    server.put("contacts_20261204.csv", "email;first_name\nzoe@x.ch;Zoé\nmax@x.ch;Max\n");
+    b.click("#test button").await;
+    let tested = b.text().await;
+    assert!(tested.contains(&server.host_key_fingerprint) && tested.contains("contacts_20261204.csv"), "{tested}");
+    b.click("#run button").await;
+    assert!(b.text().await.contains("imported"));
+    b.screenshot("feed-run").await;
+    b.goto("/runs?feed=sftp-nightly").await;
+    let runs = b.text().await;
+    assert!(runs.contains("contacts_20261204.csv") && runs.contains("réussie"), "{runs}");
+    assert_eq!(app.contact_count().await, 2);
+    b.close().await;
+}
