@@ -13,7 +13,7 @@ mod feeds;
 mod imports;
 pub mod problem;
 mod profiles;
-mod runs;
+pub mod runs;
 pub mod server;
 pub mod session;
 mod tenants;

@@ -18,7 +18,7 @@ use super::auth::Caller;
 use super::problem::{Problem, ProblemBody};
 use crate::report::{self, Message};
 use crate::rerun::{Action, Refused};
-use crate::store::runs::{self, MessageFilter, RunFilter, RunSummary};
+use crate::store::runs::{self, RunFilter, RunSummary};
 
 /// Bytes in flight between a streamed answer's writer and the socket.
 pub const PIPE_BYTES: usize = 64 << 10;
@@ -118,7 +118,7 @@ pub struct MessagesQuery {
     /// Only this rule's messages.
     code: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<i64>,
+    cursor: Option<String>,
     /// Messages per page, 1 to 5000 (500).
     limit: Option<i64>,
 }
@@ -126,12 +126,16 @@ pub struct MessagesQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessagePage {
     pub messages: Vec<Message>,
-    pub next_cursor: Option<i64>,
+    /// Pass it as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// A page of a run's messages by line and code, of one rule when `code` is set.
+/// A page of a run's messages by line, code and column, of one rule when
+/// `code` is set. The cursor is the page's last message (`LINE:CODE:COLUMN`):
+/// a page half-way through a million messages costs what the first does.
 #[utoipa::path(get, path = "/api/v1/runs/{run}/messages", tag = "runs", params(("run" = String, Path), MessagesQuery),
-    responses((status = 200, body = MessagePage), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
+    responses((status = 200, body = MessagePage), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
+              (status = 404, body = ProblemBody)))]
 pub async fn messages(
     caller: Caller,
     State(state): State<ApiState>,
@@ -140,17 +144,29 @@ pub async fn messages(
 ) -> Result<Json<MessagePage>, Problem> {
     let (id, _) = caller.run(&state, &run).await?;
     let limit = q.limit.unwrap_or(500).clamp(1, 5000);
-    let skip = q.cursor.unwrap_or(0).max(0);
-    // The cursor is the number of messages before the page: the view orders
-    // them the same way each time (line, code).
-    let filter = MessageFilter { code: q.code, limit: Some(limit), offset: Some(skip) };
-    let mut batches = runs::messages(&state.pool, id, &filter);
-    let mut messages: Vec<Message> = Vec::new();
-    while let Some(batch) = batches.recv().await {
-        messages.extend(batch.map_err(Problem::internal)?);
-    }
-    let next_cursor = (messages.len() as i64 == limit).then_some(skip + limit);
+    let after = match q.cursor.as_deref() {
+        Some(c) => {
+            Some(parse_message_cursor(c).ok_or_else(|| Problem::bad_request("query.cursor", "malformed cursor"))?)
+        }
+        None => None,
+    };
+    let messages = runs::message_page(&state.pool, id, q.code.as_deref(), after.as_ref(), limit)
+        .await
+        .map_err(Problem::internal)?;
+    let next_cursor = (messages.len() as i64 == limit).then(|| messages.last().map(message_cursor)).flatten();
     Ok(Json(MessagePage { messages, next_cursor }))
+}
+
+/// `LINE:CODE:COLUMN` of a message: where the next page starts.
+pub fn message_cursor(m: &Message) -> String {
+    format!("{}:{}:{}", m.line, m.code, m.column.as_deref().unwrap_or(""))
+}
+
+pub fn parse_message_cursor(c: &str) -> Option<runs::MessageKey> {
+    let mut parts = c.splitn(3, ':');
+    let line = parts.next()?.parse::<i64>().ok()?;
+    let code = parts.next()?.to_owned();
+    Some(runs::MessageKey { line, code, column: parts.next().unwrap_or_default().to_owned() })
 }
 
 fn attachment(name: &str) -> String {

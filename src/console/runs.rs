@@ -19,7 +19,7 @@ use crate::api::ApiState;
 use crate::api::problem::Problem;
 use crate::report::{Message, Status};
 use crate::rerun::{Action, Refused};
-use crate::store::runs::{self, MessageFilter, RunFilter};
+use crate::store::runs::{self, RunFilter};
 use crate::store::tenants;
 
 const RUNS_PER_PAGE: i64 = 50;
@@ -217,8 +217,8 @@ struct RunPage {
 pub struct ShowQuery {
     #[serde(default)]
     code: String,
-    #[serde(default)]
-    skip: i64,
+    /// `LINE:CODE` of the last message of the page before.
+    after: Option<String>,
 }
 
 async fn run_view(state: &ApiState, t: &Texts, id: Uuid) -> Result<RunView, Problem> {
@@ -287,23 +287,30 @@ pub async fn show(
         let (id, _) = viewer.caller.run(&state, &run).await?;
         let view = run_view(&state, t, id).await?;
         let code = Some(q.code.clone()).filter(|c| !c.is_empty());
-        let skip = q.skip.max(0);
-        let filter = MessageFilter { code: code.clone(), limit: Some(MESSAGES_PER_PAGE), offset: Some(skip) };
-        let mut batches = runs::messages(&state.pool, id, &filter);
-        let mut messages = Vec::new();
-        while let Some(batch) = batches.recv().await {
-            messages.extend(batch.map_err(Problem::internal)?);
-        }
-        let link = |skip: i64| {
+        // `LINE:CODE:COLUMN` of the page's last message.
+        let after = q.after.as_deref().and_then(crate::api::runs::parse_message_cursor);
+        let messages = runs::message_page(&state.pool, id, code.as_deref(), after.as_ref(), MESSAGES_PER_PAGE)
+            .await
+            .map_err(Problem::internal)?;
+        let link = |after: Option<String>| {
             let mut s = url::form_urlencoded::Serializer::new(String::new());
             if let Some(c) = &code {
                 s.append_pair("code", c);
             }
-            s.append_pair("skip", &skip.to_string());
+            if let Some(a) = &after {
+                s.append_pair("after", a);
+            }
             format!("/runs/{id}?{}", s.finish())
         };
-        let next = (messages.len() as i64 == MESSAGES_PER_PAGE).then(|| link(skip + MESSAGES_PER_PAGE));
-        let prev = (skip > 0).then(|| link((skip - MESSAGES_PER_PAGE).max(0)));
+        let next = (messages.len() as i64 == MESSAGES_PER_PAGE)
+            .then(|| {
+                messages
+                    .last()
+                    .map(|m| link(Some(format!("{}:{}:{}", m.line, m.code, m.column.as_deref().unwrap_or("")))))
+            })
+            .flatten();
+        // Keyset pages go forward; the way back is the first page.
+        let prev = after.is_some().then(|| link(None));
         Ok((view, messages, prev, next))
     }
     .await;

@@ -53,7 +53,7 @@ pub async fn write<W: Write + Send + 'static>(
         let stored = runs::stored_messages(pool, id).await.with_context(|| format!("cannot read run {id}"))?;
         head.messages_truncated |= stored > limit;
     }
-    let batches = runs::messages(pool, id, &MessageFilter { code: None, limit: max_messages, offset: None });
+    let batches = runs::messages(pool, id, &MessageFilter { limit: max_messages, ..Default::default() });
     let report = head.with_messages(StreamedMessages::new(batches));
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut out = std::io::BufWriter::with_capacity(64 << 10, out);

@@ -132,8 +132,7 @@ pub async fn add_message(conn: &mut PgConnection, id: Uuid, m: &Message) -> sqlx
 pub async fn report(pool: &PgPool, id: Uuid, message_limit: Option<i64>) -> sqlx::Result<Option<Report>> {
     let Some(head) = head(pool, id).await? else { return Ok(None) };
     let limit = message_limit.unwrap_or(i64::MAX);
-    let mut batches =
-        messages(pool, id, &MessageFilter { code: None, limit: Some(limit.saturating_add(1)), offset: None });
+    let mut batches = messages(pool, id, &MessageFilter { limit: Some(limit.saturating_add(1)), ..Default::default() });
     let mut all = Vec::new();
     while let Some(batch) = batches.recv().await {
         all.extend(batch?);
@@ -203,8 +202,6 @@ pub struct MessageFilter {
     pub code: Option<String>,
     /// At most this many, the first by line and code.
     pub limit: Option<i64>,
-    /// After skipping this many (a page's cursor).
-    pub offset: Option<i64>,
 }
 
 fn message_of(m: &sqlx::postgres::PgRow) -> Message {
@@ -222,7 +219,7 @@ fn message_of(m: &sqlx::postgres::PgRow) -> Message {
 pub fn messages(pool: &PgPool, id: Uuid, filter: &MessageFilter) -> Batches<Message> {
     let code = filter.code.clone();
     let limit = filter.limit;
-    let offset = filter.offset;
+
     let mut select = "SELECT line, column_name, code, severity, value, message FROM run_message_view
          WHERE run_id = $1"
         .to_owned();
@@ -238,9 +235,6 @@ pub fn messages(pool: &PgPool, id: Uuid, filter: &MessageFilter) -> Batches<Mess
     if limit.is_some() {
         select.push_str(&format!(" LIMIT ${}", param()));
     }
-    if offset.is_some() {
-        select.push_str(&format!(" OFFSET ${}", param()));
-    }
     // Bound in the order the text numbers them.
     let bind: cursor::Bind = Box::new(move |q| {
         let mut q = q.bind(id);
@@ -250,12 +244,63 @@ pub fn messages(pool: &PgPool, id: Uuid, filter: &MessageFilter) -> Batches<Mess
         if let Some(l) = limit {
             q = q.bind(l);
         }
-        if let Some(o) = offset {
-            q = q.bind(o);
-        }
         q
     });
     cursor::spawn(pool.clone(), select, bind, message_of)
+}
+
+/// Where a page of messages starts: after this (line, code, column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageKey {
+    pub line: i64,
+    pub code: String,
+    pub column: String,
+}
+
+/// One page of a run's messages by (line, code, column), after `after`, of
+/// one rule when `code` is set. Errors come from their index; warnings are
+/// stored as one row per rule and value with its lines in ascending order,
+/// so each row gives at most its next `limit + 1` lines from `after` on
+/// (read in array order, without sorting the array): a page costs the same
+/// at the millionth message as at the first.
+pub async fn message_page(
+    pool: &PgPool,
+    id: Uuid,
+    code: Option<&str>,
+    after: Option<&MessageKey>,
+    limit: i64,
+) -> sqlx::Result<Vec<Message>> {
+    let (line, after_code, column) = match after {
+        Some(k) => (k.line, k.code.as_str(), k.column.as_str()),
+        None => (0, "", ""),
+    };
+    // The rule's filter is written only when given: each variant gets a
+    // plan of its own (run_messages_run_code_line for a rule).
+    let (errors_code, warnings_code) = match code {
+        Some(_) => (" AND code = $6", " AND w.code = $6"),
+        None => ("", ""),
+    };
+    let sql = format!(
+        "SELECT line, column_name, code, severity, value, message FROM (
+            (SELECT line, column_name, code, severity, value, message FROM run_messages
+             WHERE run_id = $1{errors_code} AND line >= $2
+               AND (line, code, coalesce(column_name, '')) > ($2, $3, $4)
+             ORDER BY line, code, coalesce(column_name, '') LIMIT $5)
+            UNION ALL
+            SELECT l.line, w.column_name, w.code, 'warning', w.value, w.message
+            FROM run_warnings w
+            CROSS JOIN LATERAL (SELECT u.line FROM unnest(w.lines) AS u(line) WHERE u.line >= $2 LIMIT $5 + 1) l
+            WHERE w.run_id = $1{warnings_code}
+         ) m
+         WHERE (line, code, coalesce(column_name, '')) > ($2, $3, $4)
+         ORDER BY line, code, coalesce(column_name, '') LIMIT $5"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(line).bind(after_code).bind(column).bind(limit);
+    if let Some(c) = code {
+        q = q.bind(c);
+    }
+    let rows = q.fetch_all(pool).await?;
+    Ok(rows.iter().map(message_of).collect())
 }
 
 /// How many messages a run keeps (stored, not counted: beyond

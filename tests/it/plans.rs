@@ -197,3 +197,56 @@ async fn every_filter_of_the_runs_page_walks_an_index_with_100000_runs_and_no_st
         assert_eq!(runs::page(&app.pool, f).await.unwrap().len(), 50, "{f:?}");
     }
 }
+
+#[tokio::test]
+async fn a_runs_messages_paged_by_keyset_are_every_message_once_in_order_errors_and_warnings_alike() {
+    use dropfeed::store::runs::{self, MessageFilter, MessageKey};
+    let app = spawn_app().await;
+    // Errors, and warnings of two consents on the same lines (same rule, two columns).
+    let mut csv = String::from("email;civility;news;sms\n");
+    for i in 0..700 {
+        match i % 3 {
+            0 => csv.push_str(&format!("bad-{i};MR;TRUE;FALSE\n")),
+            1 => csv.push_str(&format!("p{i}@x.ch;;TRUE;TRUE\n")),
+            _ => csv.push_str(&format!("p{i}@x.ch;MR;TRUE;TRUE\n")),
+        }
+    }
+    let file = app.write("mixed.csv", &csv);
+    let p = profile(
+        "columns:\n  email: email\n  civility: civility\n  news: consent.newsletter\n  sms: consent.sms\nmax_invalid_ratio: 1.0\n",
+    );
+    let report = app.import(&file, &p).await;
+    let mut whole = Vec::new();
+    let mut batches = runs::messages(&app.pool, report.run_id, &MessageFilter::default());
+    while let Some(b) = batches.recv().await {
+        whole.extend(b.unwrap());
+    }
+    let key = |m: &dropfeed::report::Message| (m.line, m.code.clone(), m.column.clone().unwrap_or_default());
+    whole.sort_by_key(key);
+    let warnings = whole.iter().filter(|m| m.severity == "warning").count();
+    assert!(
+        warnings > 200 && whole.len() - warnings > 200,
+        "{warnings} of {} messages: {:?}",
+        whole.len(),
+        report.by_code
+    );
+    for code in [None, Some("civility.empty"), Some("email.format")] {
+        let expected: Vec<_> = whole.iter().filter(|m| code.is_none_or(|c| m.code == c)).map(key).collect();
+        let mut paged = Vec::new();
+        let mut after: Option<MessageKey> = None;
+        loop {
+            let page = runs::message_page(&app.pool, report.run_id, code, after.as_ref(), 37).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            let last = page.last().unwrap();
+            after = Some(MessageKey {
+                line: last.line,
+                code: last.code.clone(),
+                column: last.column.clone().unwrap_or_default(),
+            });
+            paged.extend(page.iter().map(key));
+        }
+        assert_eq!(paged, expected, "{code:?}");
+    }
+}
