@@ -164,3 +164,23 @@ pub async fn set_paused(pool: &PgPool, actor: &Actor, feed: &FeedRow, paused: bo
         .context("cannot audit")?;
     Ok(())
 }
+
+/// Polls a feed now, in the foreground, as `feed run` does (audited unless
+/// a dry run), then sends the mail it queued.
+pub async fn run_now(
+    pool: &PgPool,
+    settings: &crate::configuration::Settings,
+    actor: &Actor,
+    feed: &FeedRow,
+    dry_run: bool,
+) -> anyhow::Result<crate::pickup::PollReport> {
+    let mailer = settings.smtp.as_ref().map(crate::mail::Mailer::from_settings).transpose()?;
+    let daemon = crate::daemon::Daemon { mailer, ..crate::daemon::Daemon::from_settings(pool, settings) };
+    if !dry_run {
+        let detail = serde_json::json!({ "feed": feed.key() });
+        audit::record_on(pool, actor, Some(feed.tenant_id), "feed.run", detail).await.context("cannot audit")?;
+    }
+    let report = daemon.run_once(feed, dry_run).await?;
+    daemon.deliver_mail().await;
+    Ok(report)
+}

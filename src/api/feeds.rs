@@ -13,9 +13,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::problem::{Problem, ProblemBody};
 use crate::actions::feeds::{self as feed_actions, Document, TestOutcome};
-use crate::daemon::Daemon;
 use crate::domain::Role;
-use crate::mail::Mailer;
 use crate::store::feeds::{self, FeedRow};
 use crate::store::tenants::Tenant;
 
@@ -190,23 +188,15 @@ pub async fn run(
 ) -> Result<Json<serde_json::Value>, Problem> {
     let (_, f) = caller.feed(&state, &slug, &name).await?;
     caller.staff("running a feed")?;
-    let mailer = state.settings.smtp.as_ref().map(Mailer::from_settings).transpose().map_err(Problem::internal)?;
-    let daemon = Daemon { mailer, ..Daemon::from_settings(&state.pool, &state.settings) };
-    if !q.dry_run {
-        let detail = serde_json::json!({ "feed": f.key() });
-        crate::store::audit::record_on(&state.pool, &caller.actor, Some(f.tenant_id), "feed.run", detail)
-            .await
-            .map_err(Problem::internal)?;
-    }
-    let report = daemon.run_once(&f, q.dry_run).await.map_err(|e| {
-        let text = format!("{e:#}");
-        if text.contains("is being polled by") {
-            Problem::new(StatusCode::CONFLICT, "feed.busy", text)
-        } else {
-            Problem::internal(text)
-        }
-    })?;
-    daemon.deliver_mail().await;
+    let report =
+        feed_actions::run_now(&state.pool, &state.settings, &caller.actor, &f, q.dry_run).await.map_err(|e| {
+            let text = format!("{e:#}");
+            if text.contains("is being polled by") {
+                Problem::new(StatusCode::CONFLICT, "feed.busy", text)
+            } else {
+                Problem::internal(text)
+            }
+        })?;
     // Each file as one object (`file`, `outcome`, `run_id`...) rather than
     // the CLI's pairs: what a client written from the document expects.
     let mut files = Vec::new();

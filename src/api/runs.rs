@@ -47,11 +47,11 @@ pub struct RunPage {
 }
 
 /// A page cursor: the started_at and id of the page's last run.
-fn cursor_of(r: &RunSummary) -> String {
+pub fn cursor_of(r: &RunSummary) -> String {
     format!("{}_{}", r.started_at.timestamp_micros(), r.run_id)
 }
 
-fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
+pub fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
     let (micros, id) = c.split_once('_')?;
     Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
 }

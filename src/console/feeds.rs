@@ -19,9 +19,7 @@ use super::{Viewer, error_page, see_other};
 use crate::actions::feeds::{self as feed_actions, Document, TestOutcome};
 use crate::api::ApiState;
 use crate::api::problem::Problem;
-use crate::daemon::Daemon;
 use crate::feed::FeedSpec;
-use crate::mail::Mailer;
 use crate::store::feeds::{self, FeedRow};
 use crate::store::runs;
 use crate::store::tenants::Tenant;
@@ -291,30 +289,21 @@ pub async fn act(
                 Ok(found) => (Outcome::Tested(found), None),
                 Err(e) => (Outcome::TestFailed(format!("{e:#}")), None),
             },
-            "run" => {
-                let mailer = state.settings.smtp.as_ref().map(Mailer::from_settings).transpose().map_err(Problem::internal)?;
-                let daemon = Daemon { mailer, ..Daemon::from_settings(&state.pool, &state.settings) };
-                let detail = serde_json::json!({ "feed": f.key() });
-                crate::store::audit::record_on(&state.pool, &actor, Some(f.tenant_id), "feed.run", detail)
-                    .await
-                    .map_err(Problem::internal)?;
-                match daemon.run_once(&f, false).await {
-                    Ok(report) => {
-                        daemon.deliver_mail().await;
-                        let files = report
-                            .files
-                            .iter()
-                            .map(|(file, outcome)| {
-                                let v = serde_json::to_value(outcome).unwrap_or_default();
-                                let kind = v["outcome"].as_str().unwrap_or("").to_owned();
-                                (file.clone(), kind, v["run_id"].as_str().map(str::to_owned))
-                            })
-                            .collect();
-                        (Outcome::Ran { status: report.status().to_owned(), files }, None)
-                    }
-                    Err(e) => (Outcome::TestFailed(format!("{e:#}")), None),
+            "run" => match feed_actions::run_now(&state.pool, &state.settings, &actor, &f, false).await {
+                Ok(report) => {
+                    let files = report
+                        .files
+                        .iter()
+                        .map(|(file, outcome)| {
+                            let v = serde_json::to_value(outcome).unwrap_or_default();
+                            let kind = v["outcome"].as_str().unwrap_or("").to_owned();
+                            (file.clone(), kind, v["run_id"].as_str().map(str::to_owned))
+                        })
+                        .collect();
+                    (Outcome::Ran { status: report.status().to_owned(), files }, None)
                 }
-            }
+                Err(e) => (Outcome::TestFailed(format!("{e:#}")), None),
+            },
             "pause" | "resume" => {
                 feed_actions::set_paused(&state.pool, &actor, &f, action == "pause").await.map_err(Problem::internal)?;
                 return Ok(see_other(&format!("/tenants/{slug}/feeds/{name}")));

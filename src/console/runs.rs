@@ -8,7 +8,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -121,7 +121,10 @@ pub async fn list(viewer: Viewer, State(state): State<ApiState>, Query(q): Query
             .flatten(),
         };
         let after = match &q.cursor {
-            Some(c) => Some(parse_cursor(c).ok_or_else(|| Problem::bad_request("query.cursor", "malformed cursor"))?),
+            Some(c) => Some(
+                crate::api::runs::parse_cursor(c)
+                    .ok_or_else(|| Problem::bad_request("query.cursor", "malformed cursor"))?,
+            ),
             None => None,
         };
         let feed = Some(q.feed.trim().to_owned()).filter(|f| !f.is_empty());
@@ -133,9 +136,7 @@ pub async fn list(viewer: Viewer, State(state): State<ApiState>, Query(q): Query
             .into_iter()
             .map(|x| (x.slug.to_string(), x.timezone))
             .collect();
-        let next = (page.len() as i64 == RUNS_PER_PAGE)
-            .then(|| page.last().map(|r| format!("{}_{}", r.started_at.timestamp_micros(), r.run_id)))
-            .flatten();
+        let next = (page.len() as i64 == RUNS_PER_PAGE).then(|| page.last().map(crate::api::runs::cursor_of)).flatten();
         let rows = page
             .into_iter()
             .map(|r| RunRow {
@@ -164,11 +165,6 @@ pub async fn list(viewer: Viewer, State(state): State<ApiState>, Query(q): Query
         }
         Err(p) => error_page(viewer.lang, Some(&viewer), p),
     }
-}
-
-fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id) = c.split_once('_')?;
-    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
 }
 
 pub struct Rule {
