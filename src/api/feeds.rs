@@ -14,6 +14,7 @@ use super::auth::Caller;
 use super::problem::{Problem, ProblemBody};
 use crate::actions::feeds::{self as feed_actions, Document, TestOutcome};
 use crate::domain::Role;
+use crate::pickup::FileOutcome;
 use crate::store::feeds::{self, FeedRow};
 use crate::store::tenants::Tenant;
 
@@ -173,11 +174,59 @@ pub struct RunQuery {
     dry_run: bool,
 }
 
+/// What a poll did with one file: one flat object per file rather than the
+/// CLI's tagged pairs, so that a client written from the document alone
+/// reads every outcome with one schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileRun {
+    pub file: String,
+    /// `imported`, `refused`, `held`, `duplicate`, `dry_run`, `disposed` or `waiting`.
+    pub outcome: &'static str,
+    /// The run that imported, refused, held or analysed it.
+    pub run_id: Option<uuid::Uuid>,
+    /// The run's status, for `imported` and `refused`.
+    pub status: Option<String>,
+    /// For `duplicate`: the run that imported the same content.
+    pub of_run: Option<uuid::Uuid>,
+    /// For `waiting`: why it was left for a later poll.
+    pub reason: Option<String>,
+}
+
+impl FileRun {
+    pub fn of(file: &str, outcome: &FileOutcome) -> FileRun {
+        let mut f =
+            FileRun { file: file.to_owned(), outcome: "", run_id: None, status: None, of_run: None, reason: None };
+        match outcome {
+            FileOutcome::Imported { run_id, status } => {
+                (f.outcome, f.run_id, f.status) = ("imported", Some(*run_id), Some(status.clone()))
+            }
+            FileOutcome::Refused { run_id, status } => {
+                (f.outcome, f.run_id, f.status) = ("refused", Some(*run_id), Some(status.clone()))
+            }
+            FileOutcome::Held { run_id } => (f.outcome, f.run_id) = ("held", Some(*run_id)),
+            FileOutcome::Duplicate { of_run } => (f.outcome, f.of_run) = ("duplicate", *of_run),
+            FileOutcome::DryRun { run_id } => (f.outcome, f.run_id) = ("dry_run", Some(*run_id)),
+            FileOutcome::Disposed => f.outcome = "disposed",
+            FileOutcome::Waiting { reason } => (f.outcome, f.reason) = ("waiting", Some(reason.clone())),
+        }
+        f
+    }
+}
+
+/// What a poll did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PollOutcome {
+    /// Files listed in the drop folder.
+    pub listed: usize,
+    /// The feed's status after the poll: `ok`, `held_files` or `failed_files`.
+    pub status: &'static str,
+    pub files: Vec<FileRun>,
+}
+
 /// Runs the feed now, as `feed run`; answers when the poll is over.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/feeds/{feed}/run", tag = "feeds",
     params(("tenant" = String, Path), ("feed" = String, Path), RunQuery),
-    responses((status = 200, description = "`listed`, the feed's `status` after the poll, and `files`: each with its \
-        `file` name, its `outcome` (`imported`, `refused`, `held`, `skipped`...) and its `run_id`", body = Object),
+    responses((status = 200, body = PollOutcome),
               (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
               (status = 409, body = ProblemBody, description = "`feed.busy`: another daemon holds the feed's lease")))]
 pub async fn run(
@@ -185,7 +234,7 @@ pub async fn run(
     State(state): State<ApiState>,
     Path((slug, name)): Path<(String, String)>,
     Query(q): Query<RunQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<PollOutcome>, Problem> {
     let (_, f) = caller.feed(&state, &slug, &name).await?;
     caller.staff("running a feed")?;
     let report =
@@ -197,15 +246,8 @@ pub async fn run(
                 Problem::internal(text)
             }
         })?;
-    // Each file as one object (`file`, `outcome`, `run_id`...) rather than
-    // the CLI's pairs: what a client written from the document expects.
-    let mut files = Vec::new();
-    for (name, outcome) in &report.files {
-        let mut entry = serde_json::to_value(outcome).map_err(Problem::internal)?;
-        entry["file"] = serde_json::Value::String(name.clone());
-        files.push(entry);
-    }
-    Ok(Json(serde_json::json!({ "listed": report.listed, "status": report.status(), "files": files })))
+    let files = report.files.iter().map(|(name, outcome)| FileRun::of(name, outcome)).collect();
+    Ok(Json(PollOutcome { listed: report.listed, status: report.status(), files }))
 }
 
 async fn set_paused(

@@ -9,7 +9,7 @@
 mod audit;
 pub mod auth;
 mod contacts;
-mod feeds;
+pub mod feeds;
 mod imports;
 pub mod problem;
 mod profiles;

@@ -295,9 +295,8 @@ pub async fn act(
                         .files
                         .iter()
                         .map(|(file, outcome)| {
-                            let v = serde_json::to_value(outcome).unwrap_or_default();
-                            let kind = v["outcome"].as_str().unwrap_or("").to_owned();
-                            (file.clone(), kind, v["run_id"].as_str().map(str::to_owned))
+                            let f = crate::api::feeds::FileRun::of(file, outcome);
+                            (f.file, f.outcome.to_owned(), f.run_id.map(|id| id.to_string()))
                         })
                         .collect();
                     (Outcome::Ran { status: report.status().to_owned(), files }, None)
