@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 use super::ApiState;
 use super::auth::Caller;
 use super::problem::{Problem, ProblemBody};
-use crate::actions::imports::{self, Choice, ChoiceError};
+use crate::actions::imports::{self, Choice};
 use crate::domain::Role;
 use crate::profile::{Mode, ProfileKind};
 
@@ -213,14 +213,7 @@ pub async fn upload(
             .map(|l| l.split(',').map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
             .unwrap_or_default(),
     };
-    let (profile, profile_ref) =
-        imports::resolve(&state.pool, &tenant, &choice, "the request").await.map_err(|e| match e {
-            ChoiceError::Profile(crate::store::profiles::ProfileStoreError::NotFound(name)) => {
-                Problem::not_found(format!("profile {name}"))
-            }
-            ChoiceError::Profile(other) => Problem::internal(other),
-            ChoiceError::Invalid(e) => Problem::unprocessable("profile.invalid", e.to_string()),
-        })?;
+    let (profile, profile_ref) = imports::resolve(&state.pool, &tenant, &choice, "the request").await?;
     let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
     let request = crate::import::Request {
         tenant,

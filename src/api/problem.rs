@@ -98,3 +98,17 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+/// A profile an import cannot use: missing (404) or invalid (422), in the
+/// API's and the console's answers alike.
+impl From<crate::actions::imports::ChoiceError> for Problem {
+    fn from(e: crate::actions::imports::ChoiceError) -> Problem {
+        use crate::actions::imports::ChoiceError;
+        use crate::store::profiles::ProfileStoreError;
+        match e {
+            ChoiceError::Profile(ProfileStoreError::NotFound(name)) => Problem::not_found(format!("profile {name}")),
+            ChoiceError::Profile(other) => Problem::internal(other),
+            ChoiceError::Invalid(e) => Problem::unprocessable("profile.invalid", e.to_string()),
+        }
+    }
+}

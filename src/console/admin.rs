@@ -144,40 +144,36 @@ pub struct TargetForm {
     target: String,
 }
 
-pub async fn revoke_token(viewer: Viewer, State(state): State<ApiState>, Form(form): Form<TargetForm>) -> Response {
-    let result: Result<(), Problem> = async {
-        viewer.caller.admin("revoking a token")?;
-        if !viewer.csrf_ok(&form.csrf) {
-            return Err(csrf_refused());
-        }
-        actions::accounts::revoke_token(&state.pool, &viewer.caller.actor, form.target.trim())
-            .await
-            .map_err(Problem::internal)?;
-        Ok(())
-    }
-    .await;
+/// An admin's change to one user or token, behind the form's CSRF token;
+/// back to the admin page when done.
+async fn change(
+    viewer: Viewer,
+    what: &str,
+    form: TargetForm,
+    apply: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> Response {
+    let checked =
+        viewer.caller.admin(what).and_then(|()| if viewer.csrf_ok(&form.csrf) { Ok(()) } else { Err(csrf_refused()) });
+    let result = match checked {
+        Ok(()) => apply.await.map_err(Problem::internal),
+        Err(p) => Err(p),
+    };
     match result {
         Ok(()) => see_other("/admin"),
         Err(p) => error_page(viewer.lang, Some(&viewer), p),
     }
 }
 
+pub async fn revoke_token(viewer: Viewer, State(state): State<ApiState>, Form(form): Form<TargetForm>) -> Response {
+    let (actor, target) = (viewer.caller.actor.clone(), form.target.trim().to_owned());
+    let apply = async move { actions::accounts::revoke_token(&state.pool, &actor, &target).await.map(|_| ()) };
+    change(viewer, "revoking a token", form, apply).await
+}
+
 pub async fn disable_user(viewer: Viewer, State(state): State<ApiState>, Form(form): Form<TargetForm>) -> Response {
-    let result: Result<(), Problem> = async {
-        viewer.caller.admin("disabling a user")?;
-        if !viewer.csrf_ok(&form.csrf) {
-            return Err(csrf_refused());
-        }
-        actions::accounts::disable_user(&state.pool, &viewer.caller.actor, form.target.trim())
-            .await
-            .map_err(Problem::internal)?;
-        Ok(())
-    }
-    .await;
-    match result {
-        Ok(()) => see_other("/admin"),
-        Err(p) => error_page(viewer.lang, Some(&viewer), p),
-    }
+    let (actor, target) = (viewer.caller.actor.clone(), form.target.trim().to_owned());
+    let apply = async move { actions::accounts::disable_user(&state.pool, &actor, &target).await };
+    change(viewer, "disabling a user", form, apply).await
 }
 
 pub struct AuditRow {

@@ -22,7 +22,7 @@ use super::i18n::Texts;
 use super::pages::csrf_refused;
 use super::runs::{Rule, status_label};
 use super::{Viewer, error_page, see_other};
-use crate::actions::imports::{self, Choice, ChoiceError};
+use crate::actions::imports::{self, Choice};
 use crate::api::ApiState;
 use crate::api::problem::Problem;
 use crate::profile::{Profile, Target};
@@ -153,14 +153,7 @@ async fn analyse(
     save_as: Option<String>,
 ) -> Result<(Analysis, String), Problem> {
     let t = viewer.t();
-    let (profile, profile_ref) =
-        imports::resolve(&state.pool, tenant, &choice, "the mapping").await.map_err(|e| match e {
-            ChoiceError::Profile(profiles::ProfileStoreError::NotFound(name)) => {
-                Problem::not_found(format!("profile {name}"))
-            }
-            ChoiceError::Profile(other) => Problem::internal(other),
-            ChoiceError::Invalid(e) => Problem::unprocessable("profile.invalid", e.to_string()),
-        })?;
+    let (profile, profile_ref) = imports::resolve(&state.pool, tenant, &choice, "the mapping").await?;
     let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
     let request = crate::import::Request {
         tenant: tenant.clone(),
