@@ -117,18 +117,25 @@ impl ReportSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveSettings {
-    /// Default `<spool_dir>/archive`. With several replicas, a volume they
-    /// share, so any of them (and the CLI) can release or replay a run.
+    /// `file:///var/lib/dropfeed/archive` or `s3://bucket/prefix`. Default:
+    /// the folder `dir`, else `<spool_dir>/archive`. With several replicas on
+    /// separate hosts, object storage they all reach.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The local folder (before `url` existed); not with `url`.
     #[serde(default)]
     pub dir: Option<PathBuf>,
     /// Days a file is kept (0: only held files, until purged after a day).
     #[serde(default = "default_archive_days")]
     pub days: u32,
+    /// The S3-compatible store of an `s3://` url.
+    #[serde(default)]
+    pub s3: Option<S3Settings>,
 }
 
 impl Default for ArchiveSettings {
     fn default() -> Self {
-        ArchiveSettings { dir: None, days: default_archive_days() }
+        ArchiveSettings { url: None, dir: None, days: default_archive_days(), s3: None }
     }
 }
 
@@ -136,12 +143,66 @@ fn default_archive_days() -> u32 {
     14
 }
 
+/// An S3-compatible store. Keys come from the environment or from files,
+/// never from the configuration itself (as a feed's passwords).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// `https://s3.example.net` (a self-hosted store); none: AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    #[serde(default)]
+    pub access_key_id_env: Option<String>,
+    #[serde(default)]
+    pub access_key_id_file: Option<PathBuf>,
+    #[serde(default)]
+    pub secret_access_key_env: Option<String>,
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`.
+    /// Default: yes with an `endpoint` (self-hosted stores), no for AWS.
+    #[serde(default)]
+    pub path_style: Option<bool>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+impl S3Settings {
+    pub fn access_key_id(&self) -> Result<secrecy::SecretString, String> {
+        secret("access_key_id", &self.access_key_id_env, &self.access_key_id_file)
+    }
+
+    pub fn secret_access_key(&self) -> Result<secrecy::SecretString, String> {
+        secret("secret_access_key", &self.secret_access_key_env, &self.secret_access_key_file)
+    }
+}
+
+/// A secret named by `<name>_env` or `<name>_file`; messages name the
+/// variable or file, never the value.
+fn secret(name: &str, env: &Option<String>, file: &Option<PathBuf>) -> Result<secrecy::SecretString, String> {
+    match (env, file) {
+        (Some(var), None) => std::env::var(var)
+            .map(secrecy::SecretString::from)
+            .map_err(|_| format!("archive.s3.{name}_env: the environment variable {var} is not set")),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|text| secrecy::SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
+            .map_err(|e| format!("archive.s3.{name}_file: cannot read {}: {}", path.display(), e.kind())),
+        (Some(_), Some(_)) => Err(format!("archive.s3: give {name}_env or {name}_file, not both")),
+        (None, None) => Err(format!("archive.s3: give {name}_env or {name}_file")),
+    }
+}
+
 impl Settings {
-    pub fn archive(&self) -> crate::archive::Archive {
-        crate::archive::Archive {
-            dir: self.archive.dir.clone().unwrap_or_else(|| self.spool_dir.join("archive")),
-            days: self.archive.days,
+    /// The archive these settings describe (nothing is reached yet).
+    pub fn archive(&self) -> Result<crate::archive::Archive, crate::archive::ArchiveError> {
+        if self.archive.url.is_some() && self.archive.dir.is_some() {
+            return Err(crate::archive::ArchiveError::Config("give archive.url or archive.dir, not both".into()));
         }
+        crate::archive::Archive::open(&self.archive, &self.spool_dir)
     }
 }
 

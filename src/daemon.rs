@@ -103,20 +103,20 @@ pub struct Daemon {
 
 impl Daemon {
     /// A daemon as the configuration describes it, without a mailer.
-    pub fn from_settings(pool: &PgPool, settings: &crate::configuration::Settings) -> Daemon {
-        Daemon {
+    pub fn from_settings(pool: &PgPool, settings: &crate::configuration::Settings) -> anyhow::Result<Daemon> {
+        Ok(Daemon {
             pool: pool.clone(),
             clock: Arc::new(crate::clock::SystemClock),
             owner: owner_name(),
             workers: settings.workers,
             spool_dir: settings.spool_dir.clone(),
-            archive: settings.archive(),
+            archive: settings.archive()?,
             limits: settings.limits,
             report: settings.report.clone(),
             scheduler: settings.scheduler.clone(),
             servers: Arc::new(crate::pickup::ServerLimits::new(settings.scheduler.max_connections_per_server)),
             mailer: None,
-        }
+        })
     }
 }
 
@@ -139,12 +139,10 @@ impl Daemon {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(self.workers.max(1)));
-        info!(owner = %self.owner, workers = self.workers, "scheduler started");
-        match crate::pickup::clean_spool(&self.spool_dir) {
-            Ok(0) => {}
-            Ok(n) => info!(files = n, "removed files a stopped daemon left in the spool"),
-            Err(e) => warn!(spool = %self.spool_dir.display(), "cannot clean the spool: {e}"),
-        }
+        // Held for the daemon's life: a second daemon on this folder would
+        // clean away this one's downloads.
+        let _spool = crate::spool::Spool::claim(&self.spool_dir, &self.owner).context("cannot start")?;
+        info!(owner = %self.owner, workers = self.workers, archive = %self.archive.location, "scheduler started");
         let housekeeping = tokio::spawn({
             let daemon = self.clone();
             let cancel = cancel.clone();
@@ -191,10 +189,10 @@ impl Daemon {
         let mut last_purge: Option<std::time::Instant> = None;
         loop {
             if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
-                match self.archive.purge(std::time::SystemTime::now()) {
-                    Ok(0) => {}
-                    Ok(n) => info!(files = n, days = self.archive.days, "purged old files from the archive"),
-                    Err(e) => warn!(archive = %self.archive.dir.display(), "cannot purge the archive: {e}"),
+                match self.archive.purge(&self.pool, &self.owner, Utc::now()).await {
+                    Ok(None | Some(0)) => {}
+                    Ok(Some(n)) => info!(files = n, days = self.archive.days, "purged old files from the archive"),
+                    Err(e) => warn!(archive = %self.archive.location, "cannot purge the archive: {e:#}"),
                 }
                 last_purge = Some(std::time::Instant::now());
             }
@@ -270,7 +268,7 @@ impl Daemon {
         let id = feed.id;
         let heartbeat = self.heartbeat(id, cancel.clone());
         let result = tokio::select! {
-            r = self.poll_feed(feed, cancel.clone(), false) => r,
+            r = self.poll_feed(feed, &self.spool_dir, cancel.clone(), false) => r,
             lost = heartbeat => Err((PollError::LeaseLost(lost), None)),
         };
         let now = self.clock.now();
@@ -318,6 +316,7 @@ impl Daemon {
     async fn poll_feed(
         &self,
         feed: FeedRow,
+        spool_dir: &std::path::Path,
         cancel: CancellationToken,
         dry_run: bool,
     ) -> Result<(PollReport, Option<chrono::DateTime<Utc>>), (PollError, Option<chrono::DateTime<Utc>>)> {
@@ -328,7 +327,7 @@ impl Daemon {
         let next = job.checked.schedule.next_after(self.clock.now());
         let ctx = PollContext {
             pool: &self.pool,
-            spool_dir: &self.spool_dir,
+            spool_dir,
             archive: &self.archive,
             clock: self.clock.as_ref(),
             limits: self.limits,
@@ -366,6 +365,9 @@ impl Daemon {
     /// `feed run`: one poll of one feed now, in the foreground, through the
     /// same claim and poll as the scheduler. The schedule is left as it was.
     pub async fn run_once(&self, feed: &FeedRow, dry_run: bool) -> anyhow::Result<PollReport> {
+        // Its own sub-folder of the spool: a daemon on this host cleans only
+        // its own downloads, and this poll only its own.
+        let spool = crate::spool::Spool::private(&self.spool_dir).context("cannot prepare the spool")?;
         let claimed =
             feeds::claim_one(&self.pool, feed.id, self.clock.now(), &self.owner, self.scheduler.lease_secs as f64)
                 .await?
@@ -376,7 +378,7 @@ impl Daemon {
                         feed.lease_owner.as_deref().unwrap_or("another daemon")
                     )
                 })?;
-        let result = self.poll_feed(claimed, CancellationToken::new(), dry_run).await;
+        let result = self.poll_feed(claimed, spool.dir(), CancellationToken::new(), dry_run).await;
         let now = self.clock.now();
         let (status, error) = match &result {
             Ok((report, _)) => (report.status().to_owned(), None),

@@ -104,7 +104,7 @@ pub async fn write_contacts(
         }
         w.write_record(&record)?;
         n += 1;
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             w.flush()?;
             if w.get_ref().len() >= FLUSH_BYTES {
                 let full = std::mem::replace(&mut w, builder.from_writer(buffer()));

@@ -24,6 +24,7 @@ pub mod report;
 pub mod rerun;
 pub mod schedule;
 pub mod source;
+pub mod spool;
 pub mod store;
 pub mod telemetry;
 pub mod template;

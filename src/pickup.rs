@@ -88,6 +88,10 @@ pub enum PollError {
     /// again next poll, alerted once.
     #[error("file {name}: {detail:#}")]
     File { name: String, identity: String, detail: anyhow::Error },
+    /// The archive cannot take the file: nothing is imported without its
+    /// archived copy; retried, alerted once a day.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// Another daemon took the feed over (this one stalled past its lease).
     #[error("lease lost: {0}")]
     LeaseLost(String),
@@ -104,6 +108,7 @@ impl PollError {
             PollError::Config { .. } => "feed.config",
             PollError::Internal(_) => "internal",
             PollError::File { .. } => "file.failed",
+            PollError::Archive(e) => e.code(),
             PollError::LeaseLost(_) => "lease.lost",
             PollError::NightIncomplete { .. } => "feed.night_incomplete",
         }
@@ -124,6 +129,7 @@ impl PollError {
             PollError::Config { .. } => false,
             PollError::Internal(_)
             | PollError::File { .. }
+            | PollError::Archive(_)
             | PollError::LeaseLost(_)
             | PollError::NightIncomplete { .. } => true,
         }
@@ -313,7 +319,7 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
         ready
     };
 
-    crate::archive::create_private_dir(ctx.spool_dir)
+    crate::spool::create_private_dir(ctx.spool_dir)
         .with_context(|| format!("cannot create the spool folder {}", ctx.spool_dir.display()))?;
     for file in ready {
         if ctx.cancel.is_cancelled() {
@@ -461,16 +467,13 @@ async fn take(
     // Archived before the import commits: a daemon killed between the
     // commit and the archiving would leave a run that `runs replay` cannot
     // find, as the next poll only finishes the remote move of a committed
-    // file. A file that cannot be kept is still imported (a held one can
-    // then be dropped again).
-    let kept = if dry_run {
-        None
-    } else {
-        ctx.archive.keep(job.tenant.id, &fetched.sha256, &spool).unwrap_or_else(|e| {
-            warn!(archive = %ctx.archive.dir.display(), "cannot archive the file: {e}");
-            None
-        })
-    };
+    // file. A file that cannot be archived is not imported: the poll fails
+    // (`archive.unavailable`, alerted, retried) and the file waits remotely.
+    if !dry_run {
+        let started = Instant::now();
+        ctx.archive.keep(job.tenant.id, &fetched.sha256, &spool).await?;
+        debug!(archive = %ctx.archive.location, secs = format!("{:.2}", started.elapsed().as_secs_f64()), "file archived");
+    }
     let today = now.with_timezone(&job.checked.schedule.timezone()).date_naive();
     let slot = job.checked.slot_of(&file.name).context("a file taken matches a pattern")?;
     let profile = &job.profiles[slot];
@@ -505,11 +508,8 @@ async fn take(
     }
     let success = report.status.is_success();
     let held = report.status == crate::report::Status::Held;
-    if let Some(kept) = &kept {
-        debug!(path = %kept.display(), "file archived");
-        if let Err(e) = ctx.archive.forget(kept, held) {
-            warn!(path = %kept.display(), "cannot remove the archived copy: {e}");
-        }
+    if let Err(e) = ctx.archive.forget(job.tenant.id, &fetched.sha256, held).await {
+        warn!(archive = %ctx.archive.location, "cannot remove the archived copy: {e}");
     }
     info!(
         file = %file.name, %run_id, status = %status, rows = report.counts.rows, inserted = report.counts.inserted,
@@ -572,29 +572,6 @@ fn is_content_conflict(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         matches!(cause.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(db)) if db.constraint() == Some("processed_files_content"))
     })
-}
-
-/// Removes the downloads and unpacked archives a killed daemon left behind
-/// (its `RemoveOnDrop` never ran). Each daemon has its own spool folder, so
-/// at start-up none of them is in use. Returns how many were removed.
-pub fn clean_spool(dir: &Path) -> std::io::Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let ours = (name.starts_with("feed-") && name.ends_with(".part")) || name.starts_with(".dropfeed-unpacked-");
-        if ours && entry.file_type()?.is_file() {
-            std::fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 /// Moves (into a subfolder, with a timestamp suffix when the name is taken),

@@ -5,11 +5,12 @@ use anyhow::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::archive::Archive;
+use crate::archive::{Archive, ArchiveError};
 use crate::configuration::{Limits, ReportSettings};
 use crate::domain::TenantSlug;
 use crate::import::{self, Rerun};
 use crate::report::{ProfileRef, Status};
+use crate::spool::Spool;
 use crate::store::{feeds, profiles, runs, tenants};
 
 /// What a person asked for.
@@ -37,6 +38,7 @@ macro_rules! refuse {
 pub async fn rerun(
     pool: &PgPool,
     archive: &Archive,
+    spool_root: &std::path::Path,
     limits: Limits,
     report: &ReportSettings,
     of: Uuid,
@@ -68,20 +70,25 @@ pub async fn rerun(
         refuse!("run {of} used no saved profile: import {} again with --profile or --mapping", first.file.name)
     };
     let saved = profiles::latest(pool, tenant.id, &profile_name).await?;
-    let path = archive.path_of(tenant.id, &first.file.sha256).filter(|p| p.is_file()).ok_or_else(|| {
-        Refused(match first.feed {
-            Some(_) => format!(
-                "the archived copy of {} (run {of}) is gone: files are kept {} days in {}",
-                first.file.name,
-                archive.days,
-                archive.dir.display()
-            ),
-            None => format!(
-                "{} (run {of}) was a manual import: only feed files are archived; import the file again",
-                first.file.name
-            ),
-        })
-    })?;
+    if first.feed.is_none() {
+        refuse!(
+            "{} (run {of}) was a manual import: only feed files are archived; import the file again",
+            first.file.name
+        )
+    }
+    // Copied into a spool folder of its own, its hash checked on the way.
+    let spool = Spool::private(spool_root).context("cannot prepare the spool")?;
+    let path = spool.dir().join(format!("replay-{of}.part"));
+    match archive.fetch(tenant.id, &first.file.sha256, &path).await {
+        Ok(_) => {}
+        Err(ArchiveError::Gone { .. }) => refuse!(
+            "the archived copy of {} (run {of}) is gone: files are kept {} days in {}",
+            first.file.name,
+            archive.days,
+            archive.location
+        ),
+        Err(e) => return Err(e.into()),
+    }
     let feed = match &first.feed {
         Some(name) => feeds::find(pool, tenant.slug.as_str(), name).await?,
         None => None,

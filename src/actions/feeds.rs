@@ -175,7 +175,7 @@ pub async fn run_now(
     dry_run: bool,
 ) -> anyhow::Result<crate::pickup::PollReport> {
     let mailer = settings.smtp.as_ref().map(crate::mail::Mailer::from_settings).transpose()?;
-    let daemon = crate::daemon::Daemon { mailer, ..crate::daemon::Daemon::from_settings(pool, settings) };
+    let daemon = crate::daemon::Daemon { mailer, ..crate::daemon::Daemon::from_settings(pool, settings)? };
     if !dry_run {
         let detail = serde_json::json!({ "feed": feed.key() });
         audit::record_on(pool, actor, Some(feed.tenant_id), "feed.run", detail).await.context("cannot audit")?;

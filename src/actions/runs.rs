@@ -15,7 +15,9 @@ pub async fn rerun(
     of: Uuid,
     action: Action,
 ) -> anyhow::Result<Uuid> {
-    let new_run = rerun::rerun(pool, &settings.archive(), settings.limits, &settings.report, of, action).await?;
+    let archive = settings.archive()?;
+    let new_run =
+        rerun::rerun(pool, &archive, &settings.spool_dir, settings.limits, &settings.report, of, action).await?;
     let (name, force) = match action {
         Action::Release => ("run.release", false),
         Action::Replay { force } => ("run.replay", force),

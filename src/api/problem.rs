@@ -112,3 +112,17 @@ impl From<crate::actions::imports::ChoiceError> for Problem {
         }
     }
 }
+
+/// The archive behind a download, a release or a replay: down (503, try
+/// later), gone (404), or holding a copy that no longer matches its hash.
+impl From<crate::archive::ArchiveError> for Problem {
+    fn from(e: crate::archive::ArchiveError) -> Problem {
+        use crate::archive::ArchiveError;
+        let status = match &e {
+            ArchiveError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ArchiveError::Gone { .. } => StatusCode::NOT_FOUND,
+            ArchiveError::Altered { .. } | ArchiveError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Problem::new(status, e.code(), e.to_string())
+    }
+}

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::Caller;
 use super::problem::{Problem, ProblemBody};
+use crate::archive::ArchiveError;
 use crate::report::{self, Message};
 use crate::rerun::{Action, Refused};
 use crate::store::runs::{self, RunFilter, RunSummary};
@@ -212,27 +213,29 @@ pub async fn file(caller: Caller, State(state): State<ApiState>, Path(run): Path
     let (id, tenant_id) = caller.run(&state, &run).await?;
     caller.staff("downloading an archived file")?;
     let head = runs::head(&state.pool, id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found(&run))?;
-    let archive = state.settings.archive();
-    let gone = || {
-        Problem::new(
+    if head.feed.is_none() {
+        return Err(Problem::new(
             StatusCode::NOT_FOUND,
             "archive.gone",
-            format!(
-                "{} of run {id} is not archived (manual imports are not; feed files are kept {} days)",
-                head.file.name, archive.days
-            ),
-        )
-    };
-    let path = archive.path_of(tenant_id, &head.file.sha256).ok_or_else(gone)?;
-    let file = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
-    let len = file.metadata().await.map_err(Problem::internal)?.len();
+            format!("{} of run {id} was a manual import: only feed files are archived", head.file.name),
+        ));
+    }
+    let archive = state.settings.archive().map_err(Problem::from)?;
+    let (len, body) = archive.read(tenant_id, &head.file.sha256).await.map_err(|e| match e {
+        ArchiveError::Gone { .. } => Problem::new(
+            StatusCode::NOT_FOUND,
+            "archive.gone",
+            format!("{} of run {id} is no longer archived: feed files are kept {} days", head.file.name, archive.days),
+        ),
+        e => Problem::from(e),
+    })?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_LENGTH, len.to_string()),
             (header::CONTENT_DISPOSITION, attachment(&head.file.name)),
         ],
-        Body::from_stream(ReaderStream::with_capacity(file, 1 << 20)),
+        Body::from_stream(body),
     )
         .into_response())
 }
@@ -249,10 +252,15 @@ async fn rerun(caller: Caller, state: ApiState, run: String, action: Action) -> 
     caller.staff("releasing or replaying a run")?;
     match crate::actions::runs::rerun(&state.pool, &state.settings, &caller.actor, id, action).await {
         Ok(new_run) => stream_report(&state, new_run).await,
-        Err(e) => match e.downcast_ref::<Refused>() {
-            Some(refused) => Err(Problem::new(StatusCode::CONFLICT, "run.state", refused.0.clone())),
-            None => Err(Problem::internal(format!("{e:#}"))),
-        },
+        Err(e) => {
+            if let Some(refused) = e.downcast_ref::<Refused>() {
+                return Err(Problem::new(StatusCode::CONFLICT, "run.state", refused.0.clone()));
+            }
+            match e.downcast::<ArchiveError>() {
+                Ok(archive) => Err(Problem::from(archive)),
+                Err(e) => Err(Problem::internal(format!("{e:#}"))),
+            }
+        }
     }
 }
 

@@ -158,7 +158,7 @@ pub async fn feed_cmd(
         FeedCommand::Run { feed, dry_run } => {
             let f = find_feed(pool, &feed).await?;
             let mailer = settings.smtp.as_ref().map(Mailer::from_settings).transpose()?;
-            let daemon = Daemon { mailer, ..daemon(pool, settings) };
+            let daemon = Daemon { mailer, ..daemon(pool, settings)? };
             let report = daemon.run_once(&f, dry_run).await?;
             daemon.deliver_mail().await;
             if format == OutputFormat::Json {

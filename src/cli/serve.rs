@@ -16,7 +16,7 @@ use crate::http;
 use crate::mail::Mailer;
 use crate::store::audit::Actor;
 
-pub fn daemon(pool: &PgPool, settings: &Settings) -> Daemon {
+pub fn daemon(pool: &PgPool, settings: &Settings) -> anyhow::Result<Daemon> {
     Daemon::from_settings(pool, settings)
 }
 
@@ -51,7 +51,7 @@ pub async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<Exi
         }
         None => None,
     };
-    Daemon { mailer, ..daemon(&pool, settings) }.run(shutdown_signal()).await?;
+    Daemon { mailer, ..daemon(&pool, settings)? }.run(shutdown_signal()).await?;
     stop_http.cancel();
     let _ = http.await;
     if let Some(api) = api {

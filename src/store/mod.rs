@@ -6,6 +6,7 @@ pub mod audit;
 pub mod contacts;
 pub mod cursor;
 pub mod feeds;
+pub mod leases;
 pub mod lists;
 pub mod profiles;
 pub mod runs;

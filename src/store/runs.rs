@@ -535,3 +535,14 @@ pub struct RunSummary {
     pub updated: i64,
     pub rejected: i64,
 }
+
+/// The files (tenant, SHA-256) of held runs not yet released: the archive
+/// keeps them whatever their age, as their release needs them.
+pub async fn held_files(pool: &PgPool) -> sqlx::Result<std::collections::HashSet<(i64, String)>> {
+    let rows = sqlx::query_as::<_, (i64, String)>(
+        "SELECT DISTINCT tenant_id, file_sha256 FROM runs WHERE status = 'held' AND rerun_by IS NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}

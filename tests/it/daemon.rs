@@ -79,7 +79,9 @@ async fn two_daemons_on_one_database_import_each_of_50_files_exactly_once() {
     let stop = CancellationToken::new();
     let mut handles = Vec::new();
     for name in ["replica-1", "replica-2"] {
-        let daemon = app.daemon(Arc::new(SystemClock), name);
+        // Each replica has its own spool folder, as deployed.
+        let mut daemon = app.daemon(Arc::new(SystemClock), name);
+        daemon.spool_dir = app.dir.path().join(format!("spool-{name}"));
         let stop = stop.clone();
         handles.push(tokio::spawn(async move { daemon.run(stop.cancelled_owned()).await }));
     }

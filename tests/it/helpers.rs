@@ -189,7 +189,7 @@ impl TestApp {
             owner: owner.into(),
             workers: 2,
             spool_dir: self.dir.path().join("spool"),
-            archive: dropfeed::archive::Archive { dir: self.archive_dir(), days: 14 },
+            archive: dropfeed::archive::Archive::local(&self.archive_dir(), 14).unwrap(),
             limits: dropfeed::configuration::Limits { max_messages_per_run: 1000, ..Default::default() },
             report: Default::default(),
             scheduler: dropfeed::daemon::SchedulerSettings {
