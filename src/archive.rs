@@ -163,11 +163,10 @@ impl Archive {
             loop {
                 let n = file.read(&mut buf).await?;
                 if n == 0 {
-                    break;
+                    return Ok::<(), std::io::Error>(());
                 }
                 upload.write_all(&buf[..n]).await?;
             }
-            upload.shutdown().await
         }
         .await;
         if let Err(e) = copied {
@@ -175,7 +174,9 @@ impl Archive {
             let _ = upload.abort().await;
             return Err(self.unavailable(e));
         }
-        Ok(())
+        // A failure here leaves an incomplete multipart upload, which the
+        // bucket's lifecycle rule removes (README).
+        upload.shutdown().await.map_err(|e| self.unavailable(e))
     }
 
     /// Removes a kept file no one will ask for: with `days` 0 only held
@@ -243,33 +244,45 @@ impl Archive {
         let got = self.store.get(&key).await.map_err(|e| self.gone_or_unavailable(&key, e))?;
         let size = got.meta.size;
         let state = Verify {
-            inner: got.into_stream(),
+            inner: got.into_stream().fuse(),
             hasher: Some(Sha256::new()),
+            pending: None,
             expected: sha256.to_ascii_lowercase(),
             location: self.location.clone(),
             key: key.to_string(),
         };
         let stream = futures_util::stream::unfold(state, |mut s| async move {
-            match s.inner.next().await {
-                Some(Ok(chunk)) => {
-                    if let Some(h) = s.hasher.as_mut() {
-                        h.update(&chunk);
+            loop {
+                match s.inner.next().await {
+                    Some(Ok(chunk)) => {
+                        let hasher = s.hasher.as_mut()?;
+                        hasher.update(&chunk);
+                        // One chunk held back: the last one goes out only
+                        // once the whole content is checked, so a client
+                        // that trusts Content-Length never gets a whole
+                        // altered file.
+                        if let Some(previous) = s.pending.replace(chunk) {
+                            return Some((Ok(previous), s));
+                        }
                     }
-                    Some((Ok(chunk), s))
-                }
-                Some(Err(e)) => {
-                    s.hasher = None;
-                    let unavailable = ArchiveError::Unavailable { location: s.location.clone(), detail: e.to_string() };
-                    Some((Err(std::io::Error::other(unavailable)), s))
-                }
-                None => {
-                    let actual = hex(&s.hasher.take()?.finalize());
-                    if actual == s.expected {
-                        return None;
+                    Some(Err(e)) => {
+                        s.hasher = None;
+                        s.pending = None;
+                        let unavailable =
+                            ArchiveError::Unavailable { location: s.location.clone(), detail: e.to_string() };
+                        return Some((Err(std::io::Error::other(unavailable)), s));
                     }
-                    let altered = ArchiveError::Altered { location: s.location.clone(), key: s.key.clone(), actual };
-                    tracing::error!(code = altered.code(), "{altered}");
-                    Some((Err(std::io::Error::other(altered)), s))
+                    None => {
+                        let actual = hex(&s.hasher.take()?.finalize());
+                        if actual == s.expected {
+                            return s.pending.take().map(|last| (Ok(last), s));
+                        }
+                        s.pending = None;
+                        let altered =
+                            ArchiveError::Altered { location: s.location.clone(), key: s.key.clone(), actual };
+                        tracing::error!(code = altered.code(), "{altered}");
+                        return Some((Err(std::io::Error::other(altered)), s));
+                    }
                 }
             }
         });
@@ -335,9 +348,12 @@ impl Archive {
 
 /// The state of [`Archive::read`]'s verifying stream.
 struct Verify {
-    inner: BoxStream<'static, object_store::Result<Bytes>>,
+    /// Fused: polled again after its end once the last chunk goes out.
+    inner: futures_util::stream::Fuse<BoxStream<'static, object_store::Result<Bytes>>>,
     /// Taken at the end (or dropped on an error): the check runs once.
     hasher: Option<Sha256>,
+    /// The chunk read last, sent when the next one arrives or the check passes.
+    pending: Option<Bytes>,
     expected: String,
     location: String,
     key: String,

@@ -34,7 +34,7 @@ pub async fn serve(app: &TestApp) -> (String, CancellationToken) {
 }
 
 /// A plain HTTP/1.1 GET: (status, content type, body).
-async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
+pub async fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
     let (addr, path, token) = (addr.to_owned(), path.to_owned(), token.map(str::to_owned));
     tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use dropfeed::domain::ReportLanguage;
 
 use crate::helpers::{TestApp, sigterm, spawn_app, spawn_app_on, stderr};
+use crate::servers::garage::Garage;
 use crate::servers::postgres::PrivatePostgres;
 
 const ROWS: usize = 200_000;
@@ -64,13 +65,15 @@ struct Setup {
     drop: PathBuf,
     config: PathBuf,
     log: PathBuf,
+    /// Where the archive is in the bucket, when it is on S3.
+    prefix: String,
 }
 
-async fn setup(file: &str) -> Setup {
-    setup_with(spawn_app().await, file).await
+async fn setup(file: &str, archive: Option<&Garage>) -> Setup {
+    setup_with(spawn_app().await, file, archive).await
 }
 
-async fn setup_with(app: TestApp, file: &str) -> Setup {
+async fn setup_with(app: TestApp, file: &str, archive: Option<&Garage>) -> Setup {
     app.save_profile("nightly", PROFILE, "email;first_name;last_name;nl\nsample@x.ch;Sam;Ple;T\n").await;
     let drop = app.dir.path().join("outbox");
     std::fs::create_dir_all(&drop).unwrap();
@@ -83,18 +86,22 @@ async fn setup_with(app: TestApp, file: &str) -> Setup {
     let out = app.apply_feed(&feed);
     assert!(out.status.success(), "{}", stderr(&out));
     // Short leases and retries: a killed daemon's feed is free again in 2 s.
-    let config = app.write(
-        "dropfeed.yaml",
-        format!(
-            "database_url: {}\nspool_dir: {}\nworkers: 1\nhttp:\n  bind: 127.0.0.1:0\n\
-             scheduler:\n  tick_ms: 100\n  lease_secs: 2\n  retry_after_secs: 1\n  connect_attempts: 1\n",
-            app.db_url,
-            app.dir.path().join("spool").display()
-        ),
+    // Each trial its own prefix in the bucket: its copies are counted alone.
+    let prefix = format!("crash-{}", uuid::Uuid::now_v7().simple());
+    let mut config = format!(
+        "database_url: {}\nspool_dir: {}\nworkers: 1\nhttp:\n  bind: 127.0.0.1:0\n\
+         scheduler:\n  tick_ms: 100\n  lease_secs: 2\n  retry_after_secs: 1\n  connect_attempts: 1\n",
+        app.db_url,
+        app.dir.path().join("spool").display()
     );
+    if let Some(garage) = archive {
+        // JSON is YAML: the archive block as the test server describes it.
+        config.push_str(&format!("archive: {}\n", garage.archive_settings(&prefix, 14)));
+    }
+    let config = app.write("dropfeed.yaml", config);
     std::fs::write(drop.join(FILE), file).unwrap();
     let log = app.dir.path().join("daemon.log");
-    Setup { app, drop, config, log }
+    Setup { app, drop, config, log, prefix }
 }
 
 fn start(config: &Path, log: &Path) -> Child {
@@ -148,10 +155,23 @@ fn last_step(log: &Path) -> String {
 #[tokio::test]
 async fn a_daemon_killed_anywhere_in_an_import_ends_as_after_one_clean_import_once_restarted() {
     let _heavy = crate::helpers::heavy().await;
+    killed_anywhere(None, TRIALS).await;
+}
+
+#[tokio::test]
+async fn a_daemon_archiving_to_s3_killed_anywhere_in_an_import_ends_as_after_one_clean_import_once_restarted() {
+    let _heavy = crate::helpers::heavy().await;
+    let garage = Garage::start();
+    killed_anywhere(Some(&garage), TRIALS / 2).await;
+}
+
+/// Kills a daemon at `trials` points spread over a clean pickup, starts it
+/// again, and compares the database with the clean pickup's.
+async fn killed_anywhere(archive: Option<&Garage>, trials: usize) {
     let file = contacts_file();
 
     // The clean run: its result, and how long a pickup takes.
-    let clean = setup(&file).await;
+    let clean = setup(&file, archive).await;
     let t0 = Instant::now();
     let mut daemon = start(&clean.config, &clean.log);
     let took = until_processed(&clean, t0).await;
@@ -169,10 +189,10 @@ async fn a_daemon_killed_anywhere_in_an_import_ends_as_after_one_clean_import_on
     );
 
     let mut steps = Vec::new();
-    for trial in 0..TRIALS {
-        let s = setup(&file).await;
+    for trial in 0..trials {
+        let s = setup(&file, archive).await;
         // Kill points spread evenly over the clean run's duration.
-        let at = took.mul_f64((trial as f64 + 0.5) / TRIALS as f64);
+        let at = took.mul_f64((trial as f64 + 0.5) / trials as f64);
         let mut daemon = start(&s.config, &s.log);
         tokio::time::sleep(at).await;
         kill(&mut daemon);
@@ -195,9 +215,17 @@ async fn a_daemon_killed_anywhere_in_an_import_ends_as_after_one_clean_import_on
             .map(|d| d.map(|e| e.unwrap().file_name()).filter(|n| n != "archive" && n != ".lock").collect())
             .unwrap_or_default();
         assert!(spool.is_empty(), "trial {trial}: left in the spool: {spool:?}");
-        let archived = std::fs::read_dir(s.app.dir.path().join("spool/archive").join(s.app.tenant.id.to_string()))
-            .map(|d| d.count())
-            .unwrap_or_default();
+        let archived = match archive {
+            None => std::fs::read_dir(s.app.dir.path().join("spool/archive").join(s.app.tenant.id.to_string()))
+                .map(|d| d.count())
+                .unwrap_or_default(),
+            Some(garage) => {
+                use futures_util::TryStreamExt;
+                use object_store::ObjectStore;
+                let prefix = object_store::path::Path::from(format!("{}/{}", s.prefix, s.app.tenant.id));
+                garage.client().list(Some(&prefix)).try_collect::<Vec<_>>().await.unwrap().len()
+            }
+        };
         assert_eq!(archived, 1, "trial {trial}: archived copies");
     }
     eprintln!("clean pickup {took:?}; killed after:\n{}", steps.join("\n"));
@@ -208,7 +236,7 @@ async fn postgresql_restarted_under_a_running_import_loses_nothing_and_imports_t
     let _heavy = crate::helpers::heavy().await;
     let pg = PrivatePostgres::start();
     let file = contacts_file();
-    let clean = setup_with(spawn_app_on(&pg.url(), ReportLanguage::Fr).await, &file).await;
+    let clean = setup_with(spawn_app_on(&pg.url(), ReportLanguage::Fr).await, &file, None).await;
     let t0 = Instant::now();
     let mut daemon = start(&clean.config, &clean.log);
     let took = until_processed(&clean, t0).await;
@@ -217,7 +245,7 @@ async fn postgresql_restarted_under_a_running_import_loses_nothing_and_imports_t
 
     let mut steps = Vec::new();
     for trial in 0..5 {
-        let s = setup_with(spawn_app_on(&pg.url(), ReportLanguage::Fr).await, &file).await;
+        let s = setup_with(spawn_app_on(&pg.url(), ReportLanguage::Fr).await, &file, None).await;
         let at = took.mul_f64([0.2, 0.4, 0.6, 0.8, 0.95][trial]);
         let mut daemon = start(&s.config, &s.log);
         tokio::time::sleep(at).await;

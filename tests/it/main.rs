@@ -31,6 +31,7 @@ mod plans;
 mod profiles;
 mod replicas;
 mod rules;
+mod s3_archive;
 mod security;
 mod sftp;
 mod sftp_feeds;

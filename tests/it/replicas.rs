@@ -120,3 +120,37 @@ async fn three_daemons_import_300_feeds_once_each_even_when_one_is_killed() {
     assert!(log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "JSON log lines");
     assert!(log.contains("\"run_id\"") && log.contains("\"tenant\""), "run lines carry their span fields");
 }
+
+#[tokio::test]
+async fn a_second_daemon_on_a_spool_folder_held_by_a_live_one_refuses_to_start_and_names_it() {
+    let app = spawn_app().await;
+    let config = app.write(
+        "shared.yaml",
+        format!("spool_dir: {}\nhttp:\n  bind: 127.0.0.1:0\n", app.dir.path().join("spool").display()),
+    );
+    let mut first = start_daemon(&app, &config, "first");
+    let log = app.dir.path().join("first.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("scheduler started") {
+        assert!(Instant::now() < deadline, "the first daemon does not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = Command::new(env!("CARGO_BIN_EXE_dropfeed"))
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .env("DATABASE_URL", &app.db_url)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let owner = std::fs::read_to_string(app.dir.path().join("spool/.lock")).unwrap();
+    let err = stderr(&second);
+    assert!(err.contains("is held by another live process") && err.contains(owner.trim()), "{err}");
+    assert!(crate::helpers::sigterm(&mut first).success());
+    let mut third = start_daemon(&app, &config, "third");
+    let log = app.dir.path().join("third.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("scheduler started") {
+        assert!(Instant::now() < deadline, "the folder is free once its daemon is gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(crate::helpers::sigterm(&mut third).success());
+}
