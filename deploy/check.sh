@@ -24,7 +24,21 @@ assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
 assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
 assert spec["initContainers"][0]["args"] == ["migrate"]
 assert spec["securityContext"]["runAsNonRoot"] is True
+# The archive is shared object storage, its keys in a Secret; the spool is
+# each replica's own.
+config = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap" and "dropfeed.yaml" in d["data"])["data"]["dropfeed.yaml"])
+assert config["archive"]["url"].startswith("s3://"), config["archive"]
+refs = {r["secretRef"]["name"] for r in c["envFrom"]}
+keys = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "dropfeed-archive-keys")
+assert "dropfeed-archive-keys" in refs and set(keys["stringData"]) == {"ARCHIVE_ACCESS_KEY_ID", "ARCHIVE_SECRET_ACCESS_KEY"}
+spool = next(v for v in spec["volumes"] if v["name"] == "spool")
+assert "emptyDir" in spool, spool
 print("ok:", sorted(kinds))
+compose = yaml.safe_load(open("deploy/docker-compose.yml"))
+svc = compose["services"]
+assert "garage" in svc and svc["dropfeed"]["environment"]["DROPFEED_ARCHIVE__URL"].startswith("s3://")
+assert "/var/lib/dropfeed/spool" in svc["dropfeed"]["volumes"], "each replica its own spool volume"
+print("ok: compose with garage")
 PY
 
 echo "== systemd unit"
