@@ -225,7 +225,15 @@ async fn a_file_replaced_while_it_downloads_is_left_for_the_next_poll() {
     // same size, another modification time.
     let replacer = std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::fs::read_dir(&spool).map_or(true, |mut d| d.next().is_none()) {
+        // The download is a `.part` file in the poll's own sub-folder of the spool.
+        let downloading = |dir: &std::path::Path| {
+            std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+                let p = e.path();
+                let part = |p: &std::path::Path| p.extension().is_some_and(|x| x == "part");
+                part(&p) || std::fs::read_dir(&p).into_iter().flatten().flatten().any(|f| part(&f.path()))
+            })
+        };
+        while !downloading(&spool) {
             assert!(std::time::Instant::now() < deadline, "the download never started");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
