@@ -26,7 +26,7 @@ pub struct Settings {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
-    pub scheduler: crate::daemon::SchedulerSettings,
+    pub scheduler: SchedulerSettings,
     /// Feed files applied when the daemon starts (as `feed apply` would).
     #[serde(default)]
     pub feeds_dir: Option<PathBuf>,
@@ -112,6 +112,65 @@ impl ReportSettings {
     pub fn rejects_url(&self, id: uuid::Uuid) -> Option<String> {
         self.public_url.as_deref().map(|base| format!("{}/api/v1/runs/{id}/rejects.csv", base.trim_end_matches('/')))
     }
+}
+
+/// Scheduler knobs (the `scheduler:` block of the configuration).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// How often due feeds are looked for.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// A claim lasts this long and is renewed every third of it while the
+    /// poll runs; a daemon that dies loses its feeds after at most this.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// After a failed poll (server unreachable), try again this soon rather
+    /// than at the next scheduled time.
+    #[serde(default = "default_retry_secs")]
+    pub retry_after_secs: u64,
+    /// Connection attempts per poll for transient errors, with backoff.
+    #[serde(default = "default_attempts")]
+    pub connect_attempts: usize,
+    /// On shutdown, how long polls in hand may run on before being abandoned
+    /// (rolled back; the file is taken again next time).
+    #[serde(default = "default_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Connections at once to one server (host:port), across all feeds.
+    #[serde(default = "default_per_server")]
+    pub max_connections_per_server: usize,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            tick_ms: default_tick_ms(),
+            lease_secs: default_lease_secs(),
+            retry_after_secs: default_retry_secs(),
+            connect_attempts: default_attempts(),
+            shutdown_grace_secs: default_grace_secs(),
+            max_connections_per_server: default_per_server(),
+        }
+    }
+}
+
+fn default_tick_ms() -> u64 {
+    1000
+}
+fn default_lease_secs() -> u64 {
+    60
+}
+fn default_retry_secs() -> u64 {
+    300
+}
+fn default_attempts() -> usize {
+    3
+}
+fn default_grace_secs() -> u64 {
+    20
+}
+fn default_per_server() -> usize {
+    2
 }
 
 #[derive(Debug, Clone, Deserialize)]

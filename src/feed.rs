@@ -184,11 +184,8 @@ pub struct ReportSpec {
 }
 
 impl FeedSpec {
-    pub fn guards(&self) -> crate::import::guard::Guards {
-        crate::import::guard::Guards {
-            max_row_drop_ratio: self.max_row_drop_ratio,
-            max_unsubscribe_ratio: self.max_unsubscribe_ratio,
-        }
+    pub fn guards(&self) -> Guards {
+        Guards { max_row_drop_ratio: self.max_row_drop_ratio, max_unsubscribe_ratio: self.max_unsubscribe_ratio }
     }
 
     /// `expect_file_by` as a time, when the report settings ask for a
@@ -353,6 +350,20 @@ impl FeedSpec {
             }
         }
         names
+    }
+}
+
+/// The guard options of a feed (SPEC §5 keys `max_row_drop_ratio`,
+/// `max_unsubscribe_ratio`); `None` leaves a guard off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Guards {
+    pub max_row_drop_ratio: Option<f64>,
+    pub max_unsubscribe_ratio: Option<f64>,
+}
+
+impl Guards {
+    pub fn is_off(&self) -> bool {
+        self.max_row_drop_ratio.is_none() && self.max_unsubscribe_ratio.is_none()
     }
 }
 

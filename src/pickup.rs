@@ -17,7 +17,6 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::feed::{Checked, Disposal};
 use crate::import;
-use crate::report::ProfileRef;
 use crate::source::{self, RemoteFile, Session, SourceConfig, SourceError};
 use crate::store::feeds::{self, FeedRow, PickedFile};
 use crate::store::profiles::{self, SavedProfile};
@@ -478,20 +477,17 @@ async fn take(
     let slot = job.checked.slot_of(&file.name).context("a file taken matches a pattern")?;
     let profile = &job.profiles[slot];
     let request = import::Request {
-        tenant: job.tenant.clone(),
-        path: spool.clone(),
-        file_name: file.name.clone(),
-        profile: profile.profile.clone(),
-        profile_ref: Some(ProfileRef { name: profile.name.clone(), version: profile.version }),
-        save_as: None,
         dry_run,
-        feed: Some(job.feed.name.clone()),
-        progress: None,
-        limits: ctx.limits,
-        today,
         pickup: Some(picked.clone()),
         guards: job.feed.spec.guards(),
-        rerun: None,
+        ..import::Request::for_feed(
+            job.tenant.clone(),
+            job.feed.name.clone(),
+            (spool.clone(), file.name.clone()),
+            profile,
+            ctx.limits,
+            today,
+        )
     };
     let run_id = match import::run(ctx.pool, request).await {
         Ok(id) => id,

@@ -9,7 +9,7 @@ use crate::archive::{Archive, ArchiveError};
 use crate::configuration::{Limits, ReportSettings};
 use crate::domain::TenantSlug;
 use crate::import::{self, Rerun};
-use crate::report::{ProfileRef, Status};
+use crate::report::Status;
 use crate::spool::Spool;
 use crate::store::{feeds, profiles, runs, tenants};
 
@@ -70,12 +70,12 @@ pub async fn rerun(
         refuse!("run {of} used no saved profile: import {} again with --profile or --mapping", first.file.name)
     };
     let saved = profiles::latest(pool, tenant.id, &profile_name).await?;
-    if first.feed.is_none() {
+    let Some(feed_name) = first.feed.clone() else {
         refuse!(
             "{} (run {of}) was a manual import: only feed files are archived; import the file again",
             first.file.name
         )
-    }
+    };
     // Copied into a spool folder of its own, its hash checked on the way.
     let spool = Spool::private(spool_root).context("cannot prepare the spool")?;
     let path = spool.dir().join(format!("replay-{of}.part"));
@@ -105,20 +105,9 @@ pub async fn rerun(
         .unwrap_or_else(|| tenant.timezone.parse().unwrap_or(chrono_tz::UTC));
     let today = chrono::Utc::now().with_timezone(&timezone).date_naive();
     let request = import::Request {
-        tenant: tenant.clone(),
-        path,
-        file_name: first.file.name.clone(),
-        profile: saved.profile,
-        profile_ref: Some(ProfileRef { name: saved.name, version: saved.version }),
-        save_as: None,
-        dry_run: false,
-        feed: first.feed.clone(),
-        progress: None,
-        limits,
-        today,
         pickup,
-        guards: Default::default(),
         rerun: Some(Rerun { of, once: action == Action::Release || !applied }),
+        ..import::Request::for_feed(tenant.clone(), feed_name, (path, first.file.name.clone()), &saved, limits, today)
     };
     let run_id = import::run(pool, request).await.with_context(|| format!("cannot re-import run {of}"))?;
     feeds::inherit_disposal(pool, of, run_id).await.context("cannot record the file's disposal")?;

@@ -214,22 +214,16 @@ pub async fn upload(
             .unwrap_or_default(),
     };
     let (profile, profile_ref) = imports::resolve(&state.pool, &tenant, &choice, "the request").await?;
-    let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
     let request = crate::import::Request {
-        tenant,
-        path: temp.path().to_path_buf(),
-        file_name,
-        profile,
-        profile_ref,
         save_as: q.save_profile.clone(),
         dry_run: q.dry_run,
-        feed: None,
-        progress: None,
-        limits: state.settings.limits,
-        today: chrono::Utc::now().with_timezone(&tz).date_naive(),
-        pickup: None,
-        guards: Default::default(),
-        rerun: None,
+        ..crate::import::Request::manual(
+            tenant,
+            temp.path().to_path_buf(),
+            file_name,
+            (profile, profile_ref),
+            state.settings.limits,
+        )
     };
     // The import goes on if the client leaves once its file is here: an
     // upload that arrived whole is imported whole.

@@ -90,20 +90,10 @@ pub async fn import_file(
     });
     let file_name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let request = import::Request {
-        tenant,
-        path: args.file.clone(),
-        file_name,
-        profile,
-        profile_ref,
         save_as: args.save_profile.clone(),
         dry_run: args.dry_run,
-        feed: None,
         progress,
-        limits: settings.limits,
-        today: chrono::Utc::now().date_naive(),
-        pickup: None,
-        guards: Default::default(),
-        rerun: None,
+        ..import::Request::manual(tenant, args.file.clone(), file_name, (profile, profile_ref), settings.limits)
     };
     let tenant_id = request.tenant.id;
     let lang = request.tenant.language;

@@ -154,22 +154,16 @@ async fn analyse(
 ) -> Result<(Analysis, String), Problem> {
     let t = viewer.t();
     let (profile, profile_ref) = imports::resolve(&state.pool, tenant, &choice, "the mapping").await?;
-    let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
     let request = crate::import::Request {
-        tenant: tenant.clone(),
-        path,
-        file_name: file_name.to_owned(),
-        profile: profile.clone(),
-        profile_ref,
         save_as,
         dry_run,
-        feed: None,
-        progress: None,
-        limits: state.settings.limits,
-        today: chrono::Utc::now().with_timezone(&tz).date_naive(),
-        pickup: None,
-        guards: Default::default(),
-        rerun: None,
+        ..crate::import::Request::manual(
+            tenant.clone(),
+            path,
+            file_name.to_owned(),
+            (profile.clone(), profile_ref),
+            state.settings.limits,
+        )
     };
     let run_id = imports::run(&state.pool, &viewer.caller.actor, request).await.map_err(Problem::internal)?;
     let head =

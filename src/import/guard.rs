@@ -2,28 +2,14 @@
 //! since the feed's last successful run, or which withdraws too many
 //! consents, is held (nothing written) until a person releases it.
 
-use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use crate::feed::Guards;
 use crate::profile::Target;
 
 use super::rules::Rule;
 use super::write::Plan;
-
-/// The guard options of a feed (SPEC §5 keys `max_row_drop_ratio`,
-/// `max_unsubscribe_ratio`); `None` leaves a guard off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Guards {
-    pub max_row_drop_ratio: Option<f64>,
-    pub max_unsubscribe_ratio: Option<f64>,
-}
-
-impl Guards {
-    pub fn is_off(&self) -> bool {
-        self.max_row_drop_ratio.is_none() && self.max_unsubscribe_ratio.is_none()
-    }
-}
 
 /// Why a run is held: the rule and the figures behind it.
 #[derive(Debug, Clone, PartialEq)]

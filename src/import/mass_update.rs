@@ -14,8 +14,8 @@ use crate::domain::{Email, ReportLanguage};
 use crate::profile::{Field, Profile, Target};
 use crate::store::profiles::DeclaredCriterion;
 
-use super::csv::{FileFailure, LineRules, Record};
 use super::mapping::{HeaderError, Mapped, Mapping};
+use super::records::{FileFailure, LineRules, Record};
 use super::rules::Rule;
 use super::validate::{RowOutcome, RuleContext, Sinks, clean, parse_consent, write_message, write_reject};
 use super::write::{CopyBuf, MESSAGE_COLUMNS, Plan, email_header};
@@ -120,7 +120,7 @@ fn resolve(headers: Vec<String>) -> Result<(Mapping, usize, Vec<Pair>), HeaderEr
     Ok((mapping, email, pairs))
 }
 
-/// The line rules of a mass update (`csv::LineRules`).
+/// The line rules of a mass update (`records::LineRules`).
 pub struct LinePlan {
     email: usize,
     pairs: Vec<Pair>,
@@ -241,16 +241,16 @@ impl LineRules for LinePlan {
     }
 }
 
-/// `csv::parse` for a mass-update file.
+/// `records::parse` for a mass-update file.
 pub fn parse(
     reader: Box<dyn std::io::Read + Send>,
     profile: &Profile,
     ctx: RuleContext,
     known: &KnownCriteria,
     limits: &crate::configuration::Limits,
-    emit: impl FnMut(super::csv::Batch) -> bool,
-    recycled: impl FnMut() -> Option<super::csv::Batch>,
-) -> Result<super::csv::ParseSummary, FileFailure> {
+    emit: impl FnMut(super::records::Batch) -> bool,
+    recycled: impl FnMut() -> Option<super::records::Batch>,
+) -> Result<super::records::ParseSummary, FileFailure> {
     let rules = |headers: Vec<String>| {
         let (mapping, email, pairs) = resolve(headers).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;
         let none = HashSet::new();
@@ -274,7 +274,7 @@ pub fn parse(
         };
         Ok((mapping, plan))
     };
-    super::csv::parse_with(reader, profile, limits, rules, emit, recycled)
+    super::records::parse_with(reader, profile, limits, rules, emit, recycled)
 }
 
 /// The outcome of every staged line against the stored contacts.

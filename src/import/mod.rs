@@ -2,14 +2,14 @@
 //! inspect the bytes, parse and validate in a blocking thread, stream batches
 //! into staging tables, then decide and write set-based, in one transaction.
 
-pub mod archive;
-pub mod csv;
 pub mod decode;
 pub mod guard;
 pub mod mapping;
 pub mod mass_update;
+pub mod records;
 pub mod rules;
 pub mod seen;
+pub mod unzip;
 pub mod validate;
 pub mod workbook;
 pub mod write;
@@ -28,7 +28,7 @@ use crate::profile::{Encoding, OnInvalidRow, Profile, ProfileKind};
 use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Status};
 use crate::store::{feeds, profiles, runs, tenants::Tenant};
 
-use self::csv::{Batch, FileFailure};
+use self::records::{Batch, FileFailure};
 use self::rules::Rule;
 use self::validate::RuleContext;
 
@@ -54,9 +54,69 @@ pub struct Request {
     /// own transaction (at-most-once pickup).
     pub pickup: Option<feeds::PickedFile>,
     /// The feed's guards: a file that trips one is held, nothing written.
-    pub guards: guard::Guards,
+    pub guards: crate::feed::Guards,
     /// `runs release` / `runs replay`: the run whose file this re-imports.
     pub rerun: Option<Rerun>,
+}
+
+impl Request {
+    /// A manual import (the CLI, an API upload, the console's Analyser): no
+    /// feed, no pickup, no guards; "today" in the tenant's timezone. Callers
+    /// set `dry_run`, `save_as` and `progress` on the value.
+    pub fn manual(
+        tenant: Tenant,
+        path: PathBuf,
+        file_name: String,
+        (profile, profile_ref): (Profile, Option<ProfileRef>),
+        limits: crate::configuration::Limits,
+    ) -> Request {
+        let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
+        Request {
+            today: Utc::now().with_timezone(&tz).date_naive(),
+            tenant,
+            path,
+            file_name,
+            profile,
+            profile_ref,
+            save_as: None,
+            dry_run: false,
+            feed: None,
+            progress: None,
+            limits,
+            pickup: None,
+            guards: Default::default(),
+            rerun: None,
+        }
+    }
+
+    /// A feed's file (a poll, a release, a replay) with the feed's stored
+    /// profile version; `today` in the feed's schedule timezone. Callers set
+    /// `pickup`, `guards`, `dry_run` and `rerun` on the value.
+    pub fn for_feed(
+        tenant: Tenant,
+        feed: String,
+        (path, file_name): (PathBuf, String),
+        saved: &crate::store::profiles::SavedProfile,
+        limits: crate::configuration::Limits,
+        today: NaiveDate,
+    ) -> Request {
+        Request {
+            tenant,
+            path,
+            file_name,
+            profile: saved.profile.clone(),
+            profile_ref: Some(ProfileRef { name: saved.name.clone(), version: saved.version }),
+            save_as: None,
+            dry_run: false,
+            feed: Some(feed),
+            progress: None,
+            limits,
+            today,
+            pickup: None,
+            guards: Default::default(),
+            rerun: None,
+        }
+    }
 }
 
 /// A re-import of an earlier run's file.
@@ -459,7 +519,7 @@ async fn stage(
     ctx: RuleContext,
     parsing: Parsing,
     progress: Option<ProgressBar>,
-) -> anyhow::Result<Result<(csv::ParseSummary, write::Spill), FileFailure>> {
+) -> anyhow::Result<Result<(records::ParseSummary, write::Spill), FileFailure>> {
     let Parsing { staging, known } = parsing;
     let (sender, mut receiver) = mpsc::channel::<Batch>(2);
     let (give_back, mut take_back) = mpsc::channel::<Batch>(2);
@@ -478,7 +538,7 @@ async fn stage(
         let recycled = || take_back.try_recv().ok();
         match known {
             Some(known) => mass_update::parse(reader, &profile, ctx, &known, &limits, emit, recycled),
-            None => csv::parse(reader, &profile, ctx, staging, &limits, emit, recycled),
+            None => records::parse(reader, &profile, ctx, staging, &limits, emit, recycled),
         }
     });
     // One COPY for all staging rows, however many batches: every COPY
@@ -568,7 +628,7 @@ async fn prepare(req: &Request) -> anyhow::Result<Result<Readable, (FileInfo, Fi
         tokio::task::spawn_blocking(move || workbook::detect(&path, &name)).await.context("detection panicked")
     };
     let mut kind = detect(req.path.clone(), req.file_name.clone()).await?.with_context(cannot)?;
-    let zipped = kind.is_none() && archive::is_zip(&req.path).with_context(cannot)?;
+    let zipped = kind.is_none() && unzip::is_zip(&req.path).with_context(cannot)?;
     if kind.is_none() && !zipped {
         return Ok(Ok(Readable { path: req.path.clone(), dropped: None, utf8: false, _scratch: Vec::new() }));
     }
@@ -584,7 +644,7 @@ async fn prepare(req: &Request) -> anyhow::Result<Result<Readable, (FileInfo, Fi
         let mut scratch = scratch_file(&req.path).context("cannot create a file to unpack the archive into")?;
         let path = req.path.clone();
         let (result, scratch) = tokio::task::spawn_blocking(move || {
-            let result = archive::unpack(&path, &limits, scratch.as_file_mut());
+            let result = unzip::unpack(&path, &limits, scratch.as_file_mut());
             (result, scratch)
         })
         .await

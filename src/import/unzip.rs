@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::configuration::Limits;
 
-use super::csv::FileFailure;
+use super::records::FileFailure;
 use super::rules::Rule;
 
 /// The entry that was unpacked.

@@ -141,13 +141,13 @@ impl RowPlan {
         }
     }
 
-    fn cell<'r>(&self, rec: &super::csv::Record<'r>, field: Field) -> Option<&'r str> {
+    fn cell<'r>(&self, rec: &super::records::Record<'r>, field: Field) -> Option<&'r str> {
         self.fields[field.index()].map(|i| clean(rec.get(i).unwrap_or("")))
     }
 
     /// Checks one record and writes either a staging row to `rows` or its
     /// messages to `msgs`.
-    pub fn check(&self, rec: &super::csv::Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
+    pub fn check(&self, rec: &super::records::Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
         let Sinks { rows, msgs, rejects } = out;
         let line = rec.line;
         scratch.errors.clear();
@@ -363,7 +363,7 @@ impl RowPlan {
 
     /// Rejects a record with fewer cells than the header: its values could
     /// sit in the wrong columns.
-    pub fn short_row(&self, rec: &super::csv::Record<'_>, width: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
+    pub fn short_row(&self, rec: &super::records::Record<'_>, width: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
         let detail = format!("{} / {width}", rec.len());
         let reason = self.message(msgs, rec.line, Rule::RowColumns, usize::MAX, &detail);
         self.reject(rejects, rec, &reason);
@@ -372,7 +372,7 @@ impl RowPlan {
     /// Rejects a record with a cell longer than `limits.max_field_bytes`.
     pub fn long_cell(
         &self,
-        rec: &super::csv::Record<'_>,
+        rec: &super::records::Record<'_>,
         column: usize,
         max: usize,
         msgs: &mut CopyBuf,
@@ -385,7 +385,7 @@ impl RowPlan {
     }
 
     /// Keeps a rejected record as it was in the file (`write_reject`).
-    fn reject(&self, rejects: &mut CopyBuf, rec: &super::csv::Record<'_>, reason: &str) {
+    fn reject(&self, rejects: &mut CopyBuf, rec: &super::records::Record<'_>, reason: &str) {
         write_reject(rejects, &self.run_id, rec, reason);
     }
 
@@ -397,7 +397,7 @@ impl RowPlan {
 
 /// Keeps a rejected record as it was in the file, for the rejects file
 /// the customer fixes and drops again (`run_rejects`: line, cells, reason).
-pub fn write_reject(rejects: &mut CopyBuf, run_id: &str, rec: &super::csv::Record<'_>, reason: &str) {
+pub fn write_reject(rejects: &mut CopyBuf, run_id: &str, rec: &super::records::Record<'_>, reason: &str) {
     let line = rec.line;
     rejects.text(run_id);
     rejects.int(line as i64);

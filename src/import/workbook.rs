@@ -25,9 +25,9 @@ use calamine::{Data, DataRef, ExcelDateTime, Reader, SheetType, Xls, Xlsx};
 
 use crate::configuration::Limits;
 
-use super::archive;
-use super::csv::FileFailure;
+use super::records::FileFailure;
 use super::rules::Rule;
+use super::unzip;
 
 /// The workbook formats read, told apart by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,11 +64,11 @@ pub fn detect(path: &Path, name: &str) -> io::Result<Option<Kind>> {
     if head.starts_with(OLE2) {
         return Ok(Some(Kind::Xls));
     }
-    if !archive::is_zip(path)? {
+    if !unzip::is_zip(path)? {
         return Ok(None);
     }
     let named = has_workbook_name(name).then_some(Kind::Xlsx);
-    match archive::declared_entries(&mut file) {
+    match unzip::declared_entries(&mut file) {
         Ok(n) if n <= MAX_WORKBOOK_PARTS => {}
         _ => return Ok(named),
     }

@@ -254,7 +254,7 @@ impl Spill {
         Ok(Spill { msgs: tempfile::tempfile()?, rejects: tempfile::tempfile()?, msgs_bytes: 0, rejects_bytes: 0 })
     }
 
-    pub fn add(&mut self, batch: &super::csv::Batch) -> std::io::Result<()> {
+    pub fn add(&mut self, batch: &super::records::Batch) -> std::io::Result<()> {
         use std::io::Write;
         self.msgs.write_all(&batch.msgs)?;
         self.rejects.write_all(&batch.rejects)?;

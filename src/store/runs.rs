@@ -163,7 +163,9 @@ pub async fn head(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Report<()>>> {
         run_id: id,
         tenant: r.get("slug"),
         feed: r.get("feed"),
-        status: Status::parse(&status).unwrap_or(Status::Failed),
+        // A status the code does not know is bad data, not a failed run.
+        status: Status::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("run {id} has the unknown status {status:?}").into()))?,
         dry_run: r.get("dry_run"),
         profile: profile_name.zip(profile_version).map(|(name, version)| ProfileRef { name, version }),
         file: FileInfo { name: r.get("file_name"), size: r.get("file_size"), sha256: r.get("file_sha256") },

@@ -7,8 +7,8 @@
 
 use dropfeed::configuration::Limits;
 use dropfeed::domain::ReportLanguage;
-use dropfeed::import::csv::{self, Batch};
 use dropfeed::import::decode;
+use dropfeed::import::records::{self, Batch};
 use dropfeed::import::validate::RuleContext;
 use dropfeed::import::write::Staging;
 use dropfeed::profile::{Encoding, Profile};
@@ -39,7 +39,7 @@ fn run(bytes: &[u8], encoding: Encoding) -> Result<(u64, u64, Vec<i64>), String>
     };
     let limits = Limits { max_line_bytes: 4096, max_field_bytes: 512, ..Limits::default() };
     let mut messages = Vec::new();
-    let summary = csv::parse(
+    let summary = records::parse(
         reader,
         &profile,
         ctx,

@@ -85,24 +85,22 @@ impl TestApp {
     }
 
     pub async fn import_with(&self, path: &Path, profile: &Profile, opts: Opts) -> Report {
+        let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let limits = dropfeed::configuration::Limits {
+            max_messages_per_run: opts.max_messages.unwrap_or(1_000_000),
+            ..opts.limits.unwrap_or_default()
+        };
         let request = import::Request {
-            tenant: self.tenant.clone(),
-            path: path.to_path_buf(),
-            file_name: path.file_name().unwrap().to_string_lossy().into_owned(),
-            profile: profile.clone(),
-            profile_ref: opts.profile_ref,
             save_as: opts.save_as,
             dry_run: opts.dry_run,
-            feed: None,
-            progress: None,
-            limits: dropfeed::configuration::Limits {
-                max_messages_per_run: opts.max_messages.unwrap_or(1_000_000),
-                ..opts.limits.unwrap_or_default()
-            },
             today: today(),
-            pickup: None,
-            guards: Default::default(),
-            rerun: None,
+            ..import::Request::manual(
+                self.tenant.clone(),
+                path.to_path_buf(),
+                file_name,
+                (profile.clone(), opts.profile_ref),
+                limits,
+            )
         };
         let run_id = import::run(&self.pool, request).await.expect("import runs");
         runs::report(&self.pool, run_id, None).await.unwrap().expect("report")
@@ -192,7 +190,7 @@ impl TestApp {
             archive: dropfeed::archive::Archive::local(&self.archive_dir(), 14).unwrap(),
             limits: dropfeed::configuration::Limits { max_messages_per_run: 1000, ..Default::default() },
             report: Default::default(),
-            scheduler: dropfeed::daemon::SchedulerSettings {
+            scheduler: dropfeed::configuration::SchedulerSettings {
                 tick_ms: 50,
                 lease_secs: 30,
                 retry_after_secs: 300,
