@@ -142,6 +142,55 @@ pub async fn run(pool: &PgPool, req: Request) -> anyhow::Result<Uuid> {
 
 async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Result<Uuid> {
     let started_at = Utc::now();
+    let prepared = match prepare(&req).await? {
+        Ok(prepared) => prepared,
+        Err(refused) => {
+            let run = runs::NewRun { options: refused.options, ..run_record(&req, run_id, &refused.file, started_at) };
+            return record_failure(pool, &run, &req, refused.failure).await;
+        }
+    };
+    let run = runs::NewRun { options: prepared.options.clone(), ..run_record(&req, run_id, &prepared.file, started_at) };
+    let known = known_criteria(pool, &req).await?;
+    let mut tx = begin(pool, &req, &run).await?;
+    let staged = match stage(&mut tx, &req, &prepared, known, run_id).await? {
+        Ok(staged) => staged,
+        Err(failure) => {
+            tx.rollback().await.ok();
+            return record_failure(pool, &run, &req, failure).await;
+        }
+    };
+    let plan = plan(&req, run_id, &staged.summary.mapping);
+    let decision = decide(&mut tx, &req, &plan, &staged, &prepared.file).await?;
+    let written = write_rows(&mut tx, &req, &plan, &decision).await?;
+    let recorded = record(&mut tx, &req, &plan, &run, decision, written).await?;
+    tx.commit().await.context("cannot commit the import")?;
+    after_commit(pool, &req, &recorded, started_at).await;
+    Ok(run_id)
+}
+
+/// The dropped file made readable (unzipped, a workbook converted) and
+/// inspected: what the rest of the import reads.
+struct Prepared {
+    readable: Readable,
+    facts: decode::FileFacts,
+    /// The dropped file as the run reports it.
+    file: FileInfo,
+    /// The options the run records.
+    options: serde_json::Value,
+}
+
+/// A file refused before its rows were read, with what its run records.
+struct Refused {
+    file: FileInfo,
+    options: serde_json::Value,
+    failure: FileFailure,
+}
+
+/// Stage "prepare": the size limit (refused unread), the zip's entry and
+/// the workbook made into a readable file, then one pass over the bytes
+/// (size, SHA-256, encoding, text or not). The run keeps the dropped
+/// file's name, size and hash (what at-most-once compares).
+async fn prepare(req: &Request) -> anyhow::Result<Result<Prepared, Refused>> {
     let cannot = || format!("cannot import {}", req.path.display());
     let size = std::fs::metadata(&req.path).with_context(cannot)?.len();
     if size > req.limits.max_file_bytes {
@@ -149,23 +198,15 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         let file = FileInfo { name: req.file_name.clone(), size: size as i64, sha256: String::new() };
         let detail = format!("{size} > {} bytes", req.limits.max_file_bytes);
         let failure = FileFailure::new(Rule::FileTooLarge, None, detail);
-        return record_failure(pool, &run_record(&req, run_id, &file, started_at), &req, failure).await;
+        return Ok(Err(Refused { file, options: serde_json::json!({}), failure }));
     }
-
-    // A zip's one entry is unpacked and a workbook written as CSV, each into
-    // a scratch file that is imported instead; the run keeps the dropped
-    // file's name, size and hash (what at-most-once compares).
-    let mut readable = match prepare(&req).await? {
+    let mut readable = match make_readable(req).await? {
         Ok(readable) => readable,
-        Err((file, failure)) => {
-            return record_failure(pool, &run_record(&req, run_id, &file, started_at), &req, failure).await;
-        }
+        Err((file, failure)) => return Ok(Err(Refused { file, options: serde_json::json!({}), failure })),
     };
-    let read_path = readable.path.clone();
-
     // The CSV a workbook was written as is UTF-8, whatever the profile says.
     let declared = if readable.utf8 { Encoding::Utf8 } else { req.profile.format.encoding };
-    let path = read_path.clone();
+    let path = readable.path.clone();
     let (facts, problem) = tokio::task::spawn_blocking(move || decode::inspect(&path, declared))
         .await
         .context("file inspection panicked")?
@@ -187,32 +228,39 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         "delimiter": (req.profile.format.delimiter as char).to_string(),
         "encoding": facts.encoding.as_str(),
     });
-    let new_run = runs::NewRun { options, ..run_record(&req, run_id, &file, started_at) };
     info!(bytes = file.size, encoding = facts.encoding.as_str(), "import started");
-
-    if let Some(problem) = problem {
-        let failure = match problem {
-            decode::DecodeError::NotText { line, detail } => FileFailure::new(Rule::FileNotText, Some(line), detail),
-            decode::DecodeError::InvalidUtf8 { line } => {
-                FileFailure::new(Rule::FileEncoding, Some(line), format!("line {line} is not valid UTF-8"))
-            }
-            decode::DecodeError::Io { .. } => unreachable!("i/o errors are returned above"),
-        };
-        return record_failure(pool, &new_run, &req, failure).await;
-    }
-
-    // A mass update validates criteria against every profile's codes.
-    let mass_update = req.profile.kind == ProfileKind::MassUpdate;
-    let known = match mass_update {
-        true => {
-            let declared = profiles::declared_criteria(pool, req.tenant.id)
-                .await
-                .context("cannot read the criteria of the tenant's profiles")?;
-            Some(std::sync::Arc::new(mass_update::known_criteria(&declared, &req.profile)))
+    let failure = match problem {
+        None => return Ok(Ok(Prepared { readable, facts, file, options })),
+        Some(decode::DecodeError::NotText { line, detail }) => FileFailure::new(Rule::FileNotText, Some(line), detail),
+        Some(decode::DecodeError::InvalidUtf8 { line }) => {
+            FileFailure::new(Rule::FileEncoding, Some(line), format!("line {line} is not valid UTF-8"))
         }
-        false => None,
+        Some(decode::DecodeError::Io { .. }) => unreachable!("i/o errors are returned above"),
     };
+    Ok(Err(Refused { file, options, failure }))
+}
 
+/// A mass update validates criteria against every profile's codes.
+async fn known_criteria(
+    pool: &PgPool,
+    req: &Request,
+) -> anyhow::Result<Option<std::sync::Arc<mass_update::KnownCriteria>>> {
+    if req.profile.kind != ProfileKind::MassUpdate {
+        return Ok(None);
+    }
+    let declared = profiles::declared_criteria(pool, req.tenant.id)
+        .await
+        .context("cannot read the criteria of the tenant's profiles")?;
+    Ok(Some(std::sync::Arc::new(mass_update::known_criteria(&declared, &req.profile))))
+}
+
+/// Opens the import's transaction: the tenant's lock, the session settings
+/// of the bulk statements, the run row (running) and its re-import mark.
+async fn begin(
+    pool: &PgPool,
+    req: &Request,
+    run: &runs::NewRun<'_>,
+) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = pool.begin().await.context("cannot start the import transaction")?;
     // One import per tenant at a time: outcomes (inserted vs updated) are
     // computed against the tenant's contacts and must not race.
@@ -223,56 +271,73 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     // The bulk statements' costs reach JIT's inlining and optimisation
     // thresholds; compiling took 0.5 s of a 1M-row insert for nothing back.
     sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-    runs::insert(&mut tx, &new_run, Status::Running).await.context("cannot record the run")?;
+    runs::insert(&mut tx, run, Status::Running).await.context("cannot record the run")?;
     if let Some(rerun) = req.rerun
-        && !runs::mark_rerun(&mut tx, rerun.of, run_id, rerun.once).await.context("cannot record the re-import")?
+        && !runs::mark_rerun(&mut tx, rerun.of, run.id, rerun.once).await.context("cannot record the re-import")?
     {
         anyhow::bail!("run {} was already released or replayed by another run", rerun.of);
     }
-    if mass_update {
-        write::create_mass_update_staging(&mut tx).await.context("cannot create the staging tables")?;
-    } else {
-        write::create_staging(&mut tx).await.context("cannot create the staging tables")?;
-    }
+    Ok(tx)
+}
 
+/// The file parsed, validated and copied into the staging tables.
+struct Staged {
+    summary: records::ParseSummary,
+    mass_update: bool,
+}
+
+/// Stage "stage": parses and validates the file while its rows are COPYed
+/// into staging; messages and rejected lines follow from their spill files.
+/// A dry run stages only what classifying needs, and the full rows only if
+/// the tenant already has some of the addresses (a mass update's lines are
+/// small: always staged whole). A file that cannot be imported at all is
+/// the inner `Err`.
+async fn stage(
+    tx: &mut sqlx::PgConnection,
+    req: &Request,
+    prepared: &Prepared,
+    known: Option<std::sync::Arc<mass_update::KnownCriteria>>,
+    run_id: Uuid,
+) -> anyhow::Result<Result<Staged, FileFailure>> {
+    let mass_update = known.is_some();
+    if mass_update {
+        write::create_mass_update_staging(&mut *tx).await.context("cannot create the staging tables")?;
+    } else {
+        write::create_staging(&mut *tx).await.context("cannot create the staging tables")?;
+    }
     let ctx = RuleContext {
         lang: req.tenant.language,
         extra_languages: req.tenant.extra_languages.clone(),
         today: req.today,
         run_id,
     };
-    // A dry run writes nothing: it stages only what classifying needs, and
-    // the full rows only if the tenant already has some of the addresses
-    // (a mass update's lines are small: always staged whole).
     let staging = match (mass_update, req.dry_run) {
         (true, _) => write::Staging::MassUpdate,
         (false, true) => write::Staging::Narrow,
         (false, false) => write::Staging::Full,
     };
+    let (path, encoding) = (&prepared.readable.path, prepared.facts.encoding);
     let phase = std::time::Instant::now();
-    let (parsing, progress) = (Parsing { staging, known: known.clone() }, req.progress.clone());
-    let staged = stage(&mut tx, &req, &read_path, facts.encoding, ctx.clone(), parsing, progress).await?;
-    let (summary, spill) = match staged {
-        Ok(staged) => staged,
-        Err(failure) => {
-            tx.rollback().await.ok();
-            return record_failure(pool, &new_run, &req, failure).await;
-        }
-    };
-    write::analyze_staging(&mut tx, staging).await.context("cannot analyze the staging table")?;
-    if staging == write::Staging::Narrow && write::known_addresses(&mut tx, req.tenant.id).await? {
+    let parsing = Parsing { staging, known };
+    let (summary, spill) =
+        match parse_into_staging(&mut *tx, req, path, encoding, ctx.clone(), parsing, req.progress.clone()).await? {
+            Ok(staged) => staged,
+            Err(failure) => return Ok(Err(failure)),
+        };
+    write::analyze_staging(&mut *tx, staging).await.context("cannot analyze the staging table")?;
+    if staging == write::Staging::Narrow && write::known_addresses(&mut *tx, req.tenant.id).await? {
         // Parsed again, in full: messages of this pass are the same and dropped.
-        write::truncate_staging(&mut tx).await?;
+        write::truncate_staging(&mut *tx).await?;
         let parsing = Parsing { staging: write::Staging::Full, known: None };
-        let again = stage(&mut tx, &req, &read_path, facts.encoding, ctx, parsing, None).await?;
+        let again = parse_into_staging(&mut *tx, req, path, encoding, ctx, parsing, None).await?;
         match again {
             Ok((full, _)) if (full.rows, full.rejected) == (summary.rows, summary.rejected) => {}
             _ => anyhow::bail!("{}: the file changed during the dry run", req.file_name),
         }
         debug!("some addresses are known: full rows staged for the comparison");
-        write::analyze_staging(&mut tx, write::Staging::Full).await.context("cannot analyze the staging table")?;
+        write::analyze_staging(&mut *tx, write::Staging::Full).await.context("cannot analyze the staging table")?;
     }
-    spill.copy_into(&mut tx).await.context("cannot copy messages into the staging tables")?;
+    spill.copy_into(&mut *tx).await.context("cannot copy messages into the staging tables")?;
     if let Some(p) = &req.progress {
         p.set_message("writing");
     }
@@ -282,21 +347,46 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         elapsed_ms = phase.elapsed().as_millis() as u64,
         "parsed and staged"
     );
-    let phase = std::time::Instant::now();
+    Ok(Ok(Staged { summary, mass_update }))
+}
 
-    let mapping = &summary.mapping;
-    let lang = req.tenant.language;
-    let default_language = req.tenant.language.contact_code();
-    let plan = write::Plan {
+/// What the set-based statements work with.
+fn plan<'a>(req: &Request, run_id: Uuid, mapping: &'a mapping::Mapping) -> write::Plan<'a> {
+    write::Plan {
         tenant_id: req.tenant.id,
         run_id,
         mapping,
         mode: req.profile.mode,
         empty_cells: req.profile.empty_cells,
         duplicates: req.profile.duplicates_in_file,
-        default_language,
-        lang,
-    };
+        default_language: req.tenant.language.contact_code(),
+        lang: req.tenant.language,
+    }
+}
+
+/// Whether the rows may be written, and the lines rejected on the way.
+struct Decision {
+    rows: i64,
+    /// Rejected by validation, as duplicates or as conflicts.
+    rejected: i64,
+    conflicts: i64,
+    /// A mass update's lines, decided.
+    decided: Option<mass_update::Decided>,
+    /// Why nothing is written (abort on an invalid row, the ratio).
+    error: Option<String>,
+}
+
+/// Stage "decide": duplicates among the flagged e-mails, a mass update's
+/// conflicts, then `on_invalid_row` and `max_invalid_ratio`.
+async fn decide(
+    tx: &mut sqlx::PgConnection,
+    req: &Request,
+    plan: &write::Plan<'_>,
+    staged: &Staged,
+    file: &FileInfo,
+) -> anyhow::Result<Decision> {
+    let phase = std::time::Instant::now();
+    let summary = &staged.summary;
     let abort_on_invalid = req.profile.on_invalid_row == OnInvalidRow::Abort;
     let mut error: Option<String> = None;
     let mut duplicates = 0;
@@ -306,7 +396,7 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     } else {
         // No row flagged by the parser's filter: no e-mail repeats.
         if summary.maybe_duplicates > 0 {
-            duplicates = write::reject_duplicates(&mut tx, &plan).await.context("cannot check duplicates")?;
+            duplicates = write::reject_duplicates(&mut *tx, plan).await.context("cannot check duplicates")?;
         }
         if duplicates > 0 && abort_on_invalid {
             error = Some(format!(
@@ -318,8 +408,8 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
     // A mass update's conflicts are rejected lines: decided before the
     // ratio, written (or not) after it.
     let mut decided = None;
-    if mass_update && error.is_none() {
-        let d = mass_update::decide(&mut tx, &plan).await.context("cannot compare the lines with the contacts")?;
+    if staged.mass_update && error.is_none() {
+        let d = mass_update::decide(&mut *tx, plan).await.context("cannot compare the lines with the contacts")?;
         if d.conflicts > 0 && abort_on_invalid {
             error = Some(format!(
                 "{}: {} conflicting lines and on_invalid_row is abort: nothing was imported",
@@ -337,141 +427,195 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
             100.0 * rejected as f64 / rows as f64,
             100.0 * req.profile.max_invalid_ratio
         );
-        let sentence = Rule::RatioExceeded.sentence(lang, "", &detail);
-        write::add_message(&mut tx, 1, None, Rule::RatioExceeded, &detail, &sentence).await?;
+        let sentence = Rule::RatioExceeded.sentence(plan.lang, "", &detail);
+        write::add_message(&mut *tx, 1, None, Rule::RatioExceeded, &detail, &sentence).await?;
         error = Some(format!("{}: {sentence}", file.name));
     }
-    let aborted = error.is_some();
-    debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "duplicates checked");
-    let phase = std::time::Instant::now();
+    debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "duplicates checked");
+    Ok(Decision { rows, rejected, conflicts, decided, error })
+}
 
-    let mut outcomes = write::Outcomes::default();
-    let mut held = false;
-    if let (Some(d), false) = (decided, aborted) {
-        outcomes = write::Outcomes {
+/// What the write stage did.
+struct Written {
+    outcomes: write::Outcomes,
+    /// A guard tripped: nothing written, the run is held.
+    held: bool,
+    /// Why nothing was written (the decision's, or the guard's).
+    error: Option<String>,
+}
+
+/// Stages "guard" and "write": a mass update applied; contacts classified,
+/// the feed's guards checked (a tripped one holds the run, nothing
+/// written), a replace_list's memberships removed, the rows written. A dry
+/// run counts without writing; an aborted run writes nothing.
+async fn write_rows(
+    tx: &mut sqlx::PgConnection,
+    req: &Request,
+    plan: &write::Plan<'_>,
+    decision: &Decision,
+) -> anyhow::Result<Written> {
+    let mut written = Written { outcomes: write::Outcomes::default(), held: false, error: decision.error.clone() };
+    if decision.error.is_some() {
+        return Ok(written);
+    }
+    let phase = std::time::Instant::now();
+    if let Some(d) = decision.decided {
+        written.outcomes = write::Outcomes {
             updated: d.updated,
             unchanged: d.unchanged,
             skipped_new: d.skipped_new,
             ..write::Outcomes::default()
         };
         if !req.dry_run {
-            mass_update::apply(&mut tx, &plan).await.context("cannot write contacts")?;
+            mass_update::apply(&mut *tx, plan).await.context("cannot write contacts")?;
         }
-        debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "mass update written");
-    } else if !aborted {
-        let matched = write::classify(&mut tx, &plan).await.context("cannot classify rows")?;
-        outcomes = write::outcomes(&mut tx, &plan, matched).await.context("cannot count outcomes")?;
-        debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "rows classified");
-        if let (Some(feed), false) = (&req.feed, req.guards.is_off()) {
-            let profile = req.profile_ref.as_ref().map(|p| p.name.as_str());
-            let valid = rows - rejected;
-            if let Some(trip) = guard::check(&mut tx, &plan, &req.guards, feed, profile, valid).await? {
-                let sentence = trip.rule.sentence(lang, "", &trip.detail);
-                write::add_message(&mut tx, 1, None, trip.rule, &trip.detail, &sentence).await?;
-                warn!(code = trip.rule.code(), "run held: {sentence}");
-                // A dry run reports what the real run would do, and is not held.
-                if !req.dry_run {
-                    error = Some(format!("{}: {sentence}", file.name));
-                    outcomes = write::Outcomes::default();
-                    held = true;
-                }
+        debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "mass update written");
+        return Ok(written);
+    }
+    let matched = write::classify(&mut *tx, plan).await.context("cannot classify rows")?;
+    written.outcomes = write::outcomes(&mut *tx, plan, matched).await.context("cannot count outcomes")?;
+    debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "rows classified");
+    if let (Some(feed), false) = (&req.feed, req.guards.is_off()) {
+        let profile = req.profile_ref.as_ref().map(|p| p.name.as_str());
+        let valid = decision.rows - decision.rejected;
+        if let Some(trip) = guard::check(&mut *tx, plan, &req.guards, feed, profile, valid).await? {
+            let sentence = trip.rule.sentence(plan.lang, "", &trip.detail);
+            write::add_message(&mut *tx, 1, None, trip.rule, &trip.detail, &sentence).await?;
+            warn!(code = trip.rule.code(), "run held: {sentence}");
+            // A dry run reports what the real run would do, and is not held.
+            if !req.dry_run {
+                written = Written {
+                    outcomes: write::Outcomes::default(),
+                    held: true,
+                    error: Some(format!("{}: {sentence}", req.file_name)),
+                };
+                return Ok(written);
             }
         }
-        if req.profile.mode == crate::profile::Mode::ReplaceList && !held {
-            // A dry run counts the memberships that would go.
-            outcomes.removed_from_list = write::replace_members(&mut tx, &plan, &req.profile.lists, req.dry_run)
-                .await
-                .context("cannot replace the lists' members")?;
-        }
-        if !req.dry_run && !held {
-            let phase = std::time::Instant::now();
-            outcomes.organisations_created =
-                write::apply(&mut tx, &plan, &outcomes, &req.profile.lists).await.context("cannot write contacts")?;
-            debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
-        }
     }
-    let written = !aborted && !held;
-    let phase = std::time::Instant::now();
+    if req.profile.mode == crate::profile::Mode::ReplaceList {
+        // A dry run counts the memberships that would go.
+        written.outcomes.removed_from_list = write::replace_members(&mut *tx, plan, &req.profile.lists, req.dry_run)
+            .await
+            .context("cannot replace the lists' members")?;
+    }
+    if !req.dry_run {
+        let phase = std::time::Instant::now();
+        written.outcomes.organisations_created =
+            write::apply(&mut *tx, plan, &written.outcomes, &req.profile.lists).await.context("cannot write contacts")?;
+        debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
+    }
+    Ok(written)
+}
 
+/// The status a run ends with: held and aborted runs wrote nothing, a dry
+/// run nothing either; a run that wrote with messages has warnings.
+fn status_of(held: bool, aborted: bool, dry_run: bool, any_message: bool) -> Status {
+    if held {
+        Status::Held
+    } else if aborted {
+        Status::Aborted
+    } else if dry_run {
+        Status::DryRun
+    } else if any_message {
+        Status::SucceededWithWarnings
+    } else {
+        Status::Succeeded
+    }
+}
+
+/// What the run recorded, for the steps after the commit.
+struct Recorded {
+    status: Status,
+    counts: Counts,
+    /// Rows reached the tables (not aborted, not held).
+    written: bool,
+}
+
+/// Stage "record": the mapping's messages, the messages and warnings kept,
+/// the profile saved (`--save-profile`), the run's status and counts, and
+/// the feed's processed file, all in the import's transaction.
+async fn record(
+    tx: &mut sqlx::PgConnection,
+    req: &Request,
+    plan: &write::Plan<'_>,
+    run: &runs::NewRun<'_>,
+    decision: Decision,
+    done: Written,
+) -> anyhow::Result<Recorded> {
+    let phase = std::time::Instant::now();
+    let (mapping, lang) = (plan.mapping, plan.lang);
+    let written = decision.error.is_none() && !done.held;
     if !mapping.excess.is_empty() {
         let value = mapping.excess.join(", ");
         let sentence = Rule::MappingTooManyColumns.sentence(lang, "", &value);
-        write::add_message(&mut tx, 1, None, Rule::MappingTooManyColumns, &value, &sentence).await?;
+        write::add_message(&mut *tx, 1, None, Rule::MappingTooManyColumns, &value, &sentence).await?;
     }
     if !mapping.missing.is_empty() {
         let value = mapping.missing.join(", ");
         let sentence = Rule::HeaderMissingColumns.sentence(lang, "", &value);
-        write::add_message(&mut tx, 1, None, Rule::HeaderMissingColumns, &value, &sentence).await?;
+        write::add_message(&mut *tx, 1, None, Rule::HeaderMissingColumns, &value, &sentence).await?;
     }
+    let outcomes = &done.outcomes;
     let (by_code, truncated) =
-        write::keep_messages(&mut tx, &plan, written.then_some(&outcomes), req.limits.max_messages_per_run)
+        write::keep_messages(&mut *tx, plan, written.then_some(outcomes), req.limits.max_messages_per_run)
             .await
             .context("cannot store messages")?;
-
     let mut profile_ref = None;
     if let Some(name) = &req.save_as {
         let mut effective = req.profile.clone();
-        if !mass_update {
+        if req.profile.kind != ProfileKind::MassUpdate {
             effective.columns = mapping.as_profile_columns();
         }
-        let version = profiles::save(&mut tx, req.tenant.id, name, &effective).await?;
+        let version = profiles::save(&mut *tx, req.tenant.id, name, &effective).await?;
         profile_ref = Some(ProfileRef { name: name.clone(), version });
     }
-
-    let status = if held {
-        Status::Held
-    } else if aborted {
-        Status::Aborted
-    } else if req.dry_run {
-        Status::DryRun
-    } else if by_code.is_empty() {
-        Status::Succeeded
-    } else {
-        Status::SucceededWithWarnings
-    };
+    let status = status_of(done.held, decision.error.is_some(), req.dry_run, !by_code.is_empty());
     let counts = Counts {
-        rows,
+        rows: decision.rows,
         inserted: outcomes.inserted,
         updated: outcomes.updated,
         unchanged: outcomes.unchanged,
         skipped_existing: outcomes.skipped_existing,
         skipped_new: outcomes.skipped_new,
-        rejected,
+        rejected: decision.rejected,
         warnings: outcomes.warnings,
         removed_from_list: outcomes.removed_from_list,
         organisations_created: outcomes.organisations_created,
-        conflicts,
+        conflicts: decision.conflicts,
     };
     let columns = columns_report(mapping);
-    runs::finish(
-        &mut tx,
-        run_id,
-        &runs::Finish {
-            status,
-            counts: &counts,
-            by_code: &by_code,
-            messages_truncated: truncated,
-            error: error.as_deref(),
-            columns: &columns,
-            profile: profile_ref.as_ref(),
-            header: Some(&mapping.headers),
-        },
-    )
-    .await
-    .context("cannot record the run's outcome")?;
+    let finish = runs::Finish {
+        status,
+        counts: &counts,
+        by_code: &by_code,
+        messages_truncated: truncated,
+        error: done.error.as_deref(),
+        columns: &columns,
+        profile: profile_ref.as_ref(),
+        header: Some(&mapping.headers),
+    };
+    runs::finish(&mut *tx, run.id, &finish).await.context("cannot record the run's outcome")?;
     if let Some(file) = req.pickup.as_ref().filter(|_| !req.dry_run) {
         let outcome = match status {
             Status::Held => "held",
             s if s.is_success() => "imported",
             _ => "failed",
         };
-        feeds::record_processed(&mut tx, req.tenant.id, file, &new_run.file.sha256, Some(run_id), outcome)
+        feeds::record_processed(&mut *tx, req.tenant.id, file, &run.file.sha256, Some(run.id), outcome)
             .await
             .context("cannot record the processed file")?;
     }
-    tx.commit().await.context("cannot commit the import")?;
-    debug!(run_id = %run_id, elapsed_ms = phase.elapsed().as_millis() as u64, "messages kept and committed");
-    if written && !req.dry_run {
+    debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "messages kept");
+    Ok(Recorded { status, counts, written })
+}
+
+/// After the commit: statistics for the tables the import filled (nothing
+/// has them otherwise with autovacuum off), the progress bar, the metrics
+/// and the log line.
+async fn after_commit(pool: &PgPool, req: &Request, recorded: &Recorded, started_at: chrono::DateTime<Utc>) {
+    let counts = &recorded.counts;
+    if recorded.written && !req.dry_run {
         let phase = std::time::Instant::now();
         let lists = if req.profile.lists.is_empty() { 0 } else { counts.inserted + counts.updated + counts.unchanged };
         let rows = write::WrittenRows {
@@ -493,25 +637,24 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
         p.finish_and_clear();
     }
     let seconds = (Utc::now() - started_at).num_milliseconds() as f64 / 1000.0;
-    crate::metrics::record_run(req.tenant.slug.as_str(), req.feed.as_deref(), status, &counts, seconds);
+    crate::metrics::record_run(req.tenant.slug.as_str(), req.feed.as_deref(), recorded.status, counts, seconds);
     info!(
-        status = status.as_str(),
-        rows,
+        status = recorded.status.as_str(),
+        rows = counts.rows,
         inserted = counts.inserted,
         updated = counts.updated,
         unchanged = counts.unchanged,
-        rejected,
+        rejected = counts.rejected,
         warnings = counts.warnings,
         "import finished"
     );
-    Ok(run_id)
 }
 
 /// Parses and validates the file on a blocking thread while this task COPYs
 /// each batch into `staging` (parsing uses one core, PostgreSQL the other);
 /// messages and rejected lines wait in the returned spill files. A file that
 /// cannot be imported at all is the inner `Err`, the COPY aborted.
-async fn stage(
+async fn parse_into_staging(
     tx: &mut sqlx::PgConnection,
     req: &Request,
     path: &std::path::Path,
@@ -622,7 +765,7 @@ struct Readable {
 /// unpacked, a workbook (dropped, or that entry) converted to CSV, each into
 /// a scratch file; any other file is read as it is. A file refused on the
 /// way is the inner `Err`, with the dropped file's facts for its run.
-async fn prepare(req: &Request) -> anyhow::Result<Result<Readable, (FileInfo, FileFailure)>> {
+async fn make_readable(req: &Request) -> anyhow::Result<Result<Readable, (FileInfo, FileFailure)>> {
     let cannot = || format!("cannot import {}", req.path.display());
     let detect = |path: PathBuf, name: String| async move {
         tokio::task::spawn_blocking(move || workbook::detect(&path, &name)).await.context("detection panicked")
@@ -764,4 +907,18 @@ async fn record_failure(
         seconds,
     );
     Ok(run.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_held_before_aborted_before_dry_and_has_warnings_only_with_messages() {
+        assert_eq!(status_of(true, true, false, true), Status::Held, "a guard trips after the decision");
+        assert_eq!(status_of(false, true, true, true), Status::Aborted, "an aborted dry run says so");
+        assert_eq!(status_of(false, false, true, true), Status::DryRun);
+        assert_eq!(status_of(false, false, false, true), Status::SucceededWithWarnings);
+        assert_eq!(status_of(false, false, false, false), Status::Succeeded);
+    }
 }
