@@ -37,9 +37,7 @@ async fn render_metrics(State(state): State<AppState>) -> (StatusCode, [(&'stati
 
 async fn readyz(State(AppState { pool, .. }): State<AppState>) -> (StatusCode, String) {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Result<Option<i64>, _> =
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(&pool).await;
-    match applied {
+    match crate::store::applied_migration(&pool).await {
         Ok(Some(v)) if v >= latest => (StatusCode::OK, "ready\n".into()),
         Ok(v) => (StatusCode::SERVICE_UNAVAILABLE, format!("migrations pending: applied {v:?}, latest {latest}\n")),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database unreachable: {e}\n")),

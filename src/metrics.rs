@@ -89,17 +89,10 @@ pub fn record_mail(sent: usize, failed: usize) {
 /// depth), and those among them due for over a minute (overdue: workers
 /// cannot keep up, or no daemon is running).
 pub async fn refresh_backlog(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<()> {
-    let (due, overdue): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE next_run_at < $1 - interval '60 seconds')
-         FROM feeds WHERE NOT paused AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)",
-    )
-    .bind(now)
-    .fetch_one(pool)
-    .await?;
+    let (due, overdue) = crate::store::feeds::backlog(pool, now).await?;
     ::metrics::gauge!("dropfeed_queue_depth").set(due as f64);
     ::metrics::gauge!("dropfeed_feeds_overdue").set(overdue as f64);
-    let pending: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'pending'").fetch_one(pool).await?;
+    let pending = crate::store::notifications::pending(pool).await?;
     ::metrics::gauge!("dropfeed_mails_pending").set(pending as f64);
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -17,6 +17,7 @@ use crate::feed::ReportOn;
 use crate::mail::{Email, Mailer};
 use crate::report::text::EXAMPLES_PER_CODE;
 use crate::report::{Status, rejects};
+use crate::store::notifications::{self, Message, NewNotification};
 use crate::store::runs;
 
 /// A message ready to queue.
@@ -26,6 +27,18 @@ pub struct Composed {
     pub text: String,
     pub html: String,
     pub attachment: Option<(String, Vec<u8>)>,
+}
+
+impl Composed {
+    /// The notification that carries it.
+    pub fn message(&self) -> Message<'_> {
+        Message {
+            subject: &self.subject,
+            text: &self.text,
+            html: &self.html,
+            attachment: self.attachment.as_ref().map(|(name, bytes)| (name.as_str(), bytes.as_slice())),
+        }
+    }
 }
 
 /// Which `report.on` category a run's status falls in.
@@ -249,47 +262,6 @@ fn too_large_sentence(rejected: i64, run_id: Uuid, settings: &ReportSettings, fr
     }
 }
 
-/// A notification to queue.
-pub struct NewNotification<'a> {
-    pub tenant_id: i64,
-    pub run_id: Option<Uuid>,
-    pub feed_id: Option<i64>,
-    pub kind: &'static str,
-    pub code: &'a str,
-    pub recipients: &'a [String],
-    pub composed: &'a Composed,
-    /// Queued once only: a second notification with the same key is dropped.
-    pub dedupe_key: Option<String>,
-}
-
-/// Queues a notification; `None` when its dedupe key was already used.
-pub async fn enqueue(pool: &PgPool, n: &NewNotification<'_>) -> sqlx::Result<Option<i64>> {
-    let (att_name, att) = match &n.composed.attachment {
-        Some((name, bytes)) => (Some(name.as_str()), Some(bytes.as_slice())),
-        None => (None, None),
-    };
-    sqlx::query_scalar(
-        "INSERT INTO notifications (tenant_id, run_id, feed_id, kind, code, recipients, subject, body_text, body_html,
-            attachment_name, attachment, dedupe_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-    )
-    .bind(n.tenant_id)
-    .bind(n.run_id)
-    .bind(n.feed_id)
-    .bind(n.kind)
-    .bind(n.code)
-    .bind(n.recipients)
-    .bind(&n.composed.subject)
-    .bind(&n.composed.text)
-    .bind(&n.composed.html)
-    .bind(att_name)
-    .bind(att)
-    .bind(&n.dedupe_key)
-    .fetch_optional(pool)
-    .await
-}
-
 /// Queues the completion report of a run for `recipients`.
 pub async fn queue_report(
     pool: &PgPool,
@@ -311,10 +283,10 @@ pub async fn queue_report(
         kind: "report",
         code: "run.report",
         recipients,
-        composed: &composed,
-        dedupe_key: None,
+        message: composed.message(),
+        alert_scope: None,
     };
-    enqueue(pool, &n).await.context("cannot queue the report")
+    notifications::enqueue(pool, &n).await.context("cannot queue the report")
 }
 
 /// An alert about a feed (connection, host key, authentication, missing file,
@@ -382,58 +354,27 @@ pub async fn deliver_due(
     only: Option<i64>,
 ) -> anyhow::Result<Delivery> {
     const MAX_ATTEMPTS: i32 = 10;
-    let claimed = sqlx::query(
-        "UPDATE notifications n SET next_attempt_at = $1 + interval '10 minutes', attempts = attempts + 1
-         WHERE id IN (SELECT id FROM notifications
-                      WHERE status = 'pending' AND next_attempt_at <= $1 AND ($3::bigint IS NULL OR id = $3)
-                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-         RETURNING id, recipients, subject, body_text, body_html, attachment_name, attachment, attempts",
-    )
-    .bind(now)
-    .bind(limit)
-    .bind(only)
-    .fetch_all(pool)
-    .await
-    .context("cannot claim notifications")?;
+    let claimed = notifications::claim_due(pool, now, limit, only).await.context("cannot claim notifications")?;
     let mut out = Delivery::default();
-    for r in claimed {
-        let id: i64 = r.get("id");
-        let recipients: Vec<String> = r.get("recipients");
-        let name: Option<String> = r.get("attachment_name");
-        let bytes: Option<Vec<u8>> = r.get("attachment");
-        let attempts: i32 = r.get("attempts");
+    for n in claimed {
         let email = Email {
-            to: &recipients,
-            subject: r.get("subject"),
-            text: r.get("body_text"),
-            html: r.get("body_html"),
-            attachment: name.as_deref().zip(bytes.as_deref()),
+            to: &n.recipients,
+            subject: &n.subject,
+            text: &n.text,
+            html: &n.html,
+            attachment: n.attachment.as_ref().map(|(name, bytes)| (name.as_str(), bytes.as_slice())),
         };
         match mailer.send(&email).await {
             Ok(()) => {
-                sqlx::query(
-                    "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
-                )
-                .bind(id)
-                .execute(pool)
-                .await?;
-                info!(notification = id, recipients = recipients.len(), "e-mail sent");
+                notifications::mark_sent(pool, n.id).await?;
+                info!(notification = n.id, recipients = n.recipients.len(), "e-mail sent");
                 out.sent += 1;
             }
             Err(e) => {
-                let give_up = attempts >= MAX_ATTEMPTS;
-                let wait = Duration::minutes(1i64 << (attempts - 1).clamp(0, 6)).min(Duration::hours(1));
-                sqlx::query(
-                    "UPDATE notifications SET status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,
-                        next_attempt_at = $4, last_error = $2 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(e.to_string())
-                .bind(give_up)
-                .bind(now + wait)
-                .execute(pool)
-                .await?;
-                warn!(notification = id, attempts, give_up, "e-mail not sent: {e}");
+                let give_up = n.attempts >= MAX_ATTEMPTS;
+                let wait = Duration::minutes(1i64 << (n.attempts - 1).clamp(0, 6)).min(Duration::hours(1));
+                notifications::mark_not_sent(pool, n.id, &e.to_string(), give_up, now + wait).await?;
+                warn!(notification = n.id, attempts = n.attempts, give_up, "e-mail not sent: {e}");
                 if give_up {
                     out.failed += 1;
                 } else {
@@ -443,37 +384,6 @@ pub async fn deliver_due(
         }
     }
     Ok(out)
-}
-
-/// The delivery state of a run's reports, for `runs show`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct DeliveryState {
-    pub kind: String,
-    pub recipients: Vec<String>,
-    pub status: String,
-    pub attempts: i32,
-    pub last_error: Option<String>,
-    pub sent_at: Option<DateTime<Utc>>,
-}
-
-pub async fn deliveries_of_run(pool: &PgPool, run_id: Uuid) -> sqlx::Result<Vec<DeliveryState>> {
-    let rows = sqlx::query(
-        "SELECT kind, recipients, status, attempts, last_error, sent_at FROM notifications WHERE run_id = $1 ORDER BY id",
-    )
-    .bind(run_id)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| DeliveryState {
-            kind: r.get(0),
-            recipients: r.get(1),
-            status: r.get(2),
-            attempts: r.get(3),
-            last_error: r.get(4),
-            sent_at: r.get(5),
-        })
-        .collect())
 }
 
 /// Queues an alert about a feed if its `report.on` asks for failures (or
@@ -496,11 +406,7 @@ pub async fn queue_alert(
     let tenant = crate::store::tenants::find_by_id(pool, feed.tenant_id).await?;
     let lang = spec.language.unwrap_or(tenant.language);
     let composed = compose_alert(&feed.tenant, &feed.name, code, detail, lang);
-    // store::feeds::late looks for this key of `file.missing` alerts.
-    let key = match scope {
-        Some(scope) => format!("alert:{feed_id}:{code}:{scope}"),
-        None => format!("alert:{feed_id}:{code}:{}", now.format("%Y-%m-%d")),
-    };
+    let scope = scope.unwrap_or_else(|| now.format("%Y-%m-%d").to_string());
     let n = NewNotification {
         tenant_id: feed.tenant_id,
         run_id: None,
@@ -508,10 +414,10 @@ pub async fn queue_alert(
         kind: "alert",
         code,
         recipients: &spec.to,
-        composed: &composed,
-        dedupe_key: Some(key),
+        message: composed.message(),
+        alert_scope: Some(&scope),
     };
-    Ok(enqueue(pool, &n).await?)
+    Ok(notifications::enqueue(pool, &n).await?)
 }
 
 /// Queues a `file.missing` alert for every feed whose `expect_file_by` time
@@ -527,7 +433,7 @@ pub async fn check_missing(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<
             late.timezone,
             late.local_date
         );
-        let scope = Some(late.local_date.to_string());
+        let scope = Some(late.day.clone());
         if queue_alert(pool, late.id, "file.missing", &detail, scope, now).await?.is_some() {
             queued += 1;
         }

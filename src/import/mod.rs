@@ -149,7 +149,8 @@ async fn run_in_span(pool: &PgPool, req: Request, run_id: Uuid) -> anyhow::Resul
             return record_failure(pool, &run, &req, refused.failure).await;
         }
     };
-    let run = runs::NewRun { options: prepared.options.clone(), ..run_record(&req, run_id, &prepared.file, started_at) };
+    let run =
+        runs::NewRun { options: prepared.options.clone(), ..run_record(&req, run_id, &prepared.file, started_at) };
     let known = known_criteria(pool, &req).await?;
     let mut tx = begin(pool, &req, &run).await?;
     let staged = match stage(&mut tx, &req, &prepared, known, run_id).await? {
@@ -501,8 +502,9 @@ async fn write_rows(
     }
     if !req.dry_run {
         let phase = std::time::Instant::now();
-        written.outcomes.organisations_created =
-            write::apply(&mut *tx, plan, &written.outcomes, &req.profile.lists).await.context("cannot write contacts")?;
+        written.outcomes.organisations_created = write::apply(&mut *tx, plan, &written.outcomes, &req.profile.lists)
+            .await
+            .context("cannot write contacts")?;
         debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
     }
     Ok(written)

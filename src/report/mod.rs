@@ -154,7 +154,7 @@ pub struct Report<M = Vec<Message>> {
     pub rerun_by: Option<Uuid>,
     /// The e-mails of this run's report and their delivery state.
     #[serde(default)]
-    pub deliveries: Vec<crate::notify::DeliveryState>,
+    pub deliveries: Vec<crate::store::notifications::DeliveryState>,
 }
 
 /// The first lines of each rule code, for the text report and the e-mail.

@@ -102,6 +102,8 @@ pub struct LateFeed {
     pub by: chrono::NaiveTime,
     pub timezone: String,
     pub local_date: chrono::NaiveDate,
+    /// The local day as the alert's scope (`alert_dedupe_key`).
+    pub day: String,
 }
 
 /// The late feeds, found by one query on the indexed `missing_alert_by`:
@@ -109,7 +111,8 @@ pub struct LateFeed {
 /// already alerted today.
 pub async fn late(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<LateFeed>> {
     let rows = sqlx::query(
-        "SELECT f.id, f.spec, f.missing_alert_by, z.tz, (l.local)::date AS local_date
+        "SELECT f.id, f.spec, f.missing_alert_by, z.tz, (l.local)::date AS local_date,
+                to_char(l.local, 'YYYY-MM-DD') AS day
          FROM feeds f JOIN tenants t ON t.id = f.tenant_id
          CROSS JOIN LATERAL (SELECT coalesce(f.timezone, t.timezone) AS tz) z
          CROSS JOIN LATERAL (SELECT $1::timestamptz AT TIME ZONE z.tz AS local) l
@@ -117,9 +120,9 @@ pub async fn late(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<LateFee
            AND l.local::time >= f.missing_alert_by
            AND NOT EXISTS (SELECT 1 FROM processed_files p
                            WHERE p.feed_id = f.id AND p.recorded_at >= date_trunc('day', l.local) AT TIME ZONE z.tz)
-           -- the dedupe key of notify::queue_alert with the day as scope
+           -- no file.missing alert queued for the local day yet
            AND NOT EXISTS (SELECT 1 FROM notifications n
-                           WHERE n.dedupe_key = 'alert:' || f.id || ':file.missing:' || to_char(l.local, 'YYYY-MM-DD'))",
+                           WHERE n.dedupe_key = alert_dedupe_key(f.id, 'file.missing', to_char(l.local, 'YYYY-MM-DD')))",
     )
     .bind(now)
     .fetch_all(pool)
@@ -136,6 +139,7 @@ pub async fn late(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<LateFee
             by: r.get("missing_alert_by"),
             timezone: r.get("tz"),
             local_date: r.get("local_date"),
+            day: r.get("day"),
         });
     }
     Ok(out)
@@ -413,4 +417,16 @@ pub async fn inherit_disposal(pool: &PgPool, of_run: Uuid, by_run: Uuid) -> sqlx
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Feeds due and unclaimed (the queue depth), and those among them due for
+/// over a minute (overdue: workers cannot keep up, or no daemon runs).
+pub async fn backlog(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE next_run_at < $1 - interval '60 seconds')
+         FROM feeds WHERE NOT paused AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)",
+    )
+    .bind(now)
+    .fetch_one(pool)
+    .await
 }

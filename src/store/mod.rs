@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod feeds;
 pub mod leases;
 pub mod lists;
+pub mod notifications;
 pub mod profiles;
 pub mod runs;
 pub mod sessions;
@@ -33,6 +34,12 @@ pub fn redacted(url: &str) -> String {
         }
         Err(_) => "<unparsable database url>".into(),
     }
+}
+
+/// The latest migration applied successfully (`/readyz` compares it with
+/// the ones this binary embeds).
+pub async fn applied_migration(pool: &PgPool) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(pool).await
 }
 
 /// Creates the database if it is missing and applies pending migrations.

@@ -193,7 +193,7 @@ pub async fn head(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Report<()>>> {
         columns: serde_json::from_value(columns).unwrap_or_default(),
         rerun_of: r.get("rerun_of"),
         rerun_by: r.get("rerun_by"),
-        deliveries: crate::notify::deliveries_of_run(pool, id).await?,
+        deliveries: super::notifications::deliveries_of_run(pool, id).await?,
     }))
 }
 
