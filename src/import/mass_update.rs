@@ -15,10 +15,13 @@ use crate::profile::{Field, Profile, Target};
 use crate::store::profiles::DeclaredCriterion;
 
 use super::mapping::{HeaderError, Mapped, Mapping};
-use super::records::{FileFailure, LineRules, Record};
+use super::records::LineRules;
+use super::rules::FileFailure;
 use super::rules::Rule;
+use super::staging::{CopyBuf, MESSAGE_COLUMNS, Staging};
+use super::validate::Record;
 use super::validate::{RowOutcome, RuleContext, Sinks, clean, parse_consent, write_message, write_reject};
-use super::write::{CopyBuf, MESSAGE_COLUMNS, Plan, email_header};
+use super::write::{Plan, email_header};
 
 /// Criterion code -> the internal value codes a `[new]` cell may hold.
 pub type KnownCriteria = HashMap<String, HashSet<String>>;
@@ -212,7 +215,7 @@ impl LineRules for LinePlan {
             return RowOutcome::Rejected;
         };
         let maybe_dup = self.seen.insert(email.as_str());
-        // Column order of write::MASS_UPDATE_STAGING_COLUMNS.
+        // staging::MASS_UPDATE_COLUMNS, in order (checked at its end).
         rows.int(rec.line as i64);
         rows.text(email.as_str());
         self.object(rows, rec, Kind::Criteria, true);
@@ -220,7 +223,7 @@ impl LineRules for LinePlan {
         self.object(rows, rec, Kind::Consent, true);
         self.object(rows, rec, Kind::Consent, false);
         rows.bool(maybe_dup);
-        rows.end_row();
+        rows.end_staging_row(Staging::MassUpdate);
         RowOutcome::Accepted
     }
 
@@ -248,8 +251,8 @@ pub fn parse(
     ctx: RuleContext,
     known: &KnownCriteria,
     limits: &crate::configuration::Limits,
-    emit: impl FnMut(super::records::Batch) -> bool,
-    recycled: impl FnMut() -> Option<super::records::Batch>,
+    emit: impl FnMut(super::staging::Batch) -> bool,
+    recycled: impl FnMut() -> Option<super::staging::Batch>,
 ) -> Result<super::records::ParseSummary, FileFailure> {
     let rules = |headers: Vec<String>| {
         let (mapping, email, pairs) = resolve(headers).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;

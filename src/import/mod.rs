@@ -9,6 +9,7 @@ pub mod mass_update;
 pub mod records;
 pub mod rules;
 pub mod seen;
+pub mod staging;
 pub mod unzip;
 pub mod validate;
 pub mod workbook;
@@ -28,8 +29,9 @@ use crate::profile::{Encoding, OnInvalidRow, Profile, ProfileKind};
 use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Status};
 use crate::store::{feeds, profiles, runs, tenants::Tenant};
 
-use self::records::{Batch, FileFailure};
+use self::rules::FileFailure;
 use self::rules::Rule;
+use self::staging::{Batch, Staging};
 use self::validate::RuleContext;
 
 /// One import to perform.
@@ -301,11 +303,6 @@ async fn stage(
     run_id: Uuid,
 ) -> anyhow::Result<Result<Staged, FileFailure>> {
     let mass_update = known.is_some();
-    if mass_update {
-        write::create_mass_update_staging(&mut *tx).await.context("cannot create the staging tables")?;
-    } else {
-        write::create_staging(&mut *tx).await.context("cannot create the staging tables")?;
-    }
     let ctx = RuleContext {
         lang: req.tenant.language,
         extra_languages: req.tenant.extra_languages.clone(),
@@ -313,10 +310,11 @@ async fn stage(
         run_id,
     };
     let staging = match (mass_update, req.dry_run) {
-        (true, _) => write::Staging::MassUpdate,
-        (false, true) => write::Staging::Narrow,
-        (false, false) => write::Staging::Full,
+        (true, _) => Staging::MassUpdate,
+        (false, true) => Staging::Narrow,
+        (false, false) => Staging::Full,
     };
+    staging::create(&mut *tx, staging).await.context("cannot create the staging tables")?;
     let (path, encoding) = (&prepared.readable.path, prepared.facts.encoding);
     let phase = std::time::Instant::now();
     let parsing = Parsing { staging, known };
@@ -325,18 +323,18 @@ async fn stage(
             Ok(staged) => staged,
             Err(failure) => return Ok(Err(failure)),
         };
-    write::analyze_staging(&mut *tx, staging).await.context("cannot analyze the staging table")?;
-    if staging == write::Staging::Narrow && write::known_addresses(&mut *tx, req.tenant.id).await? {
+    staging::analyze(&mut *tx, staging).await.context("cannot analyze the staging table")?;
+    if staging == Staging::Narrow && write::known_addresses(&mut *tx, req.tenant.id).await? {
         // Parsed again, in full: messages of this pass are the same and dropped.
-        write::truncate_staging(&mut *tx).await?;
-        let parsing = Parsing { staging: write::Staging::Full, known: None };
+        staging::truncate(&mut *tx).await?;
+        let parsing = Parsing { staging: Staging::Full, known: None };
         let again = parse_into_staging(&mut *tx, req, path, encoding, ctx, parsing, None).await?;
         match again {
             Ok((full, _)) if (full.rows, full.rejected) == (summary.rows, summary.rejected) => {}
             _ => anyhow::bail!("{}: the file changed during the dry run", req.file_name),
         }
         debug!("some addresses are known: full rows staged for the comparison");
-        write::analyze_staging(&mut *tx, write::Staging::Full).await.context("cannot analyze the staging table")?;
+        staging::analyze(&mut *tx, Staging::Full).await.context("cannot analyze the staging table")?;
     }
     spill.copy_into(&mut *tx).await.context("cannot copy messages into the staging tables")?;
     if let Some(p) = &req.progress {
@@ -691,7 +689,7 @@ async fn parse_into_staging(
     // 40 ms (sqlx 0.9 does not set TCP_NODELAY). Messages and rejected lines
     // wait in temporary files and are COPYed after the rows.
     let mut spill = write::Spill::new().context("cannot create the spill files")?;
-    let mut copy = write::begin_staging_copy(&mut *tx, staging).await.context("cannot start copying rows")?;
+    let mut copy = staging::begin_copy(&mut *tx, staging).await.context("cannot start copying rows")?;
     let mut copy_error = None;
     while let Some(batch) = receiver.recv().await {
         if let Err(e) = copy.send(&batch.rows[..]).await {
@@ -725,7 +723,7 @@ async fn parse_into_staging(
 
 /// What `stage` parses the file into.
 struct Parsing {
-    staging: write::Staging,
+    staging: Staging,
     /// A mass update's criteria codes (`Staging::MassUpdate`); none for contacts.
     known: Option<std::sync::Arc<mass_update::KnownCriteria>>,
 }

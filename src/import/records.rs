@@ -9,9 +9,9 @@ use crate::configuration::Limits;
 use crate::profile::Profile;
 
 use super::mapping::{self, Mapping};
-use super::rules::Rule;
-use super::validate::{RowOutcome, RowPlan, RuleContext, Scratch, Sinks};
-use super::write::{CopyBuf, Staging};
+use super::rules::{FileFailure, Rule};
+use super::staging::{Batch, CopyBuf, Staging};
+use super::validate::{Record, RowOutcome, RowPlan, RuleContext, Scratch, Sinks};
 
 /// Rows per batch sent to PostgreSQL: large enough that per-COPY overhead
 /// vanishes, small enough that memory stays flat (a few MiB per batch).
@@ -102,30 +102,6 @@ impl Read for Bounded {
     }
 }
 
-/// COPY data for the staging tables.
-pub struct Batch {
-    /// Staging rows, full or narrow as `parse` was asked.
-    pub rows: Vec<u8>,
-    pub msgs: Vec<u8>,
-    /// Rejected records as they were in the file (`run_rejects`).
-    pub rejects: Vec<u8>,
-}
-
-/// A file that cannot be imported at all: nothing is written.
-#[derive(Debug, Clone)]
-pub struct FileFailure {
-    pub rule: Rule,
-    /// 1-based line, when one line is to blame.
-    pub line: Option<u64>,
-    pub detail: String,
-}
-
-impl FileFailure {
-    pub fn new(rule: Rule, line: Option<u64>, detail: impl Into<String>) -> FileFailure {
-        FileFailure { rule, line, detail: detail.into() }
-    }
-}
-
 #[derive(Debug)]
 pub struct ParseSummary {
     pub mapping: Mapping,
@@ -138,51 +114,6 @@ pub struct ParseSummary {
     /// Accepted rows whose e-mail may repeat an earlier one (`seen`): none,
     /// and the file has no duplicates.
     pub maybe_duplicates: u64,
-}
-
-/// One record of the file as text: its cells are slices of the record's
-/// bytes, checked as UTF-8 once per record (the file is checked by
-/// `decode::inspect` too, but may have changed since).
-pub struct Record<'a> {
-    bytes: &'a ::csv::ByteRecord,
-    text: &'a str,
-    /// The record's first line in the file.
-    pub line: u64,
-}
-
-impl<'a> Record<'a> {
-    /// `line` is the record's first line (see `parse`'s `read`).
-    fn new(bytes: &'a ::csv::ByteRecord, line: u64) -> Result<Record<'a>, FileFailure> {
-        let invalid = || FileFailure::new(Rule::FileEncoding, Some(line), format!("line {line} is not valid UTF-8"));
-        let text = simdutf8::basic::from_utf8(bytes.as_slice()).map_err(|_| invalid())?;
-        // The cells end to end are valid; each cell is too if no boundary
-        // falls inside a character.
-        if !(0..bytes.len()).filter_map(|i| bytes.range(i)).all(|r| text.is_char_boundary(r.start)) {
-            return Err(invalid());
-        }
-        Ok(Record { bytes, text, line })
-    }
-
-    pub fn get(&self, i: usize) -> Option<&'a str> {
-        self.bytes.range(i).and_then(|r| self.text.get(r))
-    }
-
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
-        (0..self.len()).map(|i| self.get(i).unwrap_or(""))
-    }
-
-    /// The cells' text, end to end (for sizing buffers).
-    pub fn text_len(&self) -> usize {
-        self.text.len()
-    }
 }
 
 /// What `parse_with` does with each record once the header is known: the

@@ -258,3 +258,18 @@ pub fn excerpt(value: &str) -> &str {
     }
     &value[..end]
 }
+
+/// A file that cannot be imported at all: nothing is written.
+#[derive(Debug, Clone)]
+pub struct FileFailure {
+    pub rule: Rule,
+    /// 1-based line, when one line is to blame.
+    pub line: Option<u64>,
+    pub detail: String,
+}
+
+impl FileFailure {
+    pub fn new(rule: Rule, line: Option<u64>, detail: impl Into<String>) -> FileFailure {
+        FileFailure { rule, line, detail: detail.into() }
+    }
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::configuration::Limits;
 
-use super::records::FileFailure;
+use super::rules::FileFailure;
 use super::rules::Rule;
 
 /// The entry that was unpacked.

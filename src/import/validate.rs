@@ -10,8 +10,8 @@ use crate::domain::{Email, ReportLanguage, country_code};
 use crate::profile::{EmptyCells, Field, Profile, Target};
 
 use super::mapping::Mapping;
-use super::rules::{Rule, excerpt};
-use super::write::{CopyBuf, Staging};
+use super::rules::{FileFailure, Rule, excerpt};
+use super::staging::{CopyBuf, Staging, WARNINGS};
 
 /// The compiled form of a mapping: column indexes per target, ready for the
 /// per-row loop.
@@ -45,22 +45,53 @@ pub enum RowOutcome {
     Rejected,
 }
 
-/// The corrections an accepted row can carry, one bit each in the staging
-/// row's `warns` column. A warning is always "this cell was empty, the
-/// default was written": its message depends only on the rule and the column,
-/// so it is stored as a bit, not as a message row per line (a third of the
-/// lines of a typical export carry one). `write::keep_messages` turns the bits
-/// back into messages, kept per rule as an array of lines.
-pub const WARNINGS: [(u8, Rule, Field); 5] = [
-    (1, Rule::DisplayEmpty, Field::Display),
-    (2, Rule::CivilityEmpty, Field::Civility),
-    (4, Rule::NameEmpty, Field::FirstName),
-    (8, Rule::NameEmpty, Field::LastName),
-    (16, Rule::LanguageEmpty, Field::Language),
-];
-
 fn warn_bit(field: Field) -> u8 {
     WARNINGS.iter().find(|(_, _, f)| *f == field).map(|(bit, _, _)| *bit).unwrap_or(0)
+}
+
+/// One record of the file as text: its cells are slices of the record's
+/// bytes, checked as UTF-8 once per record (the file is checked by
+/// `decode::inspect` too, but may have changed since).
+pub struct Record<'a> {
+    bytes: &'a ::csv::ByteRecord,
+    text: &'a str,
+    /// The record's first line in the file.
+    pub line: u64,
+}
+
+impl<'a> Record<'a> {
+    /// `line` is the record's first line (see `parse`'s `read`).
+    pub(super) fn new(bytes: &'a ::csv::ByteRecord, line: u64) -> Result<Record<'a>, FileFailure> {
+        let invalid = || FileFailure::new(Rule::FileEncoding, Some(line), format!("line {line} is not valid UTF-8"));
+        let text = simdutf8::basic::from_utf8(bytes.as_slice()).map_err(|_| invalid())?;
+        // The cells end to end are valid; each cell is too if no boundary
+        // falls inside a character.
+        if !(0..bytes.len()).filter_map(|i| bytes.range(i)).all(|r| text.is_char_boundary(r.start)) {
+            return Err(invalid());
+        }
+        Ok(Record { bytes, text, line })
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        self.bytes.range(i).and_then(|r| self.text.get(r))
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        (0..self.len()).map(|i| self.get(i).unwrap_or(""))
+    }
+
+    /// The cells' text, end to end (for sizing buffers).
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
 }
 
 /// Where a checked row goes: its staging row, or its messages and the
@@ -141,13 +172,13 @@ impl RowPlan {
         }
     }
 
-    fn cell<'r>(&self, rec: &super::records::Record<'r>, field: Field) -> Option<&'r str> {
+    fn cell<'r>(&self, rec: &Record<'r>, field: Field) -> Option<&'r str> {
         self.fields[field.index()].map(|i| clean(rec.get(i).unwrap_or("")))
     }
 
     /// Checks one record and writes either a staging row to `rows` or its
     /// messages to `msgs`.
-    pub fn check(&self, rec: &super::records::Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
+    pub fn check(&self, rec: &Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
         let Sinks { rows, msgs, rejects } = out;
         let line = rec.line;
         scratch.errors.clear();
@@ -304,15 +335,15 @@ impl RowPlan {
         let email = email.expect("checked above");
         let maybe_dup = scratch.seen.insert(email.as_str());
         if self.staging == Staging::Narrow {
-            // write::NARROW_STAGING_COLUMNS
+            // The narrow columns of staging::CONTACT_COLUMNS.
             rows.int(line as i64);
             rows.text(email.as_str());
             rows.int(i64::from(warns));
             rows.bool(maybe_dup);
-            rows.end_row();
+            rows.end_staging_row(Staging::Narrow);
             return RowOutcome::Accepted;
         }
-        // Staging row; column order matches write::STAGING_COLUMNS.
+        // The full row: staging::CONTACT_COLUMNS, in order (checked at its end).
         let value = |field: Field| self.cell(rec, field).filter(|v| !v.is_empty());
         rows.int(line as i64);
         rows.text(email.as_str());
@@ -357,27 +388,20 @@ impl RowPlan {
         rows.int(i64::from(warns));
         rows.bool(maybe_dup);
         rows.opt(org_key.as_deref());
-        rows.end_row();
+        rows.end_staging_row(self.staging);
         RowOutcome::Accepted
     }
 
     /// Rejects a record with fewer cells than the header: its values could
     /// sit in the wrong columns.
-    pub fn short_row(&self, rec: &super::records::Record<'_>, width: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
+    pub fn short_row(&self, rec: &Record<'_>, width: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
         let detail = format!("{} / {width}", rec.len());
         let reason = self.message(msgs, rec.line, Rule::RowColumns, usize::MAX, &detail);
         self.reject(rejects, rec, &reason);
     }
 
     /// Rejects a record with a cell longer than `limits.max_field_bytes`.
-    pub fn long_cell(
-        &self,
-        rec: &super::records::Record<'_>,
-        column: usize,
-        max: usize,
-        msgs: &mut CopyBuf,
-        rejects: &mut CopyBuf,
-    ) {
+    pub fn long_cell(&self, rec: &Record<'_>, column: usize, max: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
         let len = rec.get(column).map_or(0, str::len);
         let detail = format!("{len} > {max} bytes");
         let reason = self.message(msgs, rec.line, Rule::FieldTooLong, column, &detail);
@@ -385,7 +409,7 @@ impl RowPlan {
     }
 
     /// Keeps a rejected record as it was in the file (`write_reject`).
-    fn reject(&self, rejects: &mut CopyBuf, rec: &super::records::Record<'_>, reason: &str) {
+    fn reject(&self, rejects: &mut CopyBuf, rec: &Record<'_>, reason: &str) {
         write_reject(rejects, &self.run_id, rec, reason);
     }
 
@@ -397,7 +421,7 @@ impl RowPlan {
 
 /// Keeps a rejected record as it was in the file, for the rejects file
 /// the customer fixes and drops again (`run_rejects`: line, cells, reason).
-pub fn write_reject(rejects: &mut CopyBuf, run_id: &str, rec: &super::records::Record<'_>, reason: &str) {
+pub fn write_reject(rejects: &mut CopyBuf, run_id: &str, rec: &Record<'_>, reason: &str) {
     let line = rec.line;
     rejects.text(run_id);
     rejects.int(line as i64);

@@ -25,7 +25,7 @@ use calamine::{Data, DataRef, ExcelDateTime, Reader, SheetType, Xls, Xlsx};
 
 use crate::configuration::Limits;
 
-use super::records::FileFailure;
+use super::rules::FileFailure;
 use super::rules::Rule;
 use super::unzip;
 

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use chrono::{Datelike, NaiveDate};
 use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -15,217 +14,8 @@ use crate::profile::{DuplicatesInFile, EmptyCells, Field, Mode, Target};
 
 use super::mapping::Mapping;
 use super::rules::Rule;
+use super::staging::MESSAGE_COLUMNS;
 
-/// A COPY text-format buffer (tab-separated, `\N` for NULL, backslash
-/// escapes), filled row by row without intermediate strings.
-#[derive(Default)]
-pub struct CopyBuf {
-    buf: Vec<u8>,
-    mid_row: bool,
-    rows: usize,
-}
-
-impl CopyBuf {
-    pub fn with_capacity(n: usize) -> CopyBuf {
-        CopyBuf { buf: Vec::with_capacity(n), mid_row: false, rows: 0 }
-    }
-
-    /// Reuses a buffer sent back by the writer (its capacity is kept).
-    pub fn reuse(mut buf: Vec<u8>) -> CopyBuf {
-        buf.clear();
-        CopyBuf { buf, mid_row: false, rows: 0 }
-    }
-
-    fn sep(&mut self) {
-        if self.mid_row {
-            self.buf.push(b'\t');
-        }
-        self.mid_row = true;
-    }
-
-    pub fn null(&mut self) {
-        self.sep();
-        self.buf.extend_from_slice(b"\\N");
-    }
-
-    pub fn text(&mut self, s: &str) {
-        self.text_bytes(s.as_bytes());
-    }
-
-    pub fn text_bytes(&mut self, s: &[u8]) {
-        self.sep();
-        if !s.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t')) {
-            self.buf.extend_from_slice(s);
-            return;
-        }
-        for &b in s {
-            match b {
-                b'\\' => self.buf.extend_from_slice(b"\\\\"),
-                b'\n' => self.buf.extend_from_slice(b"\\n"),
-                b'\r' => self.buf.extend_from_slice(b"\\r"),
-                b'\t' => self.buf.extend_from_slice(b"\\t"),
-                _ => self.buf.push(b),
-            }
-        }
-    }
-
-    pub fn opt(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => self.text(s),
-            None => self.null(),
-        }
-    }
-
-    pub fn int(&mut self, i: i64) {
-        self.sep();
-        let _ = write!(Fmt(&mut self.buf), "{i}");
-    }
-
-    pub fn bool(&mut self, b: bool) {
-        self.sep();
-        self.buf.push(if b { b't' } else { b'f' });
-    }
-
-    pub fn date(&mut self, d: NaiveDate) {
-        self.sep();
-        let _ = write!(Fmt(&mut self.buf), "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
-    }
-
-    pub fn end_row(&mut self) {
-        self.buf.push(b'\n');
-        self.mid_row = false;
-        self.rows += 1;
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn into_inner(self) -> Vec<u8> {
-        self.buf
-    }
-}
-
-struct Fmt<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Fmt<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// Columns of the staging table, in the order `validate` writes them.
-const STAGING_COLUMNS: &str = "line, email, language, display, civility, first_name, last_name, birthdate, structure, \
-     address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, warns, maybe_dup, org_key";
-
-/// The narrow staging row of a dry run (`Staging::Narrow`).
-const NARROW_STAGING_COLUMNS: &str = "line, email, warns, maybe_dup";
-
-/// The staging row of a mass update (`Staging::MassUpdate`, `mass_update.rs`).
-const MASS_UPDATE_STAGING_COLUMNS: &str =
-    "line, email, old_criteria, new_criteria, old_consents, new_consents, maybe_dup";
-
-pub const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, message";
-
-/// The staging tables of a mass update: `staging` holds, per line, the
-/// `[old]` and `[new]` values of every pair as JSON objects (every pair's key
-/// present, `null` for an empty cell), so duplicates, ANALYZE and messages
-/// work on it as on a contacts import's.
-pub async fn create_mass_update_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
-    create_tables(
-        conn,
-        "CREATE TEMP TABLE staging (
-            line bigint NOT NULL, email text NOT NULL,
-            old_criteria jsonb NOT NULL, new_criteria jsonb NOT NULL,
-            old_consents jsonb NOT NULL, new_consents jsonb NOT NULL,
-            maybe_dup boolean NOT NULL
-        ) ON COMMIT DROP",
-    )
-    .await
-}
-
-pub async fn create_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
-    create_tables(
-        conn,
-        "CREATE TEMP TABLE staging (
-            line bigint NOT NULL, email text NOT NULL, language text, display text, civility text,
-            first_name text, last_name text, birthdate date, structure text, address text,
-            postal_code text, town text, state text, country text, phone text, mobile text,
-            criteria jsonb, consents jsonb, attributes jsonb,
-            -- validate::WARNINGS bits: the corrections made to this row
-            warns smallint NOT NULL,
-            -- the e-mail may repeat an earlier line's (seen::Seen)
-            maybe_dup boolean NOT NULL,
-            -- the organisation the line names (validate::organisation_key)
-            org_key text
-        ) ON COMMIT DROP",
-    )
-    .await
-}
-
-/// The staging table of a kind of file, and `staging_messages`, where every
-/// message of a run waits until `keep_messages` (whatever the kind of file).
-async fn create_tables(conn: &mut PgConnection, staging: &'static str) -> sqlx::Result<()> {
-    sqlx::raw_sql(staging).execute(&mut *conn).await?;
-    sqlx::raw_sql(
-        "CREATE TEMP TABLE staging_messages (
-            line bigint NOT NULL, column_name text, code text NOT NULL, severity text NOT NULL,
-            value text, message text NOT NULL
-        ) ON COMMIT DROP",
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Statistics for the staging table once its rows are in, so the set-based
-/// statements get hash joins sized for the file (autovacuum never analyzes
-/// temporary tables).
-pub async fn analyze_staging(conn: &mut PgConnection, staging: Staging) -> sqlx::Result<()> {
-    // The columns the statements join and filter on; a mass update's staging
-    // table has no organisation key.
-    let org_key = if staging == Staging::MassUpdate { "" } else { ", org_key" };
-    let sql = format!("SET LOCAL default_statistics_target = 10; ANALYZE staging (line, email, maybe_dup{org_key})");
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await?;
-    sqlx::raw_sql("RESET default_statistics_target").execute(conn).await?;
-    Ok(())
-}
-
-/// Which staging rows the COPY receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Staging {
-    /// Every column: what the writes need.
-    Full,
-    /// Line, e-mail and warnings (a dry run): enough to find duplicates,
-    /// new contacts and warnings; the file is staged again in full only if
-    /// some e-mails are already known (see `known_addresses`).
-    Narrow,
-    /// A mass update's line: e-mail and the `[old]`/`[new]` values, the
-    /// same for a dry run (the decision needs them all).
-    MassUpdate,
-}
-
-/// Starts the COPY that receives every staging row of the import.
-pub async fn begin_staging_copy(
-    conn: &mut PgConnection,
-    staging: Staging,
-) -> sqlx::Result<sqlx::postgres::PgCopyIn<&mut PgConnection>> {
-    let columns = match staging {
-        Staging::Full => STAGING_COLUMNS,
-        Staging::Narrow => NARROW_STAGING_COLUMNS,
-        Staging::MassUpdate => MASS_UPDATE_STAGING_COLUMNS,
-    };
-    conn.copy_in_raw(&format!("COPY staging ({columns}) FROM STDIN")).await
-}
-
-/// Whether some staged e-mails are already contacts of the tenant: after a
-/// narrow COPY, their rows must then be staged in full to be compared column
-/// by column (updated or unchanged).
 pub async fn known_addresses(conn: &mut PgConnection, tenant_id: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email)",
@@ -233,11 +23,6 @@ pub async fn known_addresses(conn: &mut PgConnection, tenant_id: i64) -> sqlx::R
     .bind(tenant_id)
     .fetch_one(conn)
     .await
-}
-
-pub async fn truncate_staging(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::raw_sql("TRUNCATE staging").execute(conn).await?;
-    Ok(())
 }
 
 /// Messages and rejected lines of the batches, kept in anonymous temporary
@@ -254,7 +39,7 @@ impl Spill {
         Ok(Spill { msgs: tempfile::tempfile()?, rejects: tempfile::tempfile()?, msgs_bytes: 0, rejects_bytes: 0 })
     }
 
-    pub fn add(&mut self, batch: &super::records::Batch) -> std::io::Result<()> {
+    pub fn add(&mut self, batch: &super::staging::Batch) -> std::io::Result<()> {
         use std::io::Write;
         self.msgs.write_all(&batch.msgs)?;
         self.rejects.write_all(&batch.rejects)?;
@@ -327,7 +112,7 @@ pub struct Outcomes {
     pub skipped_new: i64,
     /// Rows written with at least one correction.
     pub warnings: i64,
-    /// Per entry of `validate::WARNINGS`: rows written with that correction.
+    /// Per entry of `staging::WARNINGS`: rows written with that correction.
     pub by_warning: [i64; WARNING_KINDS],
     /// Lines whose e-mail is a stored contact's (the rows of `classified`).
     pub matched: i64,
@@ -344,7 +129,7 @@ fn new_lines(matched: i64) -> &'static str {
     if matched == 0 { "true" } else { "NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)" }
 }
 
-const WARNING_KINDS: usize = super::validate::WARNINGS.len();
+const WARNING_KINDS: usize = super::staging::WARNINGS.len();
 
 /// Rejects all but one line of each e-mail present more than once, keeping
 /// the first or last line as the profile says. Returns the lines rejected.
@@ -578,7 +363,7 @@ pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>, matched: i64) ->
         "count(*) FILTER (WHERE warns <> 0) AS k_warned".to_owned(),
         format!("count(*) FILTER (WHERE warns <> 0 AND {corrected_update}) AS k_warned_written"),
     ];
-    for (i, (bit, _, _)) in super::validate::WARNINGS.iter().enumerate() {
+    for (i, (bit, _, _)) in super::staging::WARNINGS.iter().enumerate() {
         staged.push(format!("count(*) FILTER (WHERE warns & {bit} <> 0) AS w{i}"));
         columns.push(format!("s.w{i} AS s_w{i}"));
         known.push(format!("count(*) FILTER (WHERE warns & {bit} <> 0) AS k_w{i}"));
@@ -801,7 +586,7 @@ pub async fn keep_messages(
     let mut warnings: Vec<(usize, Rule, String)> = Vec::new();
     let mut by_code: BTreeMap<String, i64> = BTreeMap::new();
     if let Some(outcomes) = outcomes {
-        for (i, (_, rule, field)) in super::validate::WARNINGS.iter().enumerate() {
+        for (i, (_, rule, field)) in super::staging::WARNINGS.iter().enumerate() {
             let n = outcomes.by_warning[i];
             if let (true, Some(header)) =
                 (n > 0, plan.mapping.column_of(*field).and_then(|c| plan.mapping.headers.get(c)))
@@ -818,7 +603,7 @@ pub async fn keep_messages(
     let total: i64 = by_code.values().sum();
     let truncated = total > limit;
     let corrected = outcomes.map(|o| corrected_rows(plan, o)).unwrap_or_default();
-    let bit_of = |i: usize| super::validate::WARNINGS[i].0;
+    let bit_of = |i: usize| super::staging::WARNINGS[i].0;
 
     // Beyond the limit, the (line, code) of the last message kept bounds
     // both kinds (a tie on that very pair keeps the tied ones too).
@@ -862,7 +647,7 @@ pub async fn keep_messages(
                 "array_agg(line ORDER BY line) FILTER (WHERE warns & {} <> 0 AND (line, '{code}') <= ($2, $3::text)) AS w{n}",
                 bit_of(*i)
             ));
-            let value = if super::validate::WARNINGS[*i].2 == Field::Language { plan.default_language } else { "" };
+            let value = if super::staging::WARNINGS[*i].2 == Field::Language { plan.default_language } else { "" };
             let p = 4 + 3 * n;
             rows.push(format!("SELECT '{code}', ${p}, ${}, ${}, w{n} FROM agg WHERE w{n} IS NOT NULL", p + 1, p + 2));
             binds.push(header.clone());

@@ -8,9 +8,9 @@
 use dropfeed::configuration::Limits;
 use dropfeed::domain::ReportLanguage;
 use dropfeed::import::decode;
-use dropfeed::import::records::{self, Batch};
+use dropfeed::import::records;
+use dropfeed::import::staging::{Batch, Staging};
 use dropfeed::import::validate::RuleContext;
-use dropfeed::import::write::Staging;
 use dropfeed::profile::{Encoding, Profile};
 use proptest::prelude::*;
 
