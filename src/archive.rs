@@ -346,6 +346,16 @@ impl Archive {
     }
 }
 
+impl crate::configuration::Settings {
+    /// The archive these settings describe (nothing is reached yet).
+    pub fn archive(&self) -> Result<Archive, ArchiveError> {
+        if self.archive.url.is_some() && self.archive.dir.is_some() {
+            return Err(ArchiveError::Config("give archive.url or archive.dir, not both".into()));
+        }
+        Archive::open(&self.archive, &self.spool_dir)
+    }
+}
+
 /// The state of [`Archive::read`]'s verifying stream.
 struct Verify {
     /// Fused: polled again after its end once the last chunk goes out.

@@ -255,16 +255,6 @@ fn secret(name: &str, env: &Option<String>, file: &Option<PathBuf>) -> Result<se
     }
 }
 
-impl Settings {
-    /// The archive these settings describe (nothing is reached yet).
-    pub fn archive(&self) -> Result<crate::archive::Archive, crate::archive::ArchiveError> {
-        if self.archive.url.is_some() && self.archive.dir.is_some() {
-            return Err(crate::archive::ArchiveError::Config("give archive.url or archive.dir, not both".into()));
-        }
-        crate::archive::Archive::open(&self.archive, &self.spool_dir)
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {

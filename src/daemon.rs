@@ -48,7 +48,7 @@ impl Daemon {
         Ok(Daemon {
             pool: pool.clone(),
             clock: Arc::new(crate::clock::SystemClock),
-            owner: owner_name(),
+            owner: crate::store::leases::owner_name(),
             workers: settings.workers,
             spool_dir: settings.spool_dir.clone(),
             archive: settings.archive()?,
@@ -66,11 +66,6 @@ impl Daemon {
 pub enum Tick {
     Claimed(usize),
     Idle,
-}
-
-pub fn owner_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
-    format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..])
 }
 
 impl Daemon {

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ReportLanguage;
+use crate::domain::source::{Endpoint, Kind, SourceSpec};
 use crate::schedule::Schedule;
-use crate::source::{Endpoint, Kind, SourceSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

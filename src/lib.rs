@@ -28,3 +28,4 @@ pub mod spool;
 pub mod store;
 pub mod telemetry;
 pub mod template;
+pub mod web;

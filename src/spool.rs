@@ -53,7 +53,7 @@ impl Spool {
         let dir = root.join(format!("{PRIVATE}{}", uuid::Uuid::now_v7().simple()));
         let io = |source| SpoolError::Io { dir: dir.display().to_string(), source };
         create_private_dir(root).and_then(|()| create_private_dir(&dir)).map_err(io)?;
-        let owner = format!("{}:{}", crate::daemon::owner_name(), "one-off");
+        let owner = format!("{}:{}", crate::store::leases::owner_name(), "one-off");
         let lock = lock(&dir, &owner)?;
         Ok(Spool { dir, _lock: lock, private: true })
     }

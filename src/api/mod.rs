@@ -3,8 +3,8 @@
 //! errors as problem+json (problem.rs) and streams what can be large (a
 //! report, a rejects file, an export, an upload) instead of holding it.
 //! Routes are registered through utoipa's router, so a route cannot be
-//! served without being in `/api/v1/openapi.json`. Served by `dropfeed serve`
-//! and, when `console.bind` is set, by `dropfeed run`.
+//! served without being in `/api/v1/openapi.json`. Served with the console by
+//! `web` (`dropfeed serve`, and `dropfeed run` when `console.bind` is set).
 
 mod audit;
 pub mod auth;
@@ -24,9 +24,6 @@ use axum::Json;
 use axum::Router;
 use axum::routing::get;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -109,25 +106,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().1
 }
 
-pub fn router(pool: PgPool, settings: Arc<Settings>, timeouts: server::Timeouts) -> Router {
+/// The API's routes and its OpenAPI document, on `state`; `web` serves them
+/// beside the console's pages.
+pub fn router() -> Router<ApiState> {
     let (routes, doc) = routes();
     let doc = Arc::new(doc);
-    routes
-        .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
-        .merge(crate::console::router())
-        .fallback(crate::console::fallback)
-        .layer(RequestBodyTimeoutLayer::new(timeouts.body_idle))
-        .with_state(ApiState { pool, settings })
-}
-
-/// Serves the API until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    pool: PgPool,
-    settings: Arc<Settings>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let secs = settings.console.as_ref().map(|c| c.client_timeout_secs).unwrap_or(60);
-    let timeouts = server::Timeouts::all(secs);
-    server::serve(listener, router(pool, settings, timeouts), timeouts, shutdown).await
+    routes.route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
 }

@@ -47,7 +47,7 @@ pub async fn run_daemon(pool: PgPool, settings: &Settings) -> anyhow::Result<Exi
     let api = match &settings.console {
         Some(console) => {
             let listener = bind_api(console).await?;
-            Some(tokio::spawn(crate::api::serve(listener, pool.clone(), Arc::new(settings.clone()), stop_http.clone())))
+            Some(tokio::spawn(crate::web::serve(listener, pool.clone(), Arc::new(settings.clone()), stop_http.clone())))
         }
         None => None,
     };
@@ -64,7 +64,7 @@ pub async fn serve(pool: PgPool, settings: &Settings) -> anyhow::Result<ExitCode
     let console = settings.console.clone().unwrap_or_default();
     let listener = bind_api(&console).await?;
     let stop = CancellationToken::new();
-    let mut server = tokio::spawn(crate::api::serve(listener, pool, Arc::new(settings.clone()), stop.clone()));
+    let mut server = tokio::spawn(crate::web::serve(listener, pool, Arc::new(settings.clone()), stop.clone()));
     // The server ends by itself only when it fails.
     tokio::select! {
         _ = shutdown_signal() => stop.cancel(),

@@ -3,6 +3,8 @@
 mod country;
 mod email;
 mod role;
+pub mod run;
+pub mod source;
 mod tenant;
 
 pub use country::country_code;

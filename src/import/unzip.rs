@@ -19,6 +19,13 @@ pub struct Unpacked {
     pub bytes: u64,
 }
 
+/// Whether a name is a workbook's (what an archive entry may be; the
+/// workbook reader detects by content, not by name).
+pub fn has_workbook_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [".xlsx", ".xlsm", ".xls"].iter().any(|ext| name.ends_with(ext))
+}
+
 /// Whether the file starts like a zip archive (an xlsx is one too).
 pub fn is_zip(path: &Path) -> io::Result<bool> {
     let mut magic = [0u8; 4];
@@ -58,7 +65,7 @@ pub fn unpack(path: &Path, limits: &Limits, dest: &mut File) -> Result<Unpacked,
     // A zip inside is refused here: one level of archive only.
     let is_table = |n: &str| {
         let lower = n.to_ascii_lowercase();
-        lower.ends_with(".csv") || lower.ends_with(".txt") || super::workbook::has_workbook_name(n)
+        lower.ends_with(".csv") || lower.ends_with(".txt") || has_workbook_name(n)
     };
     let (index, name, encrypted, declared_size) = match files.as_slice() {
         [(i, name, encrypted, size)] if is_table(name) => (*i, name.clone(), *encrypted, *size),

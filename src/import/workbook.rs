@@ -45,12 +45,6 @@ const MAX_WORKBOOK_PARTS: u64 = 10_000;
 /// Rows of a worksheet in Excel since 2007.
 const MAX_ROWS: u32 = 1 << 20;
 
-/// Whether a name is a workbook's (what an archive entry may be).
-pub fn has_workbook_name(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    [".xlsx", ".xlsm", ".xls"].iter().any(|ext| name.ends_with(ext))
-}
-
 /// The workbook format of the file, judged by content: a zip holding
 /// `xl/workbook.xml`, or an OLE2 file. A zip or OLE2 file that does not
 /// look like one but is named like one (a truncated .xlsx has no zip
@@ -67,7 +61,7 @@ pub fn detect(path: &Path, name: &str) -> io::Result<Option<Kind>> {
     if !unzip::is_zip(path)? {
         return Ok(None);
     }
-    let named = has_workbook_name(name).then_some(Kind::Xlsx);
+    let named = unzip::has_workbook_name(name).then_some(Kind::Xlsx);
     match unzip::declared_entries(&mut file) {
         Ok(n) if n <= MAX_WORKBOOK_PARTS => {}
         _ => return Ok(named),

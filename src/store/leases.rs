@@ -27,3 +27,10 @@ pub async fn release(pool: &PgPool, name: &str, owner: &str) -> sqlx::Result<()>
     sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2").bind(name).bind(owner).execute(pool).await?;
     Ok(())
 }
+
+/// This process's name as an owner of leases (and of its spool folder):
+/// host, pid and a random part.
+pub fn owner_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..])
+}

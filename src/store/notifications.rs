@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+pub use crate::domain::run::DeliveryState;
+
 /// What a notification says.
 pub struct Message<'a> {
     pub subject: &'a str,
@@ -133,17 +135,6 @@ pub async fn mark_not_sent(
 /// Notifications waiting to be sent (the outbox gauge).
 pub async fn pending(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'pending'").fetch_one(pool).await
-}
-
-/// The delivery state of a run's reports, for `runs show`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct DeliveryState {
-    pub kind: String,
-    pub recipients: Vec<String>,
-    pub status: String,
-    pub attempts: i32,
-    pub last_error: Option<String>,
-    pub sent_at: Option<DateTime<Utc>>,
 }
 
 pub async fn deliveries_of_run(pool: &PgPool, run_id: Uuid) -> sqlx::Result<Vec<DeliveryState>> {

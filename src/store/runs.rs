@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::cursor::{self, Batches};
-use crate::report::{Columns, Counts, Examples, FileInfo, Message, ProfileRef, Report, Status};
+use crate::domain::run::{Columns, Counts, Examples, FileInfo, Message, ProfileRef, Report, Status};
 
 /// The facts known when a run starts.
 pub struct NewRun<'a> {

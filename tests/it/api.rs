@@ -25,7 +25,7 @@ pub async fn serve_with(app: &TestApp, settings: dropfeed::configuration::Settin
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let stop = CancellationToken::new();
-    tokio::spawn(dropfeed::api::serve(listener, app.pool.clone(), std::sync::Arc::new(settings), stop.clone()));
+    tokio::spawn(dropfeed::web::serve(listener, app.pool.clone(), std::sync::Arc::new(settings), stop.clone()));
     (addr, stop)
 }
 
