@@ -1,7 +1,8 @@
 //! `dropfeed run`: the scheduler claims due feeds in PostgreSQL (leases, so
 //! several daemons share the work and a dead one's feeds are taken over), a
 //! bounded pool of workers polls them, and an HTTP endpoint answers probes.
-//! Shutdown is a future passed in (SIGTERM/SIGINT in `main`, anything in tests).
+//! Shutdown is a future passed in (SIGTERM/SIGINT by `cli::serve`, anything
+//! in tests).
 
 use std::future::Future;
 use std::path::PathBuf;
