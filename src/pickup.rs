@@ -227,65 +227,9 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
     let mut report = PollReport::default();
     let listing = session.list().await?;
     report.listed = listing.len();
-    let names: std::collections::HashSet<&str> = listing.iter().map(|f| f.name.as_str()).collect();
     let pickup = &job.feed.spec.pickup;
-    let now = ctx.clock.now();
 
-    let mut candidates: Vec<RemoteFile> = listing
-        .iter()
-        .filter(|f| job.checked.slot_of(&f.name).is_some() && !f.name.ends_with(".done"))
-        .cloned()
-        .map(|mut f| {
-            // Servers list whole seconds; so do our records.
-            f.mtime = f.mtime.map(|t| t.trunc_subsecs(0));
-            f
-        })
-        .collect();
-    candidates.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
-
-    let mut ready = Vec::new();
-    for file in candidates {
-        let picked = picked(job, &file);
-        if let Some(record) = feeds::find_processed(ctx.pool, &picked).await.context("cannot read processed files")? {
-            let retry_of_failure =
-                record.outcome == "failed" && record.disposed && job.checked.after_failure != Disposal::Leave;
-            if !retry_of_failure {
-                if !record.disposed && !dry_run {
-                    // The import committed but the daemon stopped before the
-                    // remote move: finish it now.
-                    let disposal = if record.outcome != "imported" && record.outcome != "duplicate" {
-                        &job.checked.after_failure
-                    } else {
-                        &job.checked.after_success
-                    };
-                    dispose(&mut session, &file.name, disposal, now).await?;
-                    feeds::mark_disposed(ctx.pool, record.id).await.context("cannot mark the file disposed")?;
-                    report.files.push((file.name.clone(), FileOutcome::Disposed));
-                }
-                continue;
-            }
-        }
-        if let Some(mtime) = file.mtime
-            && now.signed_duration_since(mtime).num_seconds() < pickup.min_age_secs as i64
-        {
-            report.files.push((file.name.clone(), FileOutcome::Waiting { reason: "younger than min_age_secs".into() }));
-            continue;
-        }
-        if file.size > ctx.limits.max_file_bytes {
-            // Not downloaded: it stays for a person to look at, and each
-            // poll says so.
-            let reason =
-                format!("larger than limits.max_file_bytes ({} > {} bytes)", file.size, ctx.limits.max_file_bytes);
-            warn!(file = %file.name, code = crate::import::rules::Rule::FileTooLarge.code(), "file not taken: {reason}");
-            report.files.push((file.name.clone(), FileOutcome::Waiting { reason }));
-            continue;
-        }
-        if pickup.done_marker && !names.contains(format!("{}.done", file.name).as_str()) {
-            report.files.push((file.name.clone(), FileOutcome::Waiting { reason: "no .done marker yet".into() }));
-            continue;
-        }
-        ready.push(file);
-    }
+    let mut ready = ready_files(ctx, job, &mut session, &listing, dry_run, &mut report).await?;
     if ready.is_empty() {
         return Ok(report);
     }
@@ -336,6 +280,79 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
         report.files.push((file.name.clone(), outcome));
     }
     Ok(report)
+}
+
+/// The listed files a poll may take, oldest first: matching a pattern, not
+/// taken before (a committed file whose remote move was cut off is moved
+/// now), old enough, within `max_file_bytes`, with their `.done` marker when
+/// asked. The others are said in `report`.
+async fn ready_files(
+    ctx: &PollContext<'_>,
+    job: &Job,
+    session: &mut source::AnySession,
+    listing: &[RemoteFile],
+    dry_run: bool,
+    report: &mut PollReport,
+) -> Result<Vec<RemoteFile>, PollError> {
+    let names: std::collections::HashSet<&str> = listing.iter().map(|f| f.name.as_str()).collect();
+    let pickup = &job.feed.spec.pickup;
+    let now = ctx.clock.now();
+    let mut candidates: Vec<RemoteFile> = listing
+        .iter()
+        .filter(|f| job.checked.slot_of(&f.name).is_some() && !f.name.ends_with(".done"))
+        .cloned()
+        .map(|mut f| {
+            // Servers list whole seconds; so do our records.
+            f.mtime = f.mtime.map(|t| t.trunc_subsecs(0));
+            f
+        })
+        .collect();
+    candidates.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
+
+    let mut ready = Vec::new();
+    for file in candidates {
+        let picked = picked(job, &file);
+        if let Some(record) = feeds::find_processed(ctx.pool, &picked).await.context("cannot read processed files")? {
+            let retry_of_failure =
+                record.outcome == "failed" && record.disposed && job.checked.after_failure != Disposal::Leave;
+            if !retry_of_failure {
+                if !record.disposed && !dry_run {
+                    // The import committed but the daemon stopped before the
+                    // remote move: finish it now.
+                    let disposal = if record.outcome != "imported" && record.outcome != "duplicate" {
+                        &job.checked.after_failure
+                    } else {
+                        &job.checked.after_success
+                    };
+                    dispose(session, &file.name, disposal, now).await?;
+                    feeds::mark_disposed(ctx.pool, record.id).await.context("cannot mark the file disposed")?;
+                    report.files.push((file.name.clone(), FileOutcome::Disposed));
+                }
+                continue;
+            }
+        }
+        if let Some(mtime) = file.mtime
+            && now.signed_duration_since(mtime).num_seconds() < pickup.min_age_secs as i64
+        {
+            report.files.push((file.name.clone(), FileOutcome::Waiting { reason: "younger than min_age_secs".into() }));
+            continue;
+        }
+        if file.size > ctx.limits.max_file_bytes {
+            // Not downloaded: it stays for a person to look at, and each
+            // poll says so.
+            let reason =
+                format!("larger than limits.max_file_bytes ({} > {} bytes)", file.size, ctx.limits.max_file_bytes);
+            warn!(file = %file.name, code = crate::import::rules::Rule::FileTooLarge.code(), "file not taken: {reason}");
+            report.files.push((file.name.clone(), FileOutcome::Waiting { reason }));
+            continue;
+        }
+        if pickup.done_marker && !names.contains(format!("{}.done", file.name).as_str()) {
+            report.files.push((file.name.clone(), FileOutcome::Waiting { reason: "no .done marker yet".into() }));
+            continue;
+        }
+        ready.push(file);
+    }
+    Ok(ready)
 }
 
 async fn connect(ctx: &PollContext<'_>, cfg: &SourceConfig) -> Result<source::AnySession, SourceError> {
@@ -435,24 +452,10 @@ async fn take(
 ) -> Result<FileOutcome, PollError> {
     let spool = ctx.spool_dir.join(format!("feed-{}-{}.part", job.feed.id, Uuid::now_v7()));
     let _cleanup = RemoveOnDrop(spool.clone());
-    let started = Instant::now();
-    let fetched = session.fetch(&file.name, &spool).await?;
-    let secs = started.elapsed().as_secs_f64();
-    crate::metrics::record_fetch(job.tenant.slug.as_str(), &job.feed.name, fetched.size, secs);
-    info!(
-        file = %file.name, bytes = fetched.size, secs = format!("{secs:.2}"),
-        mib_per_sec = format!("{:.1}", fetched.size as f64 / 1048576.0 / secs.max(1e-6)), "fetched"
-    );
-    if fetched.size != file.size {
-        return Ok(FileOutcome::Waiting {
-            reason: format!("changed during download ({} -> {} bytes)", file.size, fetched.size),
-        });
-    }
-    // Replaced while it was downloaded (same size, new mtime): what was read
-    // may mix both versions. Listed again, it is left for the next poll.
-    if !still_listed(&session.list().await?, file) {
-        return Ok(FileOutcome::Waiting { reason: "changed during download (size or modification time)".into() });
-    }
+    let fetched = match download(job, session, file, &spool).await? {
+        Ok(fetched) => fetched,
+        Err(waiting) => return Ok(waiting),
+    };
     let now = ctx.clock.now();
     let picked = picked(job, file);
 
@@ -497,14 +500,59 @@ async fn take(
         }
         Err(e) => return Err(PollError::Internal(e.context(format!("cannot import {}", file.name)))),
     };
-    let report = runs::head(ctx.pool, run_id).await.context("cannot read the run")?.context("run vanished")?;
-    let status = report.status.as_str().to_owned();
     if dry_run {
         return Ok(FileOutcome::DryRun { run_id });
     }
+    after_import(ctx, job, session, file, run_id, &fetched.sha256, now).await
+}
+
+/// Downloads the file into `spool` while hashing it; a file that changed
+/// meanwhile (size, or listed again with another time) is the inner `Err`,
+/// left for the next poll.
+async fn download(
+    job: &Job,
+    session: &mut source::AnySession,
+    file: &RemoteFile,
+    spool: &Path,
+) -> Result<Result<source::Fetched, FileOutcome>, PollError> {
+    let started = Instant::now();
+    let fetched = session.fetch(&file.name, spool).await?;
+    let secs = started.elapsed().as_secs_f64();
+    crate::metrics::record_fetch(job.tenant.slug.as_str(), &job.feed.name, fetched.size, secs);
+    info!(
+        file = %file.name, bytes = fetched.size, secs = format!("{secs:.2}"),
+        mib_per_sec = format!("{:.1}", fetched.size as f64 / 1048576.0 / secs.max(1e-6)), "fetched"
+    );
+    if fetched.size != file.size {
+        return Ok(Err(FileOutcome::Waiting {
+            reason: format!("changed during download ({} -> {} bytes)", file.size, fetched.size),
+        }));
+    }
+    // Replaced while it was downloaded (same size, new mtime): what was read
+    // may mix both versions. Listed again, it is left for the next poll.
+    if !still_listed(&session.list().await?, file) {
+        return Ok(Err(FileOutcome::Waiting { reason: "changed during download (size or modification time)".into() }));
+    }
+    Ok(Ok(fetched))
+}
+
+/// After a feed file's import committed: its archived copy kept or not, the
+/// report queued as `report.on` asks, the remote file moved, deleted or left
+/// (`after_success` / `after_failure`), and what became of it.
+async fn after_import(
+    ctx: &PollContext<'_>,
+    job: &Job,
+    session: &mut source::AnySession,
+    file: &RemoteFile,
+    run_id: Uuid,
+    sha256: &str,
+    now: DateTime<Utc>,
+) -> Result<FileOutcome, PollError> {
+    let report = runs::head(ctx.pool, run_id).await.context("cannot read the run")?.context("run vanished")?;
+    let status = report.status.as_str().to_owned();
     let success = report.status.is_success();
     let held = report.status == crate::report::Status::Held;
-    if let Err(e) = ctx.archive.forget(job.tenant.id, &fetched.sha256, held).await {
+    if let Err(e) = ctx.archive.forget(job.tenant.id, sha256, held).await {
         warn!(archive = %ctx.archive.location, "cannot remove the archived copy: {e}");
     }
     info!(
@@ -540,6 +588,7 @@ async fn take(
         FileOutcome::Refused { run_id, status }
     })
 }
+
 
 #[allow(clippy::too_many_arguments)]
 async fn duplicate(

@@ -94,86 +94,10 @@ pub async fn feed_cmd(
                 println!("{key}: {}", actions::feeds::applied_str(applied));
             }
         }
-        FeedCommand::List => {
-            let list = feeds::list(pool).await?;
-            if format == OutputFormat::Json {
-                let rows: Vec<_> = list.iter().map(feed_json).collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for f in list {
-                    println!(
-                        "{:<32} {:<7} next {}  last {} {}",
-                        f.key(),
-                        if f.paused { "paused" } else { "active" },
-                        f.next_run_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                        f.last_run_at
-                            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                            .unwrap_or_else(|| "never".into()),
-                        f.last_status.as_deref().unwrap_or("")
-                    );
-                }
-            }
-        }
-        FeedCommand::Show { feed } => {
-            let f = find_feed(pool, &feed).await?;
-            if format == OutputFormat::Json {
-                println!("{}", serde_json::to_string_pretty(&feed_json(&f))?);
-            } else {
-                println!(
-                    "# {} ({}), next run {}, last run {} {}",
-                    f.key(),
-                    if f.paused { "paused" } else { "active" },
-                    f.next_run_at,
-                    f.last_run_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
-                    f.last_status.as_deref().unwrap_or("")
-                );
-                if let Some(e) = &f.last_error {
-                    println!("# last error: {e}");
-                }
-                print!("{}", serde_saphyr::to_string(&f.spec).unwrap_or_default());
-            }
-        }
-        FeedCommand::Test { feed } => {
-            let spec = if feed.ends_with(".yaml") || feed.ends_with(".yml") {
-                let text = std::fs::read_to_string(&feed).with_context(|| format!("cannot read {feed}"))?;
-                FeedSpec::from_yaml(&text, &feed).map_err(anyhow::Error::msg)?
-            } else {
-                find_feed(pool, &feed.parse::<FeedKey>().map_err(anyhow::Error::msg)?).await?.spec
-            };
-            let found = actions::feeds::test(&spec).await?;
-            println!("connected to {}", found.endpoint);
-            if let Some(fp) = &found.fingerprint {
-                println!("server fingerprint: {fp}");
-            }
-            println!("{} file(s) match {}:", found.files.len(), found.patterns.join(", "));
-            for x in found.files {
-                println!(
-                    "  {:<40} {:>12} bytes  {}",
-                    x.name,
-                    x.size,
-                    x.mtime.map(|t| t.to_string()).unwrap_or_default()
-                );
-            }
-        }
-        FeedCommand::Run { feed, dry_run } => {
-            let f = find_feed(pool, &feed).await?;
-            let mailer = settings.smtp.as_ref().map(Mailer::from_settings).transpose()?;
-            let daemon = Daemon { mailer, ..daemon(pool, settings)? };
-            let report = daemon.run_once(&f, dry_run).await?;
-            daemon.deliver_mail().await;
-            if format == OutputFormat::Json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{}: {} file(s) listed", f.key(), report.listed);
-                for (name, outcome) in &report.files {
-                    println!("  {name}: {}", serde_json::to_string(outcome)?);
-                }
-            }
-            // A held file waits for a person as a refused one does.
-            if report.refused() + report.held() > 0 {
-                return Ok(ExitCode::from(2));
-            }
-        }
+        FeedCommand::List => list(pool, format).await?,
+        FeedCommand::Show { feed } => show(pool, &feed, format).await?,
+        FeedCommand::Test { feed } => test(pool, &feed).await?,
+        FeedCommand::Run { feed, dry_run } => return run(pool, settings, &feed, dry_run, format).await,
         FeedCommand::Pause { feed } => {
             let f = find_feed(pool, &feed).await?;
             actions::feeds::set_paused(pool, &Actor::cli(), &f, true).await?;
@@ -184,6 +108,105 @@ pub async fn feed_cmd(
             actions::feeds::set_paused(pool, &Actor::cli(), &f, false).await?;
             println!("{} resumed", f.key());
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `feed list`: every feed, its state and its next and last run.
+async fn list(pool: &PgPool, format: OutputFormat) -> anyhow::Result<()> {
+    let list = feeds::list(pool).await?;
+    if format == OutputFormat::Json {
+        let rows: Vec<_> = list.iter().map(feed_json).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for f in list {
+            println!(
+                "{:<32} {:<7} next {}  last {} {}",
+                f.key(),
+                if f.paused { "paused" } else { "active" },
+                f.next_run_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                f.last_run_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "never".into()),
+                f.last_status.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `feed show`: a feed's state and its YAML.
+async fn show(pool: &PgPool, feed: &FeedKey, format: OutputFormat) -> anyhow::Result<()> {
+    let f = find_feed(pool, feed).await?;
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&feed_json(&f))?);
+    } else {
+        println!(
+            "# {} ({}), next run {}, last run {} {}",
+            f.key(),
+            if f.paused { "paused" } else { "active" },
+            f.next_run_at,
+            f.last_run_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
+            f.last_status.as_deref().unwrap_or("")
+        );
+        if let Some(e) = &f.last_error {
+            println!("# last error: {e}");
+        }
+        print!("{}", serde_saphyr::to_string(&f.spec).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `feed test`: connects (to a stored feed or a YAML file's) and lists what matches.
+async fn test(pool: &PgPool, feed: &str) -> anyhow::Result<()> {
+    let spec = if feed.ends_with(".yaml") || feed.ends_with(".yml") {
+        let text = std::fs::read_to_string(feed).with_context(|| format!("cannot read {feed}"))?;
+        FeedSpec::from_yaml(&text, feed).map_err(anyhow::Error::msg)?
+    } else {
+        find_feed(pool, &feed.parse::<FeedKey>().map_err(anyhow::Error::msg)?).await?.spec
+    };
+    let found = actions::feeds::test(&spec).await?;
+    println!("connected to {}", found.endpoint);
+    if let Some(fp) = &found.fingerprint {
+        println!("server fingerprint: {fp}");
+    }
+    println!("{} file(s) match {}:", found.files.len(), found.patterns.join(", "));
+    for x in found.files {
+        println!(
+            "  {:<40} {:>12} bytes  {}",
+            x.name,
+            x.size,
+            x.mtime.map(|t| t.to_string()).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `feed run`: one poll now, in the foreground; exit code 2 when a file was
+/// refused or held.
+async fn run(
+    pool: &PgPool,
+    settings: &Settings,
+    feed: &FeedKey,
+    dry_run: bool,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    let f = find_feed(pool, feed).await?;
+    let mailer = settings.smtp.as_ref().map(Mailer::from_settings).transpose()?;
+    let daemon = Daemon { mailer, ..daemon(pool, settings)? };
+    let report = daemon.run_once(&f, dry_run).await?;
+    daemon.deliver_mail().await;
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}: {} file(s) listed", f.key(), report.listed);
+        for (name, outcome) in &report.files {
+            println!("  {name}: {}", serde_json::to_string(outcome)?);
+        }
+    }
+    // A held file waits for a person as a refused one does.
+    if report.refused() + report.held() > 0 {
+        return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
 }
