@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::feed::{Checked, Disposal};
 use crate::import;
 use crate::source::{self, RemoteFile, Session, SourceConfig, SourceError};
-use crate::store::feeds::{self, FeedRow, PickedFile};
+use crate::store::feeds::{self, FeedRow, PickedFile, Processed};
 use crate::store::profiles::{self, SavedProfile};
 use crate::store::runs;
 use crate::store::tenants::{self, Tenant};
@@ -314,16 +314,13 @@ async fn ready_files(
         let picked = picked(job, &file);
         if let Some(record) = feeds::find_processed(ctx.pool, &picked).await.context("cannot read processed files")? {
             let retry_of_failure =
-                record.outcome == "failed" && record.disposed && job.checked.after_failure != Disposal::Leave;
+                record.outcome == Processed::Failed && record.disposed && job.checked.after_failure != Disposal::Leave;
             if !retry_of_failure {
                 if !record.disposed && !dry_run {
                     // The import committed but the daemon stopped before the
                     // remote move: finish it now.
-                    let disposal = if record.outcome != "imported" && record.outcome != "duplicate" {
-                        &job.checked.after_failure
-                    } else {
-                        &job.checked.after_success
-                    };
+                    let disposal =
+                        if record.outcome.is_taken() { &job.checked.after_success } else { &job.checked.after_failure };
                     dispose(session, &file.name, disposal, now).await?;
                     feeds::mark_disposed(ctx.pool, record.id).await.context("cannot mark the file disposed")?;
                     report.files.push((file.name.clone(), FileOutcome::Disposed));
@@ -570,9 +567,7 @@ async fn after_import(
     let disposal = if success { &job.checked.after_success } else { &job.checked.after_failure };
     match dispose(session, &file.name, disposal, now).await {
         Ok(()) => {
-            if let Some((id, _)) =
-                feeds::processed_of_run(ctx.pool, run_id).await.context("cannot read processed file")?
-            {
+            if let Some(id) = feeds::processed_of_run(ctx.pool, run_id).await.context("cannot read processed file")? {
                 feeds::mark_disposed(ctx.pool, id).await.context("cannot mark the file disposed")?;
             }
             info!(file = %file.name, action = ?disposal, "remote file disposed");
@@ -589,7 +584,6 @@ async fn after_import(
     })
 }
 
-
 #[allow(clippy::too_many_arguments)]
 async fn duplicate(
     ctx: &PollContext<'_>,
@@ -603,7 +597,7 @@ async fn duplicate(
 ) -> Result<FileOutcome, PollError> {
     info!(file = %file.name, sha256, "same content as a file already imported: not imported again");
     let mut conn = ctx.pool.acquire().await.context("cannot reach the database")?;
-    let id = feeds::record_processed(&mut conn, job.tenant.id, picked, sha256, of_run, "duplicate")
+    let id = feeds::record_processed(&mut conn, job.tenant.id, picked, sha256, of_run, Processed::Duplicate)
         .await
         .context("cannot record the duplicate")?;
     drop(conn);

@@ -125,9 +125,7 @@ async fn list(pool: &PgPool, format: OutputFormat) -> anyhow::Result<()> {
                 f.key(),
                 if f.paused { "paused" } else { "active" },
                 f.next_run_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                f.last_run_at
-                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-                    .unwrap_or_else(|| "never".into()),
+                f.last_run_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "never".into()),
                 f.last_status.as_deref().unwrap_or("")
             );
         }
@@ -172,12 +170,7 @@ async fn test(pool: &PgPool, feed: &str) -> anyhow::Result<()> {
     }
     println!("{} file(s) match {}:", found.files.len(), found.patterns.join(", "));
     for x in found.files {
-        println!(
-            "  {:<40} {:>12} bytes  {}",
-            x.name,
-            x.size,
-            x.mtime.map(|t| t.to_string()).unwrap_or_default()
-        );
+        println!("  {:<40} {:>12} bytes  {}", x.name, x.size, x.mtime.map(|t| t.to_string()).unwrap_or_default());
     }
     Ok(())
 }

@@ -597,11 +597,7 @@ async fn record(
     };
     runs::finish(&mut *tx, run.id, &finish).await.context("cannot record the run's outcome")?;
     if let Some(file) = req.pickup.as_ref().filter(|_| !req.dry_run) {
-        let outcome = match status {
-            Status::Held => "held",
-            s if s.is_success() => "imported",
-            _ => "failed",
-        };
+        let outcome = feeds::Processed::of(status);
         feeds::record_processed(&mut *tx, req.tenant.id, file, &run.file.sha256, Some(run.id), outcome)
             .await
             .context("cannot record the processed file")?;
@@ -895,7 +891,8 @@ async fn record_failure(
     )
     .await?;
     if let Some(file) = req.pickup.as_ref().filter(|_| !req.dry_run) {
-        feeds::record_processed(&mut tx, req.tenant.id, file, &run.file.sha256, Some(run.id), "failed").await?;
+        feeds::record_processed(&mut tx, req.tenant.id, file, &run.file.sha256, Some(run.id), feeds::Processed::Failed)
+            .await?;
     }
     tx.commit().await.context("cannot record the failed run")?;
     let seconds = (Utc::now() - run.started_at).num_milliseconds() as f64 / 1000.0;

@@ -308,11 +308,60 @@ pub struct PickedFile {
     pub mtime: Option<DateTime<Utc>>,
 }
 
+/// What became of a taken file (`processed_files.outcome`), written to SQL
+/// here only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    /// Its rows committed (the content is then never imported again).
+    Imported,
+    /// A guard held it: nothing written until a person releases it.
+    Held,
+    /// Refused or aborted: nothing written.
+    Failed,
+    /// The same content was already imported for the tenant.
+    Duplicate,
+}
+
+impl Processed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Processed::Imported => "imported",
+            Processed::Held => "held",
+            Processed::Failed => "failed",
+            Processed::Duplicate => "duplicate",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Processed, sqlx::Error> {
+        match s {
+            "imported" => Ok(Processed::Imported),
+            "held" => Ok(Processed::Held),
+            "failed" => Ok(Processed::Failed),
+            "duplicate" => Ok(Processed::Duplicate),
+            other => Err(sqlx::Error::Decode(format!("unknown processed-file outcome {other:?}").into())),
+        }
+    }
+
+    /// The outcome of the file of a run that ended with `status`.
+    pub fn of(status: crate::domain::run::Status) -> Processed {
+        match status {
+            crate::domain::run::Status::Held => Processed::Held,
+            s if s.is_success() => Processed::Imported,
+            _ => Processed::Failed,
+        }
+    }
+
+    /// Its rows are in (or were, by an earlier file): `after_success` applies.
+    pub fn is_taken(self) -> bool {
+        matches!(self, Processed::Imported | Processed::Duplicate)
+    }
+}
+
 /// The latest record of a file with this identity (name, size, mtime).
 #[derive(Debug, Clone)]
 pub struct ProcessedRecord {
     pub id: i64,
-    pub outcome: String,
+    pub outcome: Processed,
     pub run_id: Option<Uuid>,
     pub disposed: bool,
 }
@@ -329,7 +378,11 @@ pub async fn find_processed(pool: &PgPool, file: &PickedFile) -> sqlx::Result<Op
     .bind(file.mtime)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| ProcessedRecord { id: r.get(0), outcome: r.get(1), run_id: r.get(2), disposed: r.get(3) }))
+    row.map(|r| {
+        let outcome = Processed::parse(r.get(1))?;
+        Ok(ProcessedRecord { id: r.get(0), outcome, run_id: r.get(2), disposed: r.get(3) })
+    })
+    .transpose()
 }
 
 /// Names of the files the feed imported (or found already imported) since `since`.
@@ -364,7 +417,7 @@ pub async fn record_processed(
     file: &PickedFile,
     sha256: &str,
     run_id: Option<Uuid>,
-    outcome: &str,
+    outcome: Processed,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO processed_files (tenant_id, feed_id, name, size, mtime, sha256, run_id, outcome)
@@ -377,7 +430,7 @@ pub async fn record_processed(
     .bind(file.mtime)
     .bind(sha256)
     .bind(run_id)
-    .bind(outcome)
+    .bind(outcome.as_str())
     .fetch_one(conn)
     .await
 }
@@ -388,12 +441,8 @@ pub async fn mark_disposed(pool: &PgPool, id: i64) -> sqlx::Result<()> {
 }
 
 /// The id of the processed record of a run (set by the import).
-pub async fn processed_of_run(pool: &PgPool, run_id: Uuid) -> sqlx::Result<Option<(i64, String)>> {
-    let row = sqlx::query("SELECT id, outcome FROM processed_files WHERE run_id = $1")
-        .bind(run_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+pub async fn processed_of_run(pool: &PgPool, run_id: Uuid) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM processed_files WHERE run_id = $1").bind(run_id).fetch_optional(pool).await
 }
 
 /// The remote file a run imported (or held), as it was listed when taken.
