@@ -279,7 +279,9 @@ fn update_sql(plan: &Plan<'_>) -> Option<String> {
 /// other lines, absent from `classified`, are new: inserted, or skipped in
 /// update-only mode. Only matches are kept because the join of every staged
 /// line with its outcome cost a first import 1 s. Returns the matches.
-pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<i64> {
+/// The statement `classify` runs: `classified` from the staged lines that
+/// match a contact, each with its outcome.
+fn classify_sql(plan: &Plan<'_>) -> String {
     let sets = assignments(plan, |c| format!("s.{c}"), "c");
     let changed = if sets.is_empty() {
         "false".to_owned()
@@ -292,17 +294,21 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
         Mode::Upsert | Mode::UpdateOnly | Mode::ReplaceList => ("u", "n"),
         Mode::InsertOnly => ("e", "e"),
     };
-    let matched = sqlx::query(AssertSqlSafe(format!(
+    format!(
         "CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN {changed} THEN '{upd}' ELSE '{same}' END AS outcome
          FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email"
-    )))
-    .bind(plan.tenant_id)
-    .bind(plan.default_language)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected() as i64;
+    )
+}
+
+pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<i64> {
+    let matched = sqlx::query(AssertSqlSafe(classify_sql(plan)))
+        .bind(plan.tenant_id)
+        .bind(plan.default_language)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as i64;
     // Temporary tables get no statistics from autovacuum: without them the
     // planner takes `classified` for 3,000 rows and sorts staging on disk.
     sqlx::raw_sql("ANALYZE classified").execute(&mut *conn).await?;
@@ -727,4 +733,57 @@ pub async fn analyze_written(pool: &sqlx::PgPool, written: WrittenRows) -> sqlx:
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await?;
     }
     Ok(due)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+
+    /// The statements that decide and write, for every mode and `empty_cells`,
+    /// on a file mapping names, a NOT NULL column, a criterion, a consent, an
+    /// attribute and an organisation: `src/import/snapshots/write.sql` shows a
+    /// reader the SQL that runs. `UPDATE_SNAPSHOTS=1 cargo test` rewrites it
+    /// after a deliberate change.
+    #[test]
+    fn the_write_statements_of_every_mode_and_empty_cells_are_the_snapshot() {
+        let headers = ["email", "first_name", "last_name", "civility", "town", "vip", "nl", "shoe", "company"];
+        let mut out = String::new();
+        for mode in ["insert_only", "upsert", "update_only", "replace_list"] {
+            for empty in ["keep", "clear"] {
+                let yaml = format!(
+                    "columns:\n  email: email\n  first_name: first_name\n  last_name: last_name\n  civility: civility\n  \
+                     town: town\n  vip: criteria.vip\n  nl: consent.newsletter\n  shoe: attribute.shoe\n  \
+                     company: structure\nmode: {mode}\nempty_cells: {empty}\nlists: [nightly]\n"
+                );
+                let profile = Profile::from_yaml(&yaml, "snapshot").expect("the snapshot profile parses");
+                let mapping = super::super::mapping::resolve(headers.iter().map(|h| h.to_string()).collect(), &profile)
+                    .expect("the headers map");
+                let plan = Plan {
+                    tenant_id: 1,
+                    run_id: Uuid::nil(),
+                    mapping: &mapping,
+                    mode: profile.mode,
+                    empty_cells: profile.empty_cells,
+                    duplicates: profile.duplicates_in_file,
+                    default_language: "fr",
+                    lang: ReportLanguage::Fr,
+                };
+                out.push_str(&format!(
+                    "-- mode: {mode}, empty_cells: {empty}\n-- classify\n{};\n",
+                    classify_sql(&plan)
+                ));
+                match update_sql(&plan) {
+                    Some(sql) => out.push_str(&format!("-- update\n{sql};\n\n")),
+                    None => out.push_str("-- update: none\n\n"),
+                }
+            }
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/import/snapshots/write.sql");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(path, &out).unwrap();
+        }
+        let expected = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(out == expected, "the write SQL changed; look at it and run with UPDATE_SNAPSHOTS=1:\n{out}");
+    }
 }
