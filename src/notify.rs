@@ -94,32 +94,55 @@ pub async fn compose_report(
         Some(_) => (None, Some(report.counts.rejected)),
         None => (None, None),
     };
-    let c = &report.counts;
     let fr = lang == ReportLanguage::Fr;
+    let mail = ReportMail {
+        subject: report_subject(&report, lang),
+        facts: report_facts(&report, settings, fr),
+        labels: count_labels(&report.counts),
+        report: &report,
+        examples: &examples,
+        attachment: attachment.as_ref().map(|(name, _)| name.as_str()),
+        too_large: too_large.map(|n| too_large_sentence(n, run_id, settings, fr)),
+        fr,
+    };
+    let (text, html) = (mail.text(), mail.html(settings.rejects_url(run_id)));
+    Ok(Composed { subject: mail.subject, text, html, attachment })
+}
+
+/// What a report e-mail says, once, for its text and its HTML.
+struct ReportMail<'a> {
+    subject: String,
+    facts: Vec<(&'static str, String)>,
+    labels: [(&'static str, &'static str, i64); 8],
+    report: &'a crate::report::Report<()>,
+    examples: &'a crate::report::Examples,
+    /// The rejects file's name, when attached.
+    attachment: Option<&'a str>,
+    /// Why the rejects file is not attached, and where it is.
+    too_large: Option<String>,
+    fr: bool,
+}
+
+fn report_subject(report: &crate::report::Report<()>, lang: ReportLanguage) -> String {
+    let c = &report.counts;
     let what = report.feed.clone().unwrap_or_else(|| report.file.name.clone());
-    let subject = if fr {
+    let status = status_words(report.status, lang);
+    if lang == ReportLanguage::Fr {
         format!(
-            "[dropfeed] {} / {} : {} — {} créés, {} mis à jour, {} rejetés",
-            report.tenant,
-            what,
-            status_words(report.status, lang),
-            c.inserted,
-            c.updated,
-            c.rejected
+            "[dropfeed] {} / {what} : {status} — {} créés, {} mis à jour, {} rejetés",
+            report.tenant, c.inserted, c.updated, c.rejected
         )
     } else {
         format!(
-            "[dropfeed] {} / {}: {} — {} inserted, {} updated, {} rejected",
-            report.tenant,
-            what,
-            status_words(report.status, lang),
-            c.inserted,
-            c.updated,
-            c.rejected
+            "[dropfeed] {} / {what}: {status} — {} inserted, {} updated, {} rejected",
+            report.tenant, c.inserted, c.updated, c.rejected
         )
-    };
+    }
+}
 
-    let labels: [(&str, &str, i64); 8] = [
+/// The counts, with their French and English labels.
+fn count_labels(c: &crate::report::Counts) -> [(&'static str, &'static str, i64); 8] {
+    [
         ("lignes", "rows", c.rows),
         ("créés", "inserted", c.inserted),
         ("mis à jour", "updated", c.updated),
@@ -128,7 +151,15 @@ pub async fn compose_report(
         ("inconnus", "skipped_new", c.skipped_new),
         ("rejetés", "rejected", c.rejected),
         ("avertissements", "warnings", c.warnings),
-    ];
+    ]
+}
+
+/// The file, profile, times and run, and the link to the full report.
+fn report_facts(
+    report: &crate::report::Report<()>,
+    settings: &ReportSettings,
+    fr: bool,
+) -> Vec<(&'static str, String)> {
     let took = report.finished_at.map(|f| (f - report.started_at).num_milliseconds() as f64 / 1000.0);
     let profile = report.profile.as_ref().map(|p| format!("{} v{}", p.name, p.version)).unwrap_or_else(|| "-".into());
     let mut facts: Vec<(&str, String)> = vec![
@@ -142,102 +173,118 @@ pub async fn compose_report(
         (if fr { "Durée" } else { "Took" }, took.map(|s| format!("{s:.1} s")).unwrap_or_default()),
         (if fr { "Exécution" } else { "Run" }, report.run_id.to_string()),
     ];
-    if let Some(url) = settings.run_url(run_id) {
+    if let Some(url) = settings.run_url(report.run_id) {
         facts.push((if fr { "Rapport complet" } else { "Full report" }, url));
     }
+    facts
+}
 
-    let mut text = String::new();
-    let _ = writeln!(text, "{}\n", subject.trim_start_matches("[dropfeed] "));
-    for (k, v) in &facts {
-        let _ = writeln!(text, "{k} : {v}");
-    }
-    let _ = writeln!(text);
-    for (f, e, n) in labels {
-        let _ = writeln!(text, "{:<18} {n}", if fr { f } else { e });
-    }
-    if let Some(e) = &report.error {
-        let _ = writeln!(text, "\n{} : {e}", if fr { "Motif" } else { "Reason" });
-    }
-    if !report.by_code.is_empty() {
-        let _ = writeln!(text, "\n{}", if fr { "Messages par règle :" } else { "Messages by rule:" });
-    }
-    for (code, n) in &report.by_code {
-        let _ = writeln!(text, "\n{code} — {n} {}", if fr { "ligne(s)" } else { "line(s)" });
-        for ex in examples.get(code).map(Vec::as_slice).unwrap_or_default() {
+impl ReportMail<'_> {
+    fn text(&self) -> String {
+        let (fr, report) = (self.fr, self.report);
+        let mut text = String::new();
+        let _ = writeln!(text, "{}\n", self.subject.trim_start_matches("[dropfeed] "));
+        for (k, v) in &self.facts {
+            let _ = writeln!(text, "{k} : {v}");
+        }
+        let _ = writeln!(text);
+        for (f, e, n) in self.labels {
+            let _ = writeln!(text, "{:<18} {n}", if fr { f } else { e });
+        }
+        if let Some(e) = &report.error {
+            let _ = writeln!(text, "\n{} : {e}", if fr { "Motif" } else { "Reason" });
+        }
+        if !report.by_code.is_empty() {
+            let _ = writeln!(text, "\n{}", if fr { "Messages par règle :" } else { "Messages by rule:" });
+        }
+        for (code, n) in &report.by_code {
+            let _ = writeln!(text, "\n{code} — {n} {}", if fr { "ligne(s)" } else { "line(s)" });
+            for ex in self.examples.get(code).map(Vec::as_slice).unwrap_or_default() {
+                let _ = writeln!(
+                    text,
+                    "  {} {}{}{} : {}",
+                    if fr { "ligne" } else { "line" },
+                    ex.line,
+                    ex.column.as_deref().map(|c| format!(", {c}")).unwrap_or_default(),
+                    ex.value.as_deref().filter(|v| !v.is_empty()).map(|v| format!(", « {v} »")).unwrap_or_default(),
+                    ex.message
+                );
+            }
+        }
+        if let Some(name) = self.attachment {
             let _ = writeln!(
                 text,
-                "  {} {}{}{} : {}",
-                if fr { "ligne" } else { "line" },
-                ex.line,
-                ex.column.as_deref().map(|c| format!(", {c}")).unwrap_or_default(),
-                ex.value.as_deref().filter(|v| !v.is_empty()).map(|v| format!(", « {v} »")).unwrap_or_default(),
-                ex.message
+                "\n{name} : {}",
+                if fr {
+                    "les lignes rejetées, avec leur motif : corrigez-les puis déposez ce fichier à nouveau."
+                } else {
+                    "the rejected lines with their reason: fix them, then drop this file again."
+                }
             );
         }
-    }
-    if let Some((name, _)) = &attachment {
-        let _ = writeln!(
-            text,
-            "\n{name} : {}",
-            if fr {
-                "les lignes rejetées, avec leur motif : corrigez-les puis déposez ce fichier à nouveau."
-            } else {
-                "the rejected lines with their reason: fix them, then drop this file again."
-            }
-        );
-    }
-    let too_large = too_large.map(|n| too_large_sentence(n, run_id, settings, fr));
-    if let Some(sentence) = &too_large {
-        let _ = writeln!(text, "\n{sentence}");
+        if let Some(sentence) = &self.too_large {
+            let _ = writeln!(text, "\n{sentence}");
+        }
+        text
     }
 
-    let esc = |s: &str| html_escape::encode_text(s).into_owned();
-    let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
-    let _ = write!(html, "<h2>{}</h2><table>", esc(subject.trim_start_matches("[dropfeed] ")));
-    let link = |url: &str| format!("<a href=\"{0}\">{0}</a>", html_escape::encode_double_quoted_attribute(url));
-    for (k, v) in &facts {
-        let v = if v.starts_with("https://") || v.starts_with("http://") { link(v) } else { esc(v) };
-        let _ = write!(html, "<tr><th align=\"left\">{}</th><td>{v}</td></tr>", esc(k));
-    }
-    html.push_str(
-        "</table><table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse;margin-top:1em\"><tr>",
-    );
-    for (f, e, _) in labels {
-        let _ = write!(html, "<th>{}</th>", esc(if fr { f } else { e }));
-    }
-    html.push_str("</tr><tr>");
-    for (_, _, n) in labels {
-        let _ = write!(html, "<td align=\"right\">{n}</td>");
-    }
-    html.push_str("</tr></table>");
-    if let Some(e) = &report.error {
-        let _ = write!(html, "<p><b>{}</b> : {}</p>", if fr { "Motif" } else { "Reason" }, esc(e));
-    }
-    for (code, n) in &report.by_code {
-        let _ = write!(html, "<h3>{} — {n} {}</h3><ul>", esc(code), if fr { "ligne(s)" } else { "line(s)" });
-        for ex in examples.get(code).map(Vec::as_slice).unwrap_or_default() {
-            let _ = write!(
-                html,
-                "<li>{} {}{}{} : {}</li>",
-                if fr { "ligne" } else { "line" },
-                ex.line,
-                esc(&ex.column.as_deref().map(|c| format!(", {c}")).unwrap_or_default()),
-                esc(&ex.value.as_deref().filter(|v| !v.is_empty()).map(|v| format!(", « {v} »")).unwrap_or_default()),
-                esc(&ex.message)
-            );
+    /// The HTML body; `rejects_url`, when the rejects file is linked, is
+    /// made a link in the sentence that gives it.
+    fn html(&self, rejects_url: Option<String>) -> String {
+        let (fr, report) = (self.fr, self.report);
+        let esc = |s: &str| html_escape::encode_text(s).into_owned();
+        let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
+        let _ = write!(html, "<h2>{}</h2><table>", esc(self.subject.trim_start_matches("[dropfeed] ")));
+        let link = |url: &str| format!("<a href=\"{0}\">{0}</a>", html_escape::encode_double_quoted_attribute(url));
+        for (k, v) in &self.facts {
+            let v = if v.starts_with("https://") || v.starts_with("http://") { link(v) } else { esc(v) };
+            let _ = write!(html, "<tr><th align=\"left\">{}</th><td>{v}</td></tr>", esc(k));
         }
-        html.push_str("</ul>");
+        html.push_str(
+            "</table><table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse;margin-top:1em\"><tr>",
+        );
+        for (f, e, _) in self.labels {
+            let _ = write!(html, "<th>{}</th>", esc(if fr { f } else { e }));
+        }
+        html.push_str("</tr><tr>");
+        for (_, _, n) in self.labels {
+            let _ = write!(html, "<td align=\"right\">{n}</td>");
+        }
+        html.push_str("</tr></table>");
+        if let Some(e) = &report.error {
+            let _ = write!(html, "<p><b>{}</b> : {}</p>", if fr { "Motif" } else { "Reason" }, esc(e));
+        }
+        for (code, n) in &report.by_code {
+            let _ = write!(html, "<h3>{} — {n} {}</h3><ul>", esc(code), if fr { "ligne(s)" } else { "line(s)" });
+            for ex in self.examples.get(code).map(Vec::as_slice).unwrap_or_default() {
+                let _ = write!(
+                    html,
+                    "<li>{} {}{}{} : {}</li>",
+                    if fr { "ligne" } else { "line" },
+                    ex.line,
+                    esc(&ex.column.as_deref().map(|c| format!(", {c}")).unwrap_or_default()),
+                    esc(&ex
+                        .value
+                        .as_deref()
+                        .filter(|v| !v.is_empty())
+                        .map(|v| format!(", « {v} »"))
+                        .unwrap_or_default()),
+                    esc(&ex.message)
+                );
+            }
+            html.push_str("</ul>");
+        }
+        if let Some(sentence) = &self.too_large {
+            // The sentence ends with the download address, made a link here.
+            let html_sentence = match rejects_url {
+                Some(url) => esc(sentence).replace(&esc(&url), &link(&url)),
+                None => esc(sentence),
+            };
+            let _ = write!(html, "<p>{html_sentence}</p>");
+        }
+        html.push_str("</body></html>");
+        html
     }
-    if let Some(sentence) = &too_large {
-        // The sentence ends with the download address, made a link here.
-        let html_sentence = match settings.rejects_url(run_id) {
-            Some(url) => esc(sentence).replace(&esc(&url), &link(&url)),
-            None => esc(sentence),
-        };
-        let _ = write!(html, "<p>{html_sentence}</p>");
-    }
-    html.push_str("</body></html>");
-    Ok(Composed { subject, text, html, attachment })
 }
 
 /// Why the rejects file is not attached, and where it is.
