@@ -192,16 +192,6 @@ impl Archive {
         }
     }
 
-    /// Whether the archive holds the file (a cheap check before a re-import).
-    pub async fn contains(&self, tenant_id: i64, sha256: &str) -> Result<bool, ArchiveError> {
-        let Some(key) = self.key(tenant_id, sha256) else { return Ok(false) };
-        match self.store.head(&key).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.unavailable(e)),
-        }
-    }
-
     /// Copies the archived file into `to` (a spool file), checking that its
     /// content still has its hash: a file altered in the store is refused
     /// and `to` removed. Returns the size.
@@ -467,11 +457,13 @@ mod tests {
         let spool = root.path().join("download.part");
         std::fs::write(&spool, "x").unwrap();
         archive.keep(1, SHA, &spool).await.unwrap();
-        assert!(!archive.forget(1, SHA, true).await.unwrap() && archive.contains(1, SHA).await.unwrap());
-        assert!(archive.forget(1, SHA, false).await.unwrap() && !archive.contains(1, SHA).await.unwrap());
+        let kept = root.path().join("archive/1").join(SHA);
+        assert!(!archive.forget(1, SHA, true).await.unwrap() && kept.exists(), "a held file stays");
+        assert!(archive.forget(1, SHA, false).await.unwrap() && !kept.exists(), "an imported one goes");
         let err = archive.keep(1, "../../etc/passwd", &spool).await.unwrap_err();
         assert_eq!(err.code(), "archive.config");
-        assert!(!archive.contains(1, "../../etc/passwd").await.unwrap());
+        let err = archive.fetch(1, "../../etc/passwd", &root.path().join("back")).await.unwrap_err();
+        assert_eq!(err.code(), "archive.gone", "a name that is no hash is never read");
     }
 
     #[test]

@@ -244,15 +244,26 @@ impl S3Settings {
 /// variable or file, never the value.
 fn secret(name: &str, env: &Option<String>, file: &Option<PathBuf>) -> Result<secrecy::SecretString, String> {
     match (env, file) {
-        (Some(var), None) => std::env::var(var)
-            .map(secrecy::SecretString::from)
-            .map_err(|_| format!("archive.s3.{name}_env: the environment variable {var} is not set")),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|text| secrecy::SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
+        (Some(var), None) => {
+            env_secret(var).ok_or_else(|| format!("archive.s3.{name}_env: the environment variable {var} is not set"))
+        }
+        (None, Some(path)) => file_secret(path)
             .map_err(|e| format!("archive.s3.{name}_file: cannot read {}: {}", path.display(), e.kind())),
         (Some(_), Some(_)) => Err(format!("archive.s3: give {name}_env or {name}_file, not both")),
         (None, None) => Err(format!("archive.s3: give {name}_env or {name}_file")),
     }
+}
+
+/// The secret an environment variable holds; `None` when it is not set.
+pub fn env_secret(var: &str) -> Option<secrecy::SecretString> {
+    std::env::var(var).ok().map(secrecy::SecretString::from)
+}
+
+/// The secret a file holds, without its final line break (files written by
+/// editors and `echo` end with one).
+pub fn file_secret(path: &Path) -> std::io::Result<secrecy::SecretString> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(secrecy::SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
+use crate::configuration::{env_secret, file_secret};
 pub use crate::domain::source::{Endpoint, Kind, SourceSpec};
 
 /// A file in the drop folder, as the server lists it.
@@ -57,27 +58,21 @@ impl SourceConfig {
     /// Resolves a spec: parses the URL and reads the referenced secrets.
     pub fn resolve(spec: &SourceSpec) -> Result<SourceConfig, SourceError> {
         let endpoint = Endpoint::parse(&spec.url).map_err(|detail| SourceError::Config { detail })?;
-        let password = match (&spec.password_env, &spec.password_file) {
-            (Some(var), _) => Some(SecretString::from(std::env::var(var).map_err(|_| SourceError::Secret {
+        let from_env = |var: &String| {
+            env_secret(var).ok_or_else(|| SourceError::Secret {
                 name: var.clone(),
                 detail: "environment variable is not set".into(),
-            })?)),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| SourceError::Secret {
-                    name: path.display().to_string(),
-                    detail: format!("cannot read the password file: {}", e.kind()),
-                })?;
-                Some(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
-            }
+            })
+        };
+        let password = match (&spec.password_env, &spec.password_file) {
+            (Some(var), _) => Some(from_env(var)?),
+            (None, Some(path)) => Some(file_secret(path).map_err(|e| SourceError::Secret {
+                name: path.display().to_string(),
+                detail: format!("cannot read the password file: {}", e.kind()),
+            })?),
             (None, None) => None,
         };
-        let key_passphrase = match &spec.private_key_passphrase_env {
-            Some(var) => Some(SecretString::from(std::env::var(var).map_err(|_| SourceError::Secret {
-                name: var.clone(),
-                detail: "environment variable is not set".into(),
-            })?)),
-            None => None,
-        };
+        let key_passphrase = spec.private_key_passphrase_env.as_ref().map(from_env).transpose()?;
         Ok(SourceConfig {
             endpoint,
             password,
