@@ -210,11 +210,11 @@ impl Daemon {
         };
         let now = self.clock.now();
         let (status, error, next) = match &result {
-            Ok((report, next)) => (report.status().to_owned(), None, *next),
+            Ok((report, next)) => (report.status(), None, *next),
             Err((e, next)) => {
                 let retry = now + chrono::Duration::seconds(self.scheduler.retry_after_secs as i64);
                 let next = if e.is_transient() { next.map(|n| n.min(retry)).or(Some(retry)) } else { *next };
-                (e.code().to_owned(), Some(e.to_string()), next)
+                (e.status(), Some(e.to_string()), next)
             }
         };
         match &result {
@@ -318,8 +318,8 @@ impl Daemon {
         let result = self.poll_feed(claimed, spool.dir(), CancellationToken::new(), dry_run).await;
         let now = self.clock.now();
         let (status, error) = match &result {
-            Ok((report, _)) => (report.status().to_owned(), None),
-            Err((e, _)) => (e.code().to_owned(), Some(e.to_string())),
+            Ok((report, _)) => (report.status(), None),
+            Err((e, _)) => (e.status(), Some(e.to_string())),
         };
         feeds::complete(&self.pool, feed.id, &self.owner, now, None, &status, error.as_deref()).await?;
         result.map(|(r, _)| r).map_err(|(e, _)| anyhow::Error::new(e))

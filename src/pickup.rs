@@ -15,6 +15,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::domain::FeedStatus;
 use crate::feed::{Checked, Disposal};
 use crate::import;
 use crate::source::{self, RemoteFile, Session, SourceConfig, SourceError};
@@ -113,6 +114,11 @@ impl PollError {
         }
     }
 
+    /// The feed's `last_status` after a poll that failed with this error.
+    pub fn status(&self) -> FeedStatus {
+        FeedStatus::Failed(self.code().to_owned())
+    }
+
     /// What makes two alerts the same: the file for file errors (one alert
     /// per file however many polls fail), else the day.
     pub fn dedupe_scope(&self) -> Option<String> {
@@ -204,11 +210,11 @@ impl PollReport {
 
     /// The feed's `last_status` after this poll: a refused or held file is
     /// what a person must look at, and `feed list` says so.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> FeedStatus {
         match (self.refused(), self.held()) {
-            (0, 0) => "ok",
-            (0, _) => "held_files",
-            _ => "failed_files",
+            (0, 0) => FeedStatus::Ok,
+            (0, _) => FeedStatus::HeldFiles,
+            _ => FeedStatus::FailedFiles,
         }
     }
 }

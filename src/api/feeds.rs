@@ -13,7 +13,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::problem::{Problem, ProblemBody};
 use crate::actions::feeds::{self as feed_actions, Document, TestOutcome};
-use crate::domain::Role;
+use crate::domain::{FeedStatus, Role};
 use crate::pickup::FileOutcome;
 use crate::store::feeds::{self, FeedRow};
 use crate::store::tenants::Tenant;
@@ -71,7 +71,7 @@ fn feed_out(caller: &Caller, tenant: &Tenant, f: &FeedRow) -> FeedOut {
         timezone,
         next_run_at: f.next_run_at,
         last_run_at: f.last_run_at,
-        last_status: f.last_status.clone(),
+        last_status: f.last_status.as_ref().map(FeedStatus::to_string),
         last_error: f.last_error.clone(),
         lease: f.lease_owner.clone().map(|owner| Lease { owner, expires_at: f.lease_expires_at }),
         endpoint: staff
@@ -219,7 +219,7 @@ pub struct PollOutcome {
     /// Files listed in the drop folder.
     pub listed: usize,
     /// The feed's status after the poll: `ok`, `held_files` or `failed_files`.
-    pub status: &'static str,
+    pub status: String,
     pub files: Vec<FileRun>,
 }
 
@@ -247,7 +247,7 @@ pub async fn run(
             }
         })?;
     let files = report.files.iter().map(|(name, outcome)| FileRun::of(name, outcome)).collect();
-    Ok(Json(PollOutcome { listed: report.listed, status: report.status(), files }))
+    Ok(Json(PollOutcome { listed: report.listed, status: report.status().to_string(), files }))
 }
 
 async fn set_paused(

@@ -299,7 +299,7 @@ pub async fn act(
                             (f.file, f.outcome.to_owned(), f.run_id.map(|id| id.to_string()))
                         })
                         .collect();
-                    (Outcome::Ran { status: report.status().to_owned(), files }, None)
+                    (Outcome::Ran { status: report.status().to_string(), files }, None)
                 }
                 Err(e) => (Outcome::TestFailed(format!("{e:#}")), None),
             },

@@ -2,6 +2,7 @@
 
 mod country;
 mod email;
+mod feed_status;
 mod role;
 pub mod run;
 pub mod source;
@@ -9,5 +10,6 @@ mod tenant;
 
 pub use country::country_code;
 pub use email::Email;
+pub use feed_status::{FeedStatus, UnknownFeedStatus};
 pub use role::{Access, Role};
 pub use tenant::{ReportLanguage, TenantSlug};

@@ -186,48 +186,98 @@ pub fn parse_with<R: LineRules>(
     mut emit: impl FnMut(Batch) -> bool,
     mut recycled: impl FnMut() -> Option<Batch>,
 ) -> Result<ParseSummary, FileFailure> {
-    let record_start = Arc::new(AtomicU64::new(0));
-    let bounded = Bounded {
-        inner: reader,
-        pulled: 0,
-        record_start: record_start.clone(),
-        limit: limits.max_line_bytes,
-        after_cr: false,
-        last: b'\n',
-    };
-    let mut rdr = ::csv::ReaderBuilder::new()
-        .delimiter(profile.format.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(READ_BUFFER as usize)
-        .from_reader(bounded);
+    let mut lines = Lines::new(reader, profile, limits);
     let mut bytes = ::csv::ByteRecord::new();
-    let max_line = limits.max_line_bytes;
-    let read = |rdr: &mut ::csv::Reader<Bounded>, rec: &mut ::csv::ByteRecord| {
-        let start = rdr.position().clone();
+    let headers = read_headers(&mut lines, &mut bytes, profile, limits)?;
+    let (mapping, mut plan) = rules(headers)?;
+    let width = mapping.width;
+    let abort_on_invalid = profile.on_invalid_row == crate::profile::OnInvalidRow::Abort;
+
+    let mut out = Buffers::new();
+    let mut summary =
+        ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None, maybe_duplicates: 0 };
+    while let Some(line) = lines.next(&mut bytes)? {
+        let rec = Record::new(&bytes, line)?;
+        if rec.len() == 1 && rec.get(0).unwrap_or("").trim().is_empty() && width > 1 {
+            continue; // a blank line is not a record
+        }
+        summary.rows += 1;
+        check_shape(&rec, summary.rows, width, limits)?;
+        if check_record(&mut plan, &rec, width, limits, &mut out) == RowOutcome::Rejected {
+            summary.rejected += 1;
+            if abort_on_invalid {
+                summary.aborted_at = Some(rec.line);
+                break;
+            }
+        }
+        if out.is_full() && !emit(out.take(&mut recycled)) {
+            return Err(FileFailure::new(Rule::FileNotText, Some(rec.line), "the writer stopped"));
+        }
+    }
+    if !out.is_empty() && !emit(out.into_batch()) {
+        return Err(FileFailure::new(Rule::FileNotText, None, "the writer stopped"));
+    }
+    summary.mapping = mapping;
+    summary.maybe_duplicates = plan.maybe_duplicates();
+    Ok(summary)
+}
+
+/// The CSV reader over `Bounded`, giving each record with the line it
+/// starts on.
+struct Lines {
+    rdr: ::csv::Reader<Bounded>,
+    record_start: Arc<AtomicU64>,
+    max_line: u64,
+}
+
+impl Lines {
+    fn new(reader: Box<dyn Read + Send>, profile: &Profile, limits: &Limits) -> Lines {
+        let record_start = Arc::new(AtomicU64::new(0));
+        let bounded = Bounded {
+            inner: reader,
+            pulled: 0,
+            record_start: record_start.clone(),
+            limit: limits.max_line_bytes,
+            after_cr: false,
+            last: b'\n',
+        };
+        let rdr = ::csv::ReaderBuilder::new()
+            .delimiter(profile.format.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(READ_BUFFER as usize)
+            .from_reader(bounded);
+        Lines { rdr, record_start, max_line: limits.max_line_bytes }
+    }
+
+    /// Reads the next record into `rec`; returns its first line, or `None`
+    /// at the end of the file.
+    fn next(&mut self, rec: &mut ::csv::ByteRecord) -> Result<Option<u64>, FileFailure> {
+        let start = self.rdr.position().clone();
+        let max_line = self.max_line;
         let too_long = || {
             let line = start.line();
             FileFailure::new(Rule::FileLineTooLong, Some(line), format!("line {line}: more than {max_line} bytes"))
         };
-        let more = rdr.read_byte_record(rec).map_err(|e| match e.kind() {
+        let more = self.rdr.read_byte_record(rec).map_err(|e| match e.kind() {
             ::csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<LineTooLong>()) => too_long(),
             _ => {
                 let line = e.position().map(|p| p.line());
                 FileFailure::new(Rule::FileNotText, line, format!("cannot read the file: {e}"))
             }
         })?;
-        let end = rdr.position().byte();
+        let end = self.rdr.position().byte();
         if end - start.byte() > max_line {
             return Err(too_long());
         }
-        record_start.store(end, Ordering::Relaxed);
+        self.record_start.store(end, Ordering::Relaxed);
         // The reader skips empty lines before a record and dates the record
         // from where it began reading: the line of the first blank line. The
         // lines consumed, less the record's own line breaks and its
         // terminator, are those blank lines. A file's last record may have
         // no terminator: everything pulled is read and it was not a `\n`.
-        let consumed = rdr.position().line() - start.line();
-        let source = rdr.get_ref();
+        let consumed = self.rdr.position().line() - start.line();
+        let source = self.rdr.get_ref();
         let terminated = u64::from(!(source.pulled == end && source.last != b'\n'));
         let first = if consumed <= terminated {
             start.line()
@@ -236,13 +286,24 @@ pub fn parse_with<R: LineRules>(
             start.line() + consumed.saturating_sub(inner + terminated)
         };
         Ok(more.then_some(first))
-    };
+    }
+}
 
+/// The column names: the file's first record, or the profile's columns
+/// for a file without a header. A header of one column that holds another
+/// delimiter means the profile's delimiter is wrong: the whole file is
+/// refused rather than every line.
+fn read_headers(
+    lines: &mut Lines,
+    bytes: &mut ::csv::ByteRecord,
+    profile: &Profile,
+    limits: &Limits,
+) -> Result<Vec<String>, FileFailure> {
     let headers: Vec<String> = if profile.format.header {
-        let Some(line) = read(&mut rdr, &mut bytes)? else {
+        let Some(line) = lines.next(bytes)? else {
             return Err(FileFailure::new(Rule::FileEmpty, None, ""));
         };
-        Record::new(&bytes, line)?.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_owned()).collect()
+        Record::new(bytes, line)?.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_owned()).collect()
     } else {
         profile.columns.keys().cloned().collect()
     };
@@ -265,84 +326,94 @@ pub fn parse_with<R: LineRules>(
             ));
         }
     }
-    let (mapping, mut plan) = rules(headers)?;
-    let width = mapping.width;
-    let abort_on_invalid = profile.on_invalid_row == crate::profile::OnInvalidRow::Abort;
+    Ok(headers)
+}
 
-    let mut rows = CopyBuf::with_capacity(1 << 20);
-    let mut msgs = CopyBuf::with_capacity(1 << 16);
-    let mut rejects = CopyBuf::with_capacity(1 << 16);
-    let mut summary =
-        ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None, maybe_duplicates: 0 };
-    while let Some(line) = read(&mut rdr, &mut bytes)? {
-        let rec = Record::new(&bytes, line)?;
-        let line = rec.line;
-        if rec.len() == 1 && rec.get(0).unwrap_or("").trim().is_empty() && width > 1 {
-            continue; // a blank line is not a record
-        }
-        summary.rows += 1;
-        if summary.rows > limits.max_rows {
-            let detail = format!("line {line}: more than {} lines", limits.max_rows);
-            return Err(FileFailure::new(Rule::FileTooManyRows, Some(line), detail));
-        }
-        if rec.len() > width && rec.iter().skip(width).any(|c| !c.trim().is_empty()) {
-            return Err(FileFailure::new(
-                Rule::FileRagged,
-                Some(line),
-                format!("line {line}: {} columns, the header has {width}", rec.len()),
-            ));
-        }
-        // A record shorter than the limit cannot hold a longer cell.
-        let long_cell = if rec.text_len() > limits.max_field_bytes {
-            (0..rec.len()).find(|i| rec.get(*i).is_some_and(|c| c.len() > limits.max_field_bytes))
-        } else {
-            None
-        };
-        let outcome = if rec.len() < width {
-            plan.short_row(&rec, width, &mut msgs, &mut rejects);
-            RowOutcome::Rejected
-        } else if let Some(column) = long_cell {
-            plan.long_cell(&rec, column, limits.max_field_bytes, &mut msgs, &mut rejects);
-            RowOutcome::Rejected
-        } else {
-            let sinks = Sinks { rows: &mut rows, msgs: &mut msgs, rejects: &mut rejects };
-            plan.check(&rec, sinks)
-        };
-        if outcome == RowOutcome::Rejected {
-            summary.rejected += 1;
-            if abort_on_invalid {
-                summary.aborted_at = Some(line);
-                break;
-            }
-        }
-        if rows.rows() >= BATCH_ROWS
-            || rows.bytes() >= BATCH_BYTES
-            || msgs.bytes() >= BATCH_BYTES
-            || rejects.bytes() >= BATCH_BYTES
-        {
-            let next = recycled().unwrap_or_else(|| Batch {
-                rows: Vec::with_capacity(1 << 20),
-                msgs: Vec::with_capacity(1 << 16),
-                rejects: Vec::with_capacity(1 << 16),
-            });
-            let full = Batch {
-                rows: std::mem::replace(&mut rows, CopyBuf::reuse(next.rows)).into_inner(),
-                msgs: std::mem::replace(&mut msgs, CopyBuf::reuse(next.msgs)).into_inner(),
-                rejects: std::mem::replace(&mut rejects, CopyBuf::reuse(next.rejects)).into_inner(),
-            };
-            if !emit(full) {
-                return Err(FileFailure::new(Rule::FileNotText, Some(line), "the writer stopped"));
-            }
+/// What refuses the whole file at a record: one record too many, or cells
+/// beyond the header's (the columns may have shifted).
+fn check_shape(rec: &Record<'_>, rows: u64, width: usize, limits: &Limits) -> Result<(), FileFailure> {
+    let line = rec.line;
+    if rows > limits.max_rows {
+        let detail = format!("line {line}: more than {} lines", limits.max_rows);
+        return Err(FileFailure::new(Rule::FileTooManyRows, Some(line), detail));
+    }
+    if rec.len() > width && rec.iter().skip(width).any(|c| !c.trim().is_empty()) {
+        let detail = format!("line {line}: {} columns, the header has {width}", rec.len());
+        return Err(FileFailure::new(Rule::FileRagged, Some(line), detail));
+    }
+    Ok(())
+}
+
+/// One record through the rules: a short record or an over-long cell is
+/// rejected before its values are read.
+fn check_record<R: LineRules>(
+    plan: &mut R,
+    rec: &Record<'_>,
+    width: usize,
+    limits: &Limits,
+    out: &mut Buffers,
+) -> RowOutcome {
+    // A record shorter than the limit cannot hold a longer cell.
+    let long_cell = if rec.text_len() > limits.max_field_bytes {
+        (0..rec.len()).find(|i| rec.get(*i).is_some_and(|c| c.len() > limits.max_field_bytes))
+    } else {
+        None
+    };
+    if rec.len() < width {
+        plan.short_row(rec, width, &mut out.msgs, &mut out.rejects);
+        RowOutcome::Rejected
+    } else if let Some(column) = long_cell {
+        plan.long_cell(rec, column, limits.max_field_bytes, &mut out.msgs, &mut out.rejects);
+        RowOutcome::Rejected
+    } else {
+        plan.check(rec, Sinks { rows: &mut out.rows, msgs: &mut out.msgs, rejects: &mut out.rejects })
+    }
+}
+
+/// The batch being filled: staging rows, messages and rejected lines.
+struct Buffers {
+    rows: CopyBuf,
+    msgs: CopyBuf,
+    rejects: CopyBuf,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        Buffers {
+            rows: CopyBuf::with_capacity(1 << 20),
+            msgs: CopyBuf::with_capacity(1 << 16),
+            rejects: CopyBuf::with_capacity(1 << 16),
         }
     }
-    if (rows.rows() > 0 || msgs.rows() > 0 || rejects.rows() > 0)
-        && !emit(Batch { rows: rows.into_inner(), msgs: msgs.into_inner(), rejects: rejects.into_inner() })
-    {
-        return Err(FileFailure::new(Rule::FileNotText, None, "the writer stopped"));
+
+    fn is_full(&self) -> bool {
+        self.rows.rows() >= BATCH_ROWS
+            || self.rows.bytes() >= BATCH_BYTES
+            || self.msgs.bytes() >= BATCH_BYTES
+            || self.rejects.bytes() >= BATCH_BYTES
     }
-    summary.mapping = mapping;
-    summary.maybe_duplicates = plan.maybe_duplicates();
-    Ok(summary)
+
+    fn is_empty(&self) -> bool {
+        self.rows.rows() == 0 && self.msgs.rows() == 0 && self.rejects.rows() == 0
+    }
+
+    /// The full batch, replaced by buffers the writer handed back (or new ones).
+    fn take(&mut self, recycled: &mut impl FnMut() -> Option<Batch>) -> Batch {
+        let next = recycled().unwrap_or_else(|| Batch {
+            rows: Vec::with_capacity(1 << 20),
+            msgs: Vec::with_capacity(1 << 16),
+            rejects: Vec::with_capacity(1 << 16),
+        });
+        Batch {
+            rows: std::mem::replace(&mut self.rows, CopyBuf::reuse(next.rows)).into_inner(),
+            msgs: std::mem::replace(&mut self.msgs, CopyBuf::reuse(next.msgs)).into_inner(),
+            rejects: std::mem::replace(&mut self.rejects, CopyBuf::reuse(next.rejects)).into_inner(),
+        }
+    }
+
+    fn into_batch(self) -> Batch {
+        Batch { rows: self.rows.into_inner(), msgs: self.msgs.into_inner(), rejects: self.rejects.into_inner() }
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,38 @@ pub const WARNINGS: [(u8, Rule, Field); 5] = [
     (16, Rule::LanguageEmpty, Field::Language),
 ];
 
+/// What the write does with a staged line whose e-mail is a stored
+/// contact's: the one-letter code of the `outcome` column of the temporary
+/// tables `write::classify` (`classified`) and `mass_update::decide`
+/// (`decided`) fill. SQL names an outcome only through `sql()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineOutcome {
+    /// `u`: the contact is updated from the line.
+    Update,
+    /// `n`: the line would change nothing.
+    Unchanged,
+    /// `e`: insert-only mode, the contact exists: the line is skipped.
+    Exists,
+    /// `x`: a mass update's line whose e-mail is no contact's.
+    Unknown,
+    /// `c`: a mass update's line whose `[old]` value no longer matches the
+    /// stored one.
+    Conflict,
+}
+
+impl LineOutcome {
+    /// The code as an SQL literal, e.g. `'u'`.
+    pub const fn sql(self) -> &'static str {
+        match self {
+            LineOutcome::Update => "'u'",
+            LineOutcome::Unchanged => "'n'",
+            LineOutcome::Exists => "'e'",
+            LineOutcome::Unknown => "'x'",
+            LineOutcome::Conflict => "'c'",
+        }
+    }
+}
+
 /// COPY data for the staging tables.
 pub struct Batch {
     /// Staging rows, full or narrow as `parse` was asked.

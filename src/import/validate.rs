@@ -131,11 +131,25 @@ pub fn organisation_key(parts: [&str; 5]) -> String {
     key
 }
 
+/// The rules a row broke: (rule, column, the offending value).
+type Errors = Vec<(Rule, usize, String)>;
+
+/// What the rules made of one row, beyond its raw cells: the typed values
+/// the staging row is written from, and the warning bits (`WARNINGS`).
+struct Checked<'p> {
+    email: Option<Email>,
+    language: Option<&'p str>,
+    civility: Option<&'static str>,
+    birthdate: Option<NaiveDate>,
+    country: Option<&'static str>,
+    warns: u8,
+}
+
 /// Buffers reused across rows so the hot loop does not allocate, and the
 /// e-mails seen so far.
 #[derive(Default)]
 pub struct Scratch {
-    errors: Vec<(Rule, usize, String)>,
+    errors: Errors,
     json: Vec<u8>,
     pub seen: super::seen::Seen,
 }
@@ -176,113 +190,158 @@ impl RowPlan {
         self.fields[field.index()].map(|i| clean(rec.get(i).unwrap_or("")))
     }
 
+    /// The column a field's message names (0 when the field is not mapped).
+    fn column(&self, field: Field) -> usize {
+        self.fields[field.index()].unwrap_or(0)
+    }
+
     /// Checks one record and writes either a staging row to `rows` or its
-    /// messages to `msgs`.
+    /// messages to `msgs` and the line to `rejects`.
     pub fn check(&self, rec: &Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
         let Sinks { rows, msgs, rejects } = out;
-        let line = rec.line;
         scratch.errors.clear();
-        let mut warns = 0u8;
-        let col = |f: Field| self.fields[f.index()].unwrap_or(0);
-
-        let email_raw = self.cell(rec, Field::Email).unwrap_or("");
-        let email = Email::parse(email_raw);
-        if email.is_none() {
-            scratch.errors.push((Rule::EmailFormat, col(Field::Email), email_raw.to_owned()));
+        let checked = self.apply_rules(rec, &mut scratch.errors);
+        match checked.email {
+            Some(ref email) if scratch.errors.is_empty() => {
+                let maybe_dup = scratch.seen.insert(email.as_str());
+                match self.staging {
+                    Staging::Narrow => self.encode_narrow(rec, &checked, email, maybe_dup, rows),
+                    _ => self.encode_full(rec, &checked, email, maybe_dup, rows, &mut scratch.json),
+                }
+                RowOutcome::Accepted
+            }
+            _ => {
+                let mut reason = String::new();
+                for (rule, column, value) in &scratch.errors {
+                    let sentence = self.message(msgs, rec.line, *rule, *column, value);
+                    if !reason.is_empty() {
+                        reason.push_str(" | ");
+                    }
+                    reason.push_str(&sentence);
+                }
+                self.reject(rejects, rec, &reason);
+                RowOutcome::Rejected
+            }
         }
+    }
 
-        let language: Option<&str> = self.cell(rec, Field::Language).and_then(|v| {
-            if v.is_empty() {
-                warns |= warn_bit(Field::Language);
-                return None;
-            }
-            // Stored upper-case; the codes are ASCII, so no allocation per row.
-            let known = ["FR", "EN"].into_iter().chain(self.extra_languages.iter().map(String::as_str));
-            if let Some(code) = known.into_iter().find(|c| c.eq_ignore_ascii_case(v)) {
-                Some(code)
-            } else {
-                scratch.errors.push((Rule::LanguageUnknown, col(Field::Language), v.to_owned()));
-                None
-            }
-        });
-
+    /// Every rule of SPEC §3, in the order their messages are listed: each
+    /// broken rule pushes (rule, column, value) to `errors`; what the
+    /// staging row needs beyond the raw cells is returned.
+    fn apply_rules<'p>(&'p self, rec: &Record<'_>, errors: &mut Errors) -> Checked<'p> {
+        let mut warns = 0u8;
+        let email = self.check_email(rec, errors);
+        let language = self.check_language(rec, errors, &mut warns);
         if let Some("") = self.cell(rec, Field::Display) {
             warns |= warn_bit(Field::Display);
         }
-        // Free text that a spreadsheet would run when the contacts are
-        // exported and opened (CSV injection); names are checked below.
+        self.check_formulas(rec, errors);
+        let civility = self.check_civility(rec, errors, &mut warns);
+        self.check_names(rec, errors, &mut warns);
+        let birthdate = self.check_birthdate(rec, errors);
+        let country = self.check_address(rec, errors);
+        self.check_phones(rec, errors);
+        self.check_custom_fields(rec, errors);
+        Checked { email, language, civility, birthdate, country, warns }
+    }
+
+    fn check_email(&self, rec: &Record<'_>, errors: &mut Errors) -> Option<Email> {
+        let raw = self.cell(rec, Field::Email).unwrap_or("");
+        let email = Email::parse(raw);
+        if email.is_none() {
+            errors.push((Rule::EmailFormat, self.column(Field::Email), raw.to_owned()));
+        }
+        email
+    }
+
+    fn check_language(&self, rec: &Record<'_>, errors: &mut Errors, warns: &mut u8) -> Option<&str> {
+        let v = self.cell(rec, Field::Language)?;
+        if v.is_empty() {
+            *warns |= warn_bit(Field::Language);
+            return None;
+        }
+        // Stored upper-case; the codes are ASCII, so no allocation per row.
+        let known = ["FR", "EN"].into_iter().chain(self.extra_languages.iter().map(String::as_str));
+        let code = known.into_iter().find(|c| c.eq_ignore_ascii_case(v));
+        if code.is_none() {
+            errors.push((Rule::LanguageUnknown, self.column(Field::Language), v.to_owned()));
+        }
+        code
+    }
+
+    /// Free text that a spreadsheet would run when the contacts are
+    /// exported and opened (CSV injection); names are checked with their
+    /// own rule in `check_names`.
+    fn check_formulas(&self, rec: &Record<'_>, errors: &mut Errors) {
         for field in [Field::Display, Field::Structure, Field::Address, Field::PostalCode, Field::State] {
             if let Some(v) = self.cell(rec, field).filter(|v| looks_like_formula(v)) {
-                scratch.errors.push((Rule::CellFormula, col(field), v.to_owned()));
+                errors.push((Rule::CellFormula, self.column(field), v.to_owned()));
             }
         }
         for (i, _) in &self.attributes {
             let v = clean(rec.get(*i).unwrap_or(""));
             if looks_like_formula(v) {
-                scratch.errors.push((Rule::CellFormula, *i, v.to_owned()));
+                errors.push((Rule::CellFormula, *i, v.to_owned()));
             }
         }
+    }
 
-        let civility = self.cell(rec, Field::Civility).and_then(|v| {
-            if v.is_empty() {
-                warns |= warn_bit(Field::Civility);
-                return None;
-            }
-            const CIVILITIES: [&str; 5] = ["MR", "MRS", "MISS", "MR_AND_MRS", "UNDEFINED"];
-            match CIVILITIES.iter().find(|c| c.eq_ignore_ascii_case(v)) {
-                Some(c) => Some(*c),
-                None => {
-                    scratch.errors.push((Rule::CivilityUnknown, col(Field::Civility), v.to_owned()));
-                    None
-                }
-            }
-        });
+    fn check_civility(&self, rec: &Record<'_>, errors: &mut Errors, warns: &mut u8) -> Option<&'static str> {
+        const CIVILITIES: [&str; 5] = ["MR", "MRS", "MISS", "MR_AND_MRS", "UNDEFINED"];
+        let v = self.cell(rec, Field::Civility)?;
+        if v.is_empty() {
+            *warns |= warn_bit(Field::Civility);
+            return None;
+        }
+        let civility = CIVILITIES.iter().find(|c| c.eq_ignore_ascii_case(v)).copied();
+        if civility.is_none() {
+            errors.push((Rule::CivilityUnknown, self.column(Field::Civility), v.to_owned()));
+        }
+        civility
+    }
 
+    fn check_names(&self, rec: &Record<'_>, errors: &mut Errors, warns: &mut u8) {
         for field in [Field::FirstName, Field::LastName] {
             match self.cell(rec, field) {
-                Some("") => warns |= warn_bit(field),
-                Some(v) if looks_like_formula(v) => scratch.errors.push((Rule::CellFormula, col(field), v.to_owned())),
+                Some("") => *warns |= warn_bit(field),
+                Some(v) if looks_like_formula(v) => errors.push((Rule::CellFormula, self.column(field), v.to_owned())),
                 Some(v) if v.chars().any(|c| c.is_numeric()) => {
-                    scratch.errors.push((Rule::NameDigits, col(field), v.to_owned()))
+                    errors.push((Rule::NameDigits, self.column(field), v.to_owned()))
                 }
                 _ => {}
             }
         }
+    }
 
-        let birthdate = match self.cell(rec, Field::Birthdate) {
-            None | Some("") => None,
-            Some(v) => match parse_birthdate(v) {
-                None => {
-                    scratch.errors.push((Rule::BirthdateFormat, col(Field::Birthdate), v.to_owned()));
-                    None
-                }
-                Some(d) if d > self.today => {
-                    scratch.errors.push((Rule::BirthdateFuture, col(Field::Birthdate), v.to_owned()));
-                    None
-                }
-                Some(d) => Some(d),
-            },
+    fn check_birthdate(&self, rec: &Record<'_>, errors: &mut Errors) -> Option<NaiveDate> {
+        let v = self.cell(rec, Field::Birthdate).filter(|v| !v.is_empty())?;
+        let broken = match parse_birthdate(v) {
+            Some(d) if d <= self.today => return Some(d),
+            Some(_) => Rule::BirthdateFuture,
+            None => Rule::BirthdateFormat,
         };
+        errors.push((broken, self.column(Field::Birthdate), v.to_owned()));
+        None
+    }
 
+    /// The town, the country, and the postal address as a whole (a street,
+    /// town or country needs a postal code or a state). Returns the
+    /// country's code.
+    fn check_address(&self, rec: &Record<'_>, errors: &mut Errors) -> Option<&'static str> {
         let mut town_ok = false;
         if let Some(v) = self.cell(rec, Field::Town).filter(|v| !v.is_empty()) {
             town_ok = v.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '’' | '.'));
             if !town_ok {
-                scratch.errors.push((Rule::TownFormat, col(Field::Town), v.to_owned()));
+                errors.push((Rule::TownFormat, self.column(Field::Town), v.to_owned()));
             }
         }
-
-        let country = match self.cell(rec, Field::Country) {
-            None | Some("") => None,
-            Some(v) => {
-                let code = country_code(v);
-                if code.is_none() {
-                    scratch.errors.push((Rule::CountryUnknown, col(Field::Country), v.to_owned()));
-                }
-                code
+        let country = self.cell(rec, Field::Country).filter(|v| !v.is_empty()).and_then(|v| {
+            let code = country_code(v);
+            if code.is_none() {
+                errors.push((Rule::CountryUnknown, self.column(Field::Country), v.to_owned()));
             }
-        };
-
+            code
+        });
         let present = |f: Field| self.cell(rec, f).is_some_and(|v| !v.is_empty());
         // A town or country that broke its own rule is already reported: it
         // does not also count as part of an address (one message per problem).
@@ -295,101 +354,94 @@ impl RowPlan {
                 .collect::<Vec<_>>()
                 .join(", ");
             let column = self.fields[Field::PostalCode.index()].or(self.fields[Field::Address.index()]).unwrap_or(0);
-            scratch.errors.push((Rule::AddressPartial, column, shown));
+            errors.push((Rule::AddressPartial, column, shown));
         }
+        country
+    }
 
+    fn check_phones(&self, rec: &Record<'_>, errors: &mut Errors) {
         for field in [Field::Phone, Field::Mobile] {
             if let Some(v) = self.cell(rec, field).filter(|v| !v.is_empty())
                 && !(v.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '.' | '-' | '(' | ')'))
                     && v.chars().any(|c| c.is_ascii_digit()))
             {
-                scratch.errors.push((Rule::PhoneFormat, col(field), v.to_owned()));
+                errors.push((Rule::PhoneFormat, self.column(field), v.to_owned()));
             }
         }
+    }
 
+    /// Criteria take only the values declared in the profile; consents
+    /// only the seed's spellings.
+    fn check_custom_fields(&self, rec: &Record<'_>, errors: &mut Errors) {
         for (i, _, allowed) in &self.criteria {
             let v = clean(rec.get(*i).unwrap_or(""));
             if !v.is_empty() && !allowed.contains(v) {
-                scratch.errors.push((Rule::CriteriaUnknown, *i, v.to_owned()));
+                errors.push((Rule::CriteriaUnknown, *i, v.to_owned()));
             }
         }
         for (i, _) in &self.consents {
             let v = clean(rec.get(*i).unwrap_or(""));
             if !v.is_empty() && parse_consent(v).is_none() {
-                scratch.errors.push((Rule::ConsentValue, *i, v.to_owned()));
+                errors.push((Rule::ConsentValue, *i, v.to_owned()));
             }
         }
+    }
 
-        if !scratch.errors.is_empty() || email.is_none() {
-            let mut reason = String::new();
-            for (rule, column, value) in &scratch.errors {
-                let sentence = self.message(msgs, line, *rule, *column, value);
-                if !reason.is_empty() {
-                    reason.push_str(" | ");
-                }
-                reason.push_str(&sentence);
-            }
-            self.reject(rejects, rec, &reason);
-            return RowOutcome::Rejected;
-        }
-        let email = email.expect("checked above");
-        let maybe_dup = scratch.seen.insert(email.as_str());
-        if self.staging == Staging::Narrow {
-            // The narrow columns of staging::CONTACT_COLUMNS.
-            rows.int(line as i64);
-            rows.text(email.as_str());
-            rows.int(i64::from(warns));
-            rows.bool(maybe_dup);
-            rows.end_staging_row(Staging::Narrow);
-            return RowOutcome::Accepted;
-        }
-        // The full row: staging::CONTACT_COLUMNS, in order (checked at its end).
-        let value = |field: Field| self.cell(rec, field).filter(|v| !v.is_empty());
-        rows.int(line as i64);
+    /// The narrow columns of `staging::CONTACT_COLUMNS` (a mode that needs
+    /// only the e-mail).
+    fn encode_narrow(&self, rec: &Record<'_>, checked: &Checked<'_>, email: &Email, dup: bool, rows: &mut CopyBuf) {
+        rows.int(rec.line as i64);
         rows.text(email.as_str());
-        rows.opt(language);
+        rows.int(i64::from(checked.warns));
+        rows.bool(dup);
+        rows.end_staging_row(Staging::Narrow);
+    }
+
+    /// The full row: `staging::CONTACT_COLUMNS`, in order (checked at its end).
+    fn encode_full(
+        &self,
+        rec: &Record<'_>,
+        checked: &Checked<'_>,
+        email: &Email,
+        dup: bool,
+        rows: &mut CopyBuf,
+        json: &mut Vec<u8>,
+    ) {
+        let value = |field: Field| self.cell(rec, field).filter(|v| !v.is_empty());
+        rows.int(rec.line as i64);
+        rows.text(email.as_str());
+        rows.opt(checked.language);
         rows.opt(value(Field::Display));
-        rows.opt(civility);
+        rows.opt(checked.civility);
         rows.opt(value(Field::FirstName));
         rows.opt(value(Field::LastName));
-        match birthdate {
+        match checked.birthdate {
             Some(d) => rows.date(d),
             None => rows.null(),
         }
         let [structure, address, postal_code, town, state] =
             [Field::Structure, Field::Address, Field::PostalCode, Field::Town, Field::State].map(value);
-        for v in [structure, address, postal_code, town, state, country] {
+        for v in [structure, address, postal_code, town, state, checked.country] {
             rows.opt(v);
         }
-        let org_key = structure
-            .map(|name| organisation_key([Some(name), address, postal_code, town, country].map(|p| p.unwrap_or(""))));
+        let org_key = structure.map(|name| {
+            organisation_key([Some(name), address, postal_code, town, checked.country].map(|p| p.unwrap_or("")))
+        });
         rows.opt(value(Field::Phone));
         rows.opt(value(Field::Mobile));
         // Criteria: an empty cell leaves the stored value, whatever empty_cells says (SPEC §3).
         let cell = |i: usize| Some(clean(rec.get(i).unwrap_or(""))).filter(|v| !v.is_empty());
-        write_json(
-            rows,
-            &mut scratch.json,
-            false,
-            self.criteria.iter().map(|(i, k, _)| (k.as_str(), cell(*i).map(JsonValue::Str))),
-        );
-        write_json(
-            rows,
-            &mut scratch.json,
-            self.clear,
-            self.consents.iter().map(|(i, k)| (k.as_str(), cell(*i).and_then(parse_consent).map(JsonValue::Bool))),
-        );
-        write_json(
-            rows,
-            &mut scratch.json,
-            self.clear,
-            self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str))),
-        );
-        rows.int(i64::from(warns));
-        rows.bool(maybe_dup);
+        let criteria = self.criteria.iter().map(|(i, k, _)| (k.as_str(), cell(*i).map(JsonValue::Str)));
+        write_json(rows, json, false, criteria);
+        let consents =
+            self.consents.iter().map(|(i, k)| (k.as_str(), cell(*i).and_then(parse_consent).map(JsonValue::Bool)));
+        write_json(rows, json, self.clear, consents);
+        let attributes = self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str)));
+        write_json(rows, json, self.clear, attributes);
+        rows.int(i64::from(checked.warns));
+        rows.bool(dup);
         rows.opt(org_key.as_deref());
         rows.end_staging_row(self.staging);
-        RowOutcome::Accepted
     }
 
     /// Rejects a record with fewer cells than the header: its values could

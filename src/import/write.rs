@@ -14,7 +14,7 @@ use crate::profile::{DuplicatesInFile, EmptyCells, Field, Mode, Target};
 
 use super::mapping::Mapping;
 use super::rules::Rule;
-use super::staging::MESSAGE_COLUMNS;
+use super::staging::{LineOutcome, MESSAGE_COLUMNS};
 
 pub async fn known_addresses(conn: &mut PgConnection, tenant_id: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar(
@@ -263,14 +263,15 @@ fn update_sql(plan: &Plan<'_>) -> Option<String> {
         "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run{})
          SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), coalesce(s.consents, '{{}}'),
                 coalesce(s.attributes, '{{}}'), $3, $3{}
-         FROM staging s JOIN classified k USING (line) {} WHERE k.outcome = 'u' ORDER BY k.contact_id
+         FROM staging s JOIN classified k USING (line) {} WHERE k.outcome = {update} ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET {}, updated_by_run = excluded.updated_by_run, updated_at = now()",
         columns.join(", "),
         org.column,
         proposed.join(", "),
         org.value,
         org.join,
-        sets.join(", ")
+        sets.join(", "),
+        update = LineOutcome::Update.sql(),
     ))
 }
 
@@ -291,13 +292,14 @@ fn classify_sql(plan: &Plan<'_>) -> String {
         format!("ROW({}) IS DISTINCT FROM ROW({})", new.join(", "), old.join(", "))
     };
     let (upd, same) = match plan.mode {
-        Mode::Upsert | Mode::UpdateOnly | Mode::ReplaceList => ("u", "n"),
-        Mode::InsertOnly => ("e", "e"),
+        Mode::Upsert | Mode::UpdateOnly | Mode::ReplaceList => (LineOutcome::Update, LineOutcome::Unchanged),
+        Mode::InsertOnly => (LineOutcome::Exists, LineOutcome::Exists),
     };
+    let (upd, same) = (upd.sql(), same.sql());
     format!(
         "CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
-                CASE WHEN {changed} THEN '{upd}' ELSE '{same}' END AS outcome
+                CASE WHEN {changed} THEN {upd} ELSE {same} END AS outcome
          FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email"
     )
 }
@@ -344,7 +346,8 @@ fn corrected_rows(plan: &Plan<'_>, outcomes: &Outcomes) -> String {
         parts.push(format!("SELECT line, warns FROM staging s WHERE warns <> 0 AND {}", new_lines(outcomes.matched)));
     }
     if plan.empty_cells == EmptyCells::Clear && plan.mode != Mode::InsertOnly {
-        parts.push("SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u'".to_owned());
+        let update = LineOutcome::Update.sql();
+        parts.push(format!("SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = {update}"));
     }
     if parts.is_empty() {
         parts.push("SELECT 0::bigint AS line, 0::smallint AS warns WHERE false".to_owned());
@@ -356,16 +359,16 @@ fn corrected_rows(plan: &Plan<'_>, outcomes: &Outcomes) -> String {
 /// staged lines less matched ones (one scan of each table, no join).
 pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>, matched: i64) -> sqlx::Result<Outcomes> {
     let corrected_update = match plan.empty_cells {
-        EmptyCells::Keep => "false",
-        EmptyCells::Clear => "outcome = 'u'",
+        EmptyCells::Keep => "false".to_owned(),
+        EmptyCells::Clear => format!("outcome = {}", LineOutcome::Update.sql()),
     };
     // Named columns: s_* over staged lines, k_* over matched ones.
     let mut columns = vec!["s.rows".to_owned(), "s.warned AS s_warned".to_owned(), "k.*".to_owned()];
     let mut staged = vec!["count(*) AS rows".to_owned(), "count(*) FILTER (WHERE warns <> 0) AS warned".to_owned()];
     let mut known = vec![
-        "count(*) FILTER (WHERE outcome = 'u') AS k_u".to_owned(),
-        "count(*) FILTER (WHERE outcome = 'n') AS k_n".to_owned(),
-        "count(*) FILTER (WHERE outcome = 'e') AS k_e".to_owned(),
+        format!("count(*) FILTER (WHERE outcome = {}) AS k_u", LineOutcome::Update.sql()),
+        format!("count(*) FILTER (WHERE outcome = {}) AS k_n", LineOutcome::Unchanged.sql()),
+        format!("count(*) FILTER (WHERE outcome = {}) AS k_e", LineOutcome::Exists.sql()),
         "count(*) FILTER (WHERE warns <> 0) AS k_warned".to_owned(),
         format!("count(*) FILTER (WHERE warns <> 0 AND {corrected_update}) AS k_warned_written"),
     ];
@@ -457,30 +460,36 @@ impl Organisations {
 /// same structure at the same address links to the first's. Returns how
 /// many were created.
 async fn create_organisations(conn: &mut PgConnection, plan: &Plan<'_>, outcomes: &Outcomes) -> sqlx::Result<i64> {
+    let insert = organisations_sql(plan, outcomes.matched);
+    let done = sqlx::query(AssertSqlSafe(insert)).bind(plan.tenant_id).bind(plan.run_id).execute(conn).await?;
+    Ok(done.rows_affected() as i64)
+}
+
+/// The statement `create_organisations` runs.
+fn organisations_sql(plan: &Plan<'_>, matched: i64) -> String {
     // The lines written: new ones (unless update-only) and updated ones, by
     // one join with `classified` rather than two subqueries (0.63 -> 0.42 s
     // for the overlapping 1M-row file).
     let insert_new = plan.mode != Mode::UpdateOnly;
-    let (join, written) = if outcomes.matched == 0 {
-        ("", if insert_new { "true" } else { "false" })
+    let update = LineOutcome::Update.sql();
+    let (join, written) = if matched == 0 {
+        ("", if insert_new { "true" } else { "false" }.to_owned())
     } else if insert_new {
-        ("LEFT JOIN classified k ON k.line = s.line", "(k.line IS NULL OR k.outcome = 'u')")
+        ("LEFT JOIN classified k ON k.line = s.line", format!("(k.line IS NULL OR k.outcome = {update})"))
     } else {
-        ("JOIN classified k ON k.line = s.line", "k.outcome = 'u'")
+        ("JOIN classified k ON k.line = s.line", format!("k.outcome = {update}"))
     };
     // A plain insert of the keys the tenant has no organisation for: the
     // import holds the tenant's lock, so no other transaction adds one
     // meanwhile (ON CONFLICT DO NOTHING cost 0.15 s more for 78k rows).
-    let insert = format!(
+    format!(
         "INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
          SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
          FROM staging s {join}
          WHERE s.org_key IS NOT NULL AND {written}
            AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
          ORDER BY s.org_key, s.line"
-    );
-    let done = sqlx::query(AssertSqlSafe(insert)).bind(plan.tenant_id).bind(plan.run_id).execute(conn).await?;
-    Ok(done.rows_affected() as i64)
+    )
 }
 
 /// Writes contacts, updates, organisations and list memberships for the
@@ -493,51 +502,9 @@ pub async fn apply(
 ) -> sqlx::Result<i64> {
     let organisations =
         if plan.mapping.maps(Field::Structure) { create_organisations(&mut *conn, plan, outcomes).await? } else { 0 };
-    let mut list_ids: Vec<i64> = Vec::new();
-    if !lists.is_empty() {
-        sqlx::query("INSERT INTO lists (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
-            .bind(plan.tenant_id)
-            .bind(lists)
-            .execute(&mut *conn)
-            .await?;
-        list_ids = sqlx::query_scalar("SELECT id FROM lists WHERE tenant_id = $1 AND name = ANY($2)")
-            .bind(plan.tenant_id)
-            .bind(lists)
-            .fetch_all(&mut *conn)
-            .await?;
-    }
-
-    // New contacts and, in the same statement, their memberships: the ids
-    // come from RETURNING, so no second join on e-mail is needed, and no
-    // conflict is possible on memberships of contacts that did not exist.
-    // In e-mail order, the unique index grows page by page instead of at
-    // random places (measured: 5.3 s instead of 6.0 s for 980k rows).
-    let columns: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| f.name()).collect();
-    let values: Vec<String> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| inserted(*f)).collect();
-    let org = Organisations::of(plan);
-    let insert = format!(
-        "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run{})
-         SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), jsonb_strip_nulls(coalesce(s.consents, '{{}}')),
-                jsonb_strip_nulls(coalesce(s.attributes, '{{}}')), $3, $3{}
-         FROM staging s {} WHERE {} ORDER BY s.email",
-        columns.join(", "),
-        org.column,
-        values.join(", "),
-        org.value,
-        org.join,
-        new_lines(outcomes.matched)
-    );
-    let sql = if list_ids.is_empty() {
-        insert
-    } else {
-        format!(
-            "WITH inserted AS ({insert} RETURNING id)
-             INSERT INTO list_members (list_id, contact_id, added_by_run)
-             SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id)"
-        )
-    };
+    let list_ids = list_ids(&mut *conn, plan.tenant_id, lists).await?;
     if outcomes.inserted > 0 {
-        sqlx::query(AssertSqlSafe(sql))
+        sqlx::query(AssertSqlSafe(insert_sql(plan, outcomes.matched, !list_ids.is_empty())))
             .bind(plan.tenant_id)
             .bind(plan.default_language)
             .bind(plan.run_id)
@@ -561,18 +528,85 @@ pub async fn apply(
     }
 
     if !list_ids.is_empty() {
-        sqlx::query(
-            "INSERT INTO list_members (list_id, contact_id, added_by_run)
-             SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
-             WHERE k.outcome IN ('u', 'n')
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(plan.run_id)
-        .bind(&list_ids)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(AssertSqlSafe(members_sql())).bind(plan.run_id).bind(&list_ids).execute(&mut *conn).await?;
     }
     Ok(organisations)
+}
+
+/// The ids of the profile's lists, created when missing.
+async fn list_ids(conn: &mut PgConnection, tenant_id: i64, lists: &[String]) -> sqlx::Result<Vec<i64>> {
+    if lists.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query("INSERT INTO lists (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+        .bind(tenant_id)
+        .bind(lists)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar("SELECT id FROM lists WHERE tenant_id = $1 AND name = ANY($2)")
+        .bind(tenant_id)
+        .bind(lists)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// The insert of new contacts and, in the same statement when the profile
+/// names lists, their memberships: the ids come from RETURNING, so no
+/// second join on e-mail is needed, and no conflict is possible on
+/// memberships of contacts that did not exist. In e-mail order, the unique
+/// index grows page by page instead of at random places (measured: 5.3 s
+/// instead of 6.0 s for 980k rows).
+fn insert_sql(plan: &Plan<'_>, matched: i64, with_lists: bool) -> String {
+    let columns: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| f.name()).collect();
+    let values: Vec<String> = Field::ALL.iter().filter(|f| **f != Field::Email).map(|f| inserted(*f)).collect();
+    let org = Organisations::of(plan);
+    let insert = format!(
+        "INSERT INTO contacts (tenant_id, email, {}, criteria, consents, attributes, created_by_run, updated_by_run{})
+         SELECT $1, s.email, {}, coalesce(s.criteria, '{{}}'), jsonb_strip_nulls(coalesce(s.consents, '{{}}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{{}}')), $3, $3{}
+         FROM staging s {} WHERE {} ORDER BY s.email",
+        columns.join(", "),
+        org.column,
+        values.join(", "),
+        org.value,
+        org.join,
+        new_lines(matched)
+    );
+    if !with_lists {
+        return insert;
+    }
+    format!(
+        "WITH inserted AS ({insert} RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id)"
+    )
+}
+
+/// The memberships of the stored contacts the file names (updated or
+/// unchanged): a contact already in the list stays as it was.
+fn members_sql() -> String {
+    format!(
+        "INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ({}, {})
+         ON CONFLICT DO NOTHING",
+        LineOutcome::Update.sql(),
+        LineOutcome::Unchanged.sql()
+    )
+}
+
+/// A kind of warning the run keeps: its place in `staging::WARNINGS`, its
+/// rule and the header of its column.
+struct KeptWarning {
+    index: usize,
+    rule: Rule,
+    header: String,
+}
+
+impl KeptWarning {
+    fn bit(&self) -> u8 {
+        super::staging::WARNINGS[self.index].0
+    }
 }
 
 /// Stores the run's messages: errors as rows of `run_messages`, warnings as
@@ -588,20 +622,7 @@ pub async fn keep_messages(
     outcomes: Option<&Outcomes>,
     limit: i64,
 ) -> sqlx::Result<(BTreeMap<String, i64>, bool)> {
-    // The warnings to store: (position in WARNINGS, rule, header), mapped and non-zero.
-    let mut warnings: Vec<(usize, Rule, String)> = Vec::new();
-    let mut by_code: BTreeMap<String, i64> = BTreeMap::new();
-    if let Some(outcomes) = outcomes {
-        for (i, (_, rule, field)) in super::staging::WARNINGS.iter().enumerate() {
-            let n = outcomes.by_warning[i];
-            if let (true, Some(header)) =
-                (n > 0, plan.mapping.column_of(*field).and_then(|c| plan.mapping.headers.get(c)))
-            {
-                *by_code.entry(rule.code().to_owned()).or_default() += n;
-                warnings.push((i, *rule, header.clone()));
-            }
-        }
-    }
+    let (warnings, mut by_code) = kept_warnings(plan, outcomes);
     let rows = sqlx::query("SELECT code, count(*) FROM staging_messages GROUP BY code").fetch_all(&mut *conn).await?;
     for r in rows {
         *by_code.entry(r.get(0)).or_default() += r.get::<i64, _>(1);
@@ -609,7 +630,6 @@ pub async fn keep_messages(
     let total: i64 = by_code.values().sum();
     let truncated = total > limit;
     let corrected = outcomes.map(|o| corrected_rows(plan, o)).unwrap_or_default();
-    let bit_of = |i: usize| super::staging::WARNINGS[i].0;
 
     // Beyond the limit, the (line, code) of the last message kept bounds
     // both kinds (a tie on that very pair keeps the tied ones too).
@@ -617,16 +637,7 @@ pub async fn keep_messages(
     if truncated {
         cut = (-1, String::new());
         if limit > 0 {
-            let mut union = "SELECT line, code FROM staging_messages".to_owned();
-            for (i, rule, _) in &warnings {
-                let _ = write!(
-                    union,
-                    " UNION ALL SELECT line, '{}' FROM {corrected} k WHERE warns & {} <> 0",
-                    rule.code(),
-                    bit_of(*i)
-                );
-            }
-            let sql = format!("SELECT line, code FROM ({union}) x ORDER BY line, code OFFSET $1 LIMIT 1");
+            let sql = cut_sql(&warnings, &corrected);
             if let Some(r) = sqlx::query(AssertSqlSafe(sql)).bind(limit - 1).fetch_optional(&mut *conn).await? {
                 cut = (r.get(0), r.get(1));
             }
@@ -643,30 +654,7 @@ pub async fn keep_messages(
     .execute(&mut *conn)
     .await?;
     if !warnings.is_empty() {
-        // One scan of the corrected rows, one ordered array per kind of warning.
-        let mut aggs = Vec::new();
-        let mut rows = Vec::new();
-        let mut binds: Vec<String> = Vec::new();
-        for (n, (i, rule, header)) in warnings.iter().enumerate() {
-            let code = rule.code();
-            aggs.push(format!(
-                "array_agg(line ORDER BY line) FILTER (WHERE warns & {} <> 0 AND (line, '{code}') <= ($2, $3::text)) AS w{n}",
-                bit_of(*i)
-            ));
-            let value = if super::staging::WARNINGS[*i].2 == Field::Language { plan.default_language } else { "" };
-            let p = 4 + 3 * n;
-            rows.push(format!("SELECT '{code}', ${p}, ${}, ${}, w{n} FROM agg WHERE w{n} IS NOT NULL", p + 1, p + 2));
-            binds.push(header.clone());
-            binds.push(value.to_owned());
-            binds.push(rule.sentence(plan.lang, header, value));
-        }
-        let sql = format!(
-            "WITH agg AS (SELECT {} FROM {corrected} k)
-             INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
-             SELECT $1, x.* FROM ({}) x",
-            aggs.join(", "),
-            rows.join(" UNION ALL ")
-        );
+        let (sql, binds) = warnings_sql(plan, &warnings, &corrected);
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(plan.run_id).bind(cut.0).bind(cut.1.clone());
         for b in binds {
             q = q.bind(b);
@@ -674,6 +662,69 @@ pub async fn keep_messages(
         q.execute(&mut *conn).await?;
     }
     Ok((by_code, truncated))
+}
+
+/// The warnings to store, mapped and non-zero, with their counts by rule code.
+fn kept_warnings(plan: &Plan<'_>, outcomes: Option<&Outcomes>) -> (Vec<KeptWarning>, BTreeMap<String, i64>) {
+    let mut warnings = Vec::new();
+    let mut by_code: BTreeMap<String, i64> = BTreeMap::new();
+    let Some(outcomes) = outcomes else {
+        return (warnings, by_code);
+    };
+    for (index, (_, rule, field)) in super::staging::WARNINGS.iter().enumerate() {
+        let n = outcomes.by_warning[index];
+        if let (true, Some(header)) = (n > 0, plan.mapping.column_of(*field).and_then(|c| plan.mapping.headers.get(c)))
+        {
+            *by_code.entry(rule.code().to_owned()).or_default() += n;
+            warnings.push(KeptWarning { index, rule: *rule, header: header.clone() });
+        }
+    }
+    (warnings, by_code)
+}
+
+/// The (line, code) of the last message kept (`OFFSET $1`), over errors and
+/// warnings together.
+fn cut_sql(warnings: &[KeptWarning], corrected: &str) -> String {
+    let mut union = "SELECT line, code FROM staging_messages".to_owned();
+    for w in warnings {
+        let _ = write!(
+            union,
+            " UNION ALL SELECT line, '{}' FROM {corrected} k WHERE warns & {} <> 0",
+            w.rule.code(),
+            w.bit()
+        );
+    }
+    format!("SELECT line, code FROM ({union}) x ORDER BY line, code OFFSET $1 LIMIT 1")
+}
+
+/// The insert of `run_warnings`: one scan of the corrected rows, one ordered
+/// array per kind of warning. Returns the statement and its parameters from
+/// `$4` on (header, value and sentence of each warning).
+fn warnings_sql(plan: &Plan<'_>, warnings: &[KeptWarning], corrected: &str) -> (String, Vec<String>) {
+    let mut aggs = Vec::new();
+    let mut rows = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
+    for (n, w) in warnings.iter().enumerate() {
+        let code = w.rule.code();
+        aggs.push(format!(
+            "array_agg(line ORDER BY line) FILTER (WHERE warns & {} <> 0 AND (line, '{code}') <= ($2, $3::text)) AS w{n}",
+            w.bit()
+        ));
+        let value = if super::staging::WARNINGS[w.index].2 == Field::Language { plan.default_language } else { "" };
+        let p = 4 + 3 * n;
+        rows.push(format!("SELECT '{code}', ${p}, ${}, ${}, w{n} FROM agg WHERE w{n} IS NOT NULL", p + 1, p + 2));
+        binds.push(w.header.clone());
+        binds.push(value.to_owned());
+        binds.push(w.rule.sentence(plan.lang, &w.header, value));
+    }
+    let sql = format!(
+        "WITH agg AS (SELECT {} FROM {corrected} k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM ({}) x",
+        aggs.join(", "),
+        rows.join(" UNION ALL ")
+    );
+    (sql, binds)
 }
 
 /// Rows written to a table at or beyond which it is analysed after the
@@ -740,7 +791,8 @@ mod tests {
     use super::*;
     use crate::profile::Profile;
 
-    /// The statements that decide and write, for every mode and `empty_cells`,
+    /// The statements that decide and write (classify, update, organisations,
+    /// insert, memberships, kept messages), for every mode and `empty_cells`,
     /// on a file mapping names, a NOT NULL column, a criterion, a consent, an
     /// attribute and an organisation: `src/import/snapshots/write.sql` shows a
     /// reader the SQL that runs. `UPDATE_SNAPSHOTS=1 cargo test` rewrites it
@@ -774,9 +826,21 @@ mod tests {
                     classify_sql(&plan)
                 ));
                 match update_sql(&plan) {
-                    Some(sql) => out.push_str(&format!("-- update\n{sql};\n\n")),
-                    None => out.push_str("-- update: none\n\n"),
+                    Some(sql) => out.push_str(&format!("-- update\n{sql};\n")),
+                    None => out.push_str("-- update: none\n"),
                 }
+                // Some lines matched stored contacts, every kind of warning
+                // was made: the statements in full.
+                let outcomes =
+                    Outcomes { matched: 1, inserted: 1, by_warning: [1; WARNING_KINDS], ..Default::default() };
+                out.push_str(&format!("-- organisations\n{};\n", organisations_sql(&plan, outcomes.matched)));
+                out.push_str(&format!("-- insert (with lists)\n{};\n", insert_sql(&plan, outcomes.matched, true)));
+                out.push_str(&format!("-- memberships of stored contacts\n{};\n", members_sql()));
+                let (warnings, _) = kept_warnings(&plan, Some(&outcomes));
+                let corrected = corrected_rows(&plan, &outcomes);
+                out.push_str(&format!("-- messages: the cut\n{};\n", cut_sql(&warnings, &corrected)));
+                let (sql, binds) = warnings_sql(&plan, &warnings, &corrected);
+                out.push_str(&format!("-- messages: warnings, with ${}..${}\n{sql};\n\n", 4, 3 + binds.len()));
             }
         }
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/import/snapshots/write.sql");

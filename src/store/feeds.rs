@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::domain::FeedStatus;
 use crate::feed::FeedSpec;
 
 #[derive(Debug, Clone)]
@@ -18,7 +19,7 @@ pub struct FeedRow {
     pub paused: bool,
     pub next_run_at: DateTime<Utc>,
     pub last_run_at: Option<DateTime<Utc>>,
-    pub last_status: Option<String>,
+    pub last_status: Option<FeedStatus>,
     pub last_error: Option<String>,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
@@ -37,6 +38,11 @@ const COLUMNS: &str = "f.id, f.tenant_id, t.slug, f.name, f.spec, f.paused, f.ne
 fn from_row(r: &PgRow) -> sqlx::Result<FeedRow> {
     let spec: String = r.try_get(4)?;
     let spec: FeedSpec = serde_json::from_str(&spec).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let last_status: Option<String> = r.try_get(8)?;
+    let last_status = last_status
+        .map(|s| FeedStatus::parse(&s))
+        .transpose()
+        .map_err(|e| sqlx::Error::ColumnDecode { index: "last_status".into(), source: Box::new(e) })?;
     Ok(FeedRow {
         id: r.try_get(0)?,
         tenant_id: r.try_get(1)?,
@@ -46,7 +52,7 @@ fn from_row(r: &PgRow) -> sqlx::Result<FeedRow> {
         paused: r.try_get(5)?,
         next_run_at: r.try_get(6)?,
         last_run_at: r.try_get(7)?,
-        last_status: r.try_get(8)?,
+        last_status,
         last_error: r.try_get(9)?,
         lease_owner: r.try_get(10)?,
         lease_expires_at: r.try_get(11)?,
@@ -270,7 +276,7 @@ pub async fn complete(
     owner: &str,
     now: DateTime<Utc>,
     next_run_at: Option<DateTime<Utc>>,
-    status: &str,
+    status: &FeedStatus,
     error: Option<&str>,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
@@ -282,7 +288,7 @@ pub async fn complete(
     .bind(owner)
     .bind(next_run_at)
     .bind(now)
-    .bind(status)
+    .bind(status.as_str())
     .bind(error)
     .execute(pool)
     .await?;

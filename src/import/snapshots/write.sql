@@ -10,6 +10,31 @@ INSERT INTO contacts (tenant_id, email, language, display, civility, first_name,
                 coalesce(s.attributes, '{}'), $3, $3, o.id
          FROM staging s JOIN classified k USING (line) LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET civility = coalesce(nullif(excluded.civility, ''), contacts.civility), first_name = coalesce(nullif(excluded.first_name, ''), contacts.first_name), last_name = coalesce(nullif(excluded.last_name, ''), contacts.last_name), structure = coalesce(excluded.structure, contacts.structure), town = coalesce(excluded.town, contacts.town), criteria = contacts.criteria || coalesce(excluded.criteria, '{}'), consents = jsonb_strip_nulls(contacts.consents || coalesce(excluded.consents, '{}')), attributes = jsonb_strip_nulls(contacts.attributes || coalesce(excluded.attributes, '{}')), organisation_id = coalesce(excluded.organisation_id, contacts.organisation_id), updated_by_run = excluded.updated_by_run, updated_at = now();
+-- organisations
+INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s LEFT JOIN classified k ON k.line = s.line
+         WHERE s.org_key IS NOT NULL AND (k.line IS NULL OR k.outcome = 'u')
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line;
+-- insert (with lists)
+WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
+-- memberships of stored contacts
+INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ('u', 'n')
+         ON CONFLICT DO NOTHING;
+-- messages: the cut
+SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
+-- messages: warnings, with $4..$12
+WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 AND (line, 'civility.empty') <= ($2, $3::text)) AS w0, array_agg(line ORDER BY line) FILTER (WHERE warns & 4 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w1, array_agg(line ORDER BY line) FILTER (WHERE warns & 8 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w2 FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM (SELECT 'civility.empty', $4, $5, $6, w0 FROM agg WHERE w0 IS NOT NULL UNION ALL SELECT 'name.empty', $7, $8, $9, w1 FROM agg WHERE w1 IS NOT NULL UNION ALL SELECT 'name.empty', $10, $11, $12, w2 FROM agg WHERE w2 IS NOT NULL) x;
 
 -- mode: insert_only, empty_cells: clear
 -- classify
@@ -23,6 +48,31 @@ INSERT INTO contacts (tenant_id, email, language, display, civility, first_name,
                 coalesce(s.attributes, '{}'), $3, $3, o.id
          FROM staging s JOIN classified k USING (line) LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET civility = coalesce(nullif(excluded.civility, ''), 'UNDEFINED'), first_name = coalesce(nullif(excluded.first_name, ''), '-'), last_name = coalesce(nullif(excluded.last_name, ''), '-'), structure = excluded.structure, town = excluded.town, criteria = contacts.criteria || coalesce(excluded.criteria, '{}'), consents = jsonb_strip_nulls(contacts.consents || coalesce(excluded.consents, '{}')), attributes = jsonb_strip_nulls(contacts.attributes || coalesce(excluded.attributes, '{}')), organisation_id = excluded.organisation_id, updated_by_run = excluded.updated_by_run, updated_at = now();
+-- organisations
+INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s LEFT JOIN classified k ON k.line = s.line
+         WHERE s.org_key IS NOT NULL AND (k.line IS NULL OR k.outcome = 'u')
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line;
+-- insert (with lists)
+WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
+-- memberships of stored contacts
+INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ('u', 'n')
+         ON CONFLICT DO NOTHING;
+-- messages: the cut
+SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
+-- messages: warnings, with $4..$12
+WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 AND (line, 'civility.empty') <= ($2, $3::text)) AS w0, array_agg(line ORDER BY line) FILTER (WHERE warns & 4 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w1, array_agg(line ORDER BY line) FILTER (WHERE warns & 8 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w2 FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM (SELECT 'civility.empty', $4, $5, $6, w0 FROM agg WHERE w0 IS NOT NULL UNION ALL SELECT 'name.empty', $7, $8, $9, w1 FROM agg WHERE w1 IS NOT NULL UNION ALL SELECT 'name.empty', $10, $11, $12, w2 FROM agg WHERE w2 IS NOT NULL) x;
 
 -- mode: upsert, empty_cells: keep
 -- classify
@@ -36,6 +86,31 @@ INSERT INTO contacts (tenant_id, email, language, display, civility, first_name,
                 coalesce(s.attributes, '{}'), $3, $3, o.id
          FROM staging s JOIN classified k USING (line) LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET civility = coalesce(nullif(excluded.civility, ''), contacts.civility), first_name = coalesce(nullif(excluded.first_name, ''), contacts.first_name), last_name = coalesce(nullif(excluded.last_name, ''), contacts.last_name), structure = coalesce(excluded.structure, contacts.structure), town = coalesce(excluded.town, contacts.town), criteria = contacts.criteria || coalesce(excluded.criteria, '{}'), consents = jsonb_strip_nulls(contacts.consents || coalesce(excluded.consents, '{}')), attributes = jsonb_strip_nulls(contacts.attributes || coalesce(excluded.attributes, '{}')), organisation_id = coalesce(excluded.organisation_id, contacts.organisation_id), updated_by_run = excluded.updated_by_run, updated_at = now();
+-- organisations
+INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s LEFT JOIN classified k ON k.line = s.line
+         WHERE s.org_key IS NOT NULL AND (k.line IS NULL OR k.outcome = 'u')
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line;
+-- insert (with lists)
+WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
+-- memberships of stored contacts
+INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ('u', 'n')
+         ON CONFLICT DO NOTHING;
+-- messages: the cut
+SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
+-- messages: warnings, with $4..$12
+WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 AND (line, 'civility.empty') <= ($2, $3::text)) AS w0, array_agg(line ORDER BY line) FILTER (WHERE warns & 4 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w1, array_agg(line ORDER BY line) FILTER (WHERE warns & 8 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w2 FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM (SELECT 'civility.empty', $4, $5, $6, w0 FROM agg WHERE w0 IS NOT NULL UNION ALL SELECT 'name.empty', $7, $8, $9, w1 FROM agg WHERE w1 IS NOT NULL UNION ALL SELECT 'name.empty', $10, $11, $12, w2 FROM agg WHERE w2 IS NOT NULL) x;
 
 -- mode: upsert, empty_cells: clear
 -- classify
@@ -49,6 +124,31 @@ INSERT INTO contacts (tenant_id, email, language, display, civility, first_name,
                 coalesce(s.attributes, '{}'), $3, $3, o.id
          FROM staging s JOIN classified k USING (line) LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET civility = coalesce(nullif(excluded.civility, ''), 'UNDEFINED'), first_name = coalesce(nullif(excluded.first_name, ''), '-'), last_name = coalesce(nullif(excluded.last_name, ''), '-'), structure = excluded.structure, town = excluded.town, criteria = contacts.criteria || coalesce(excluded.criteria, '{}'), consents = jsonb_strip_nulls(contacts.consents || coalesce(excluded.consents, '{}')), attributes = jsonb_strip_nulls(contacts.attributes || coalesce(excluded.attributes, '{}')), organisation_id = excluded.organisation_id, updated_by_run = excluded.updated_by_run, updated_at = now();
+-- organisations
+INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s LEFT JOIN classified k ON k.line = s.line
+         WHERE s.org_key IS NOT NULL AND (k.line IS NULL OR k.outcome = 'u')
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line;
+-- insert (with lists)
+WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
+-- memberships of stored contacts
+INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ('u', 'n')
+         ON CONFLICT DO NOTHING;
+-- messages: the cut
+SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
+-- messages: warnings, with $4..$12
+WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 AND (line, 'civility.empty') <= ($2, $3::text)) AS w0, array_agg(line ORDER BY line) FILTER (WHERE warns & 4 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w1, array_agg(line ORDER BY line) FILTER (WHERE warns & 8 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w2 FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM (SELECT 'civility.empty', $4, $5, $6, w0 FROM agg WHERE w0 IS NOT NULL UNION ALL SELECT 'name.empty', $7, $8, $9, w1 FROM agg WHERE w1 IS NOT NULL UNION ALL SELECT 'name.empty', $10, $11, $12, w2 FROM agg WHERE w2 IS NOT NULL) x;
 
 -- mode: update_only, empty_cells: keep
 -- classify
@@ -62,6 +162,31 @@ INSERT INTO contacts (tenant_id, email, language, display, civility, first_name,
                 coalesce(s.attributes, '{}'), $3, $3, o.id
          FROM staging s JOIN classified k USING (line) LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET civility = coalesce(nullif(excluded.civility, ''), contacts.civility), first_name = coalesce(nullif(excluded.first_name, ''), contacts.first_name), last_name = coalesce(nullif(excluded.last_name, ''), contacts.last_name), structure = coalesce(excluded.structure, contacts.structure), town = coalesce(excluded.town, contacts.town), criteria = contacts.criteria || coalesce(excluded.criteria, '{}'), consents = jsonb_strip_nulls(contacts.consents || coalesce(excluded.consents, '{}')), attributes = jsonb_strip_nulls(contacts.attributes || coalesce(excluded.attributes, '{}')), organisation_id = coalesce(excluded.organisation_id, contacts.organisation_id), updated_by_run = excluded.updated_by_run, updated_at = now();
+-- organisations
+INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s JOIN classified k ON k.line = s.line
+         WHERE s.org_key IS NOT NULL AND k.outcome = 'u'
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line;
+-- insert (with lists)
+WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
+-- memberships of stored contacts
+INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ('u', 'n')
+         ON CONFLICT DO NOTHING;
+-- messages: the cut
+SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT 0::bigint AS line, 0::smallint AS warns WHERE false) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT 0::bigint AS line, 0::smallint AS warns WHERE false) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT 0::bigint AS line, 0::smallint AS warns WHERE false) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
+-- messages: warnings, with $4..$12
+WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 AND (line, 'civility.empty') <= ($2, $3::text)) AS w0, array_agg(line ORDER BY line) FILTER (WHERE warns & 4 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w1, array_agg(line ORDER BY line) FILTER (WHERE warns & 8 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w2 FROM (SELECT 0::bigint AS line, 0::smallint AS warns WHERE false) k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM (SELECT 'civility.empty', $4, $5, $6, w0 FROM agg WHERE w0 IS NOT NULL UNION ALL SELECT 'name.empty', $7, $8, $9, w1 FROM agg WHERE w1 IS NOT NULL UNION ALL SELECT 'name.empty', $10, $11, $12, w2 FROM agg WHERE w2 IS NOT NULL) x;
 
 -- mode: update_only, empty_cells: clear
 -- classify
@@ -75,6 +200,31 @@ INSERT INTO contacts (tenant_id, email, language, display, civility, first_name,
                 coalesce(s.attributes, '{}'), $3, $3, o.id
          FROM staging s JOIN classified k USING (line) LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET civility = coalesce(nullif(excluded.civility, ''), 'UNDEFINED'), first_name = coalesce(nullif(excluded.first_name, ''), '-'), last_name = coalesce(nullif(excluded.last_name, ''), '-'), structure = excluded.structure, town = excluded.town, criteria = contacts.criteria || coalesce(excluded.criteria, '{}'), consents = jsonb_strip_nulls(contacts.consents || coalesce(excluded.consents, '{}')), attributes = jsonb_strip_nulls(contacts.attributes || coalesce(excluded.attributes, '{}')), organisation_id = excluded.organisation_id, updated_by_run = excluded.updated_by_run, updated_at = now();
+-- organisations
+INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s JOIN classified k ON k.line = s.line
+         WHERE s.org_key IS NOT NULL AND k.outcome = 'u'
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line;
+-- insert (with lists)
+WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
+-- memberships of stored contacts
+INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ('u', 'n')
+         ON CONFLICT DO NOTHING;
+-- messages: the cut
+SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
+-- messages: warnings, with $4..$12
+WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 AND (line, 'civility.empty') <= ($2, $3::text)) AS w0, array_agg(line ORDER BY line) FILTER (WHERE warns & 4 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w1, array_agg(line ORDER BY line) FILTER (WHERE warns & 8 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w2 FROM (SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM (SELECT 'civility.empty', $4, $5, $6, w0 FROM agg WHERE w0 IS NOT NULL UNION ALL SELECT 'name.empty', $7, $8, $9, w1 FROM agg WHERE w1 IS NOT NULL UNION ALL SELECT 'name.empty', $10, $11, $12, w2 FROM agg WHERE w2 IS NOT NULL) x;
 
 -- mode: replace_list, empty_cells: keep
 -- classify
@@ -88,6 +238,31 @@ INSERT INTO contacts (tenant_id, email, language, display, civility, first_name,
                 coalesce(s.attributes, '{}'), $3, $3, o.id
          FROM staging s JOIN classified k USING (line) LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET civility = coalesce(nullif(excluded.civility, ''), contacts.civility), first_name = coalesce(nullif(excluded.first_name, ''), contacts.first_name), last_name = coalesce(nullif(excluded.last_name, ''), contacts.last_name), structure = coalesce(excluded.structure, contacts.structure), town = coalesce(excluded.town, contacts.town), criteria = contacts.criteria || coalesce(excluded.criteria, '{}'), consents = jsonb_strip_nulls(contacts.consents || coalesce(excluded.consents, '{}')), attributes = jsonb_strip_nulls(contacts.attributes || coalesce(excluded.attributes, '{}')), organisation_id = coalesce(excluded.organisation_id, contacts.organisation_id), updated_by_run = excluded.updated_by_run, updated_at = now();
+-- organisations
+INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s LEFT JOIN classified k ON k.line = s.line
+         WHERE s.org_key IS NOT NULL AND (k.line IS NULL OR k.outcome = 'u')
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line;
+-- insert (with lists)
+WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
+-- memberships of stored contacts
+INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ('u', 'n')
+         ON CONFLICT DO NOTHING;
+-- messages: the cut
+SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
+-- messages: warnings, with $4..$12
+WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 AND (line, 'civility.empty') <= ($2, $3::text)) AS w0, array_agg(line ORDER BY line) FILTER (WHERE warns & 4 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w1, array_agg(line ORDER BY line) FILTER (WHERE warns & 8 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w2 FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM (SELECT 'civility.empty', $4, $5, $6, w0 FROM agg WHERE w0 IS NOT NULL UNION ALL SELECT 'name.empty', $7, $8, $9, w1 FROM agg WHERE w1 IS NOT NULL UNION ALL SELECT 'name.empty', $10, $11, $12, w2 FROM agg WHERE w2 IS NOT NULL) x;
 
 -- mode: replace_list, empty_cells: clear
 -- classify
@@ -101,4 +276,29 @@ INSERT INTO contacts (tenant_id, email, language, display, civility, first_name,
                 coalesce(s.attributes, '{}'), $3, $3, o.id
          FROM staging s JOIN classified k USING (line) LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE k.outcome = 'u' ORDER BY k.contact_id
          ON CONFLICT (tenant_id, email) DO UPDATE SET civility = coalesce(nullif(excluded.civility, ''), 'UNDEFINED'), first_name = coalesce(nullif(excluded.first_name, ''), '-'), last_name = coalesce(nullif(excluded.last_name, ''), '-'), structure = excluded.structure, town = excluded.town, criteria = contacts.criteria || coalesce(excluded.criteria, '{}'), consents = jsonb_strip_nulls(contacts.consents || coalesce(excluded.consents, '{}')), attributes = jsonb_strip_nulls(contacts.attributes || coalesce(excluded.attributes, '{}')), organisation_id = excluded.organisation_id, updated_by_run = excluded.updated_by_run, updated_at = now();
+-- organisations
+INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, country, created_by_run)
+         SELECT DISTINCT ON (s.org_key) $1, s.org_key, s.structure, s.address, s.postal_code, s.town, s.country, $2
+         FROM staging s LEFT JOIN classified k ON k.line = s.line
+         WHERE s.org_key IS NOT NULL AND (k.line IS NULL OR k.outcome = 'u')
+           AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.tenant_id = $1 AND o.key = s.org_key)
+         ORDER BY s.org_key, s.line;
+-- insert (with lists)
+WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
+         SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
+                jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
+-- memberships of stored contacts
+INSERT INTO list_members (list_id, contact_id, added_by_run)
+         SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
+         WHERE k.outcome IN ('u', 'n')
+         ON CONFLICT DO NOTHING;
+-- messages: the cut
+SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
+-- messages: warnings, with $4..$12
+WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 AND (line, 'civility.empty') <= ($2, $3::text)) AS w0, array_agg(line ORDER BY line) FILTER (WHERE warns & 4 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w1, array_agg(line ORDER BY line) FILTER (WHERE warns & 8 <> 0 AND (line, 'name.empty') <= ($2, $3::text)) AS w2 FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k)
+         INSERT INTO run_warnings (run_id, code, column_name, value, message, lines)
+         SELECT $1, x.* FROM (SELECT 'civility.empty', $4, $5, $6, w0 FROM agg WHERE w0 IS NOT NULL UNION ALL SELECT 'name.empty', $7, $8, $9, w1 FROM agg WHERE w1 IS NOT NULL UNION ALL SELECT 'name.empty', $10, $11, $12, w2 FROM agg WHERE w2 IS NOT NULL) x;
 
