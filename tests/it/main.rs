@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod crash;
 mod daemon;
+mod direct;
 mod encodings;
 mod feeds;
 mod file_refusals;
