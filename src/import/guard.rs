@@ -105,10 +105,8 @@ async fn unsubscribes(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
             WHERE (c.consents -> key) = 'true'::jsonb AND (s.consents -> key) = 'false'::jsonb
             GROUP BY key
          ), consenting AS (
-            -- The contacts before this file: not the rows it wrote already
-            -- (import::direct).
             SELECT key, count(*) AS n FROM contacts c, keys
-            WHERE c.tenant_id = $1 AND (c.consents -> key) = 'true'::jsonb AND c.created_by_run <> $3
+            WHERE c.tenant_id = $1 AND (c.consents -> key) = 'true'::jsonb
             GROUP BY key
          )
          SELECT keys.key, coalesce(t.n, 0), coalesce(c.n, 0)
@@ -117,7 +115,6 @@ async fn unsubscribes(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
     )
     .bind(plan.tenant_id)
     .bind(&keys)
-    .bind(plan.run_id)
     .fetch_all(conn)
     .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())

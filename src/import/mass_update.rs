@@ -177,7 +177,7 @@ impl LinePlan {
 
 impl LineRules for LinePlan {
     fn check(&mut self, rec: &Record<'_>, sinks: Sinks<'_>) -> RowOutcome {
-        let Sinks { rows, msgs, rejects, .. } = sinks;
+        let Sinks { rows, msgs, rejects } = sinks;
         self.errors.clear();
         let email_raw = clean(rec.get(self.email).unwrap_or(""));
         let email = Email::parse(email_raw);

@@ -3,9 +3,7 @@
 //! into staging tables, then decide and write set-based, in one transaction.
 
 pub mod decode;
-pub mod direct;
 pub mod guard;
-pub mod load;
 pub mod mapping;
 pub mod mass_update;
 pub mod records;
@@ -31,7 +29,6 @@ use crate::profile::{Encoding, OnInvalidRow, Profile, ProfileKind};
 use crate::report::{Columns, Counts, FileInfo, Message, ProfileRef, Status};
 use crate::store::{feeds, profiles, runs, tenants::Tenant};
 
-use self::load::Target;
 use self::rules::FileFailure;
 use self::rules::Rule;
 use self::staging::{Batch, Staging};
@@ -306,16 +303,6 @@ async fn stage(
     run_id: Uuid,
 ) -> anyhow::Result<Result<Staged, FileFailure>> {
     let mass_update = known.is_some();
-    let direct = if writes_direct(req, mass_update) {
-        let phase = std::time::Instant::now();
-        let loaded = direct::load(&mut *tx, req.tenant.id, run_id, req.tenant.language.contact_code())
-            .await
-            .context("cannot read the tenant's addresses")?;
-        debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "tenant's addresses loaded");
-        Some(std::sync::Arc::new(loaded))
-    } else {
-        None
-    };
     let ctx = RuleContext {
         lang: req.tenant.language,
         extra_languages: req.tenant.extra_languages.clone(),
@@ -330,7 +317,7 @@ async fn stage(
     staging::create(&mut *tx, staging).await.context("cannot create the staging tables")?;
     let (path, encoding) = (&prepared.readable.path, prepared.facts.encoding);
     let phase = std::time::Instant::now();
-    let parsing = Parsing { staging, known, direct };
+    let parsing = Parsing { staging, known };
     let (summary, spill) =
         match parse_into_staging(&mut *tx, req, path, encoding, ctx.clone(), parsing, req.progress.clone()).await? {
             Ok(staged) => staged,
@@ -340,7 +327,7 @@ async fn stage(
     if staging == Staging::Narrow && write::known_addresses(&mut *tx, req.tenant.id).await? {
         // Parsed again, in full: messages of this pass are the same and dropped.
         staging::truncate(&mut *tx).await?;
-        let parsing = Parsing { staging: Staging::Full, known: None, direct: None };
+        let parsing = Parsing { staging: Staging::Full, known: None };
         let again = parse_into_staging(&mut *tx, req, path, encoding, ctx, parsing, None).await?;
         match again {
             Ok((full, _)) if (full.rows, full.rejected) == (summary.rows, summary.rejected) => {}
@@ -360,17 +347,6 @@ async fn stage(
         "parsed and staged"
     );
     Ok(Ok(Staged { summary, mass_update }))
-}
-
-/// Whether rows certainly new are written straight into `contacts` during
-/// the parse (`direct`): when the file inserts new contacts, writes at all,
-/// and may keep some rows whatever the others hold (with `on_invalid_row:
-/// abort` a later line would undo them all).
-fn writes_direct(req: &Request, mass_update: bool) -> bool {
-    !mass_update
-        && !req.dry_run
-        && req.profile.mode != crate::profile::Mode::UpdateOnly
-        && req.profile.on_invalid_row != OnInvalidRow::Abort
 }
 
 /// What the set-based statements work with.
@@ -395,9 +371,6 @@ struct Decision {
     conflicts: i64,
     /// A mass update's lines, decided.
     decided: Option<mass_update::Decided>,
-    /// Rows written straight into `contacts` during the parse and still
-    /// there (a duplicate's was removed).
-    direct: i64,
     /// Why nothing is written (abort on an invalid row, the ratio).
     error: Option<String>,
 }
@@ -415,7 +388,7 @@ async fn decide(
     let summary = &staged.summary;
     let abort_on_invalid = req.profile.on_invalid_row == OnInvalidRow::Abort;
     let mut error: Option<String> = None;
-    let mut duplicates = write::Duplicates::default();
+    let mut duplicates = 0;
     if let Some(line) = summary.aborted_at {
         error =
             Some(format!("{}: line {line} was rejected and on_invalid_row is abort: nothing was imported", file.name));
@@ -424,10 +397,10 @@ async fn decide(
         if summary.maybe_duplicates > 0 {
             duplicates = write::reject_duplicates(&mut *tx, plan).await.context("cannot check duplicates")?;
         }
-        if duplicates.rejected > 0 && abort_on_invalid {
+        if duplicates > 0 && abort_on_invalid {
             error = Some(format!(
-                "{}: {} duplicate lines and on_invalid_row is abort: nothing was imported",
-                file.name, duplicates.rejected
+                "{}: {duplicates} duplicate lines and on_invalid_row is abort: nothing was imported",
+                file.name
             ));
         }
     }
@@ -445,7 +418,7 @@ async fn decide(
         decided = Some(d);
     }
     let conflicts = decided.map_or(0, |d| d.conflicts);
-    let rejected = summary.rejected as i64 + duplicates.rejected + conflicts;
+    let rejected = summary.rejected as i64 + duplicates + conflicts;
     let rows = summary.rows as i64;
     if error.is_none() && rows > 0 && rejected as f64 / rows as f64 > req.profile.max_invalid_ratio {
         let detail = format!(
@@ -458,8 +431,7 @@ async fn decide(
         error = Some(format!("{}: {sentence}", file.name));
     }
     debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "duplicates checked");
-    let direct = summary.direct as i64 - duplicates.direct;
-    Ok(Decision { rows, rejected, conflicts, decided, direct, error })
+    Ok(Decision { rows, rejected, conflicts, decided, error })
 }
 
 /// What the write stage did.
@@ -483,7 +455,6 @@ async fn write_rows(
 ) -> anyhow::Result<Written> {
     let mut written = Written { outcomes: write::Outcomes::default(), held: false, error: decision.error.clone() };
     if decision.error.is_some() {
-        undo_direct(&mut *tx, plan, decision).await?;
         return Ok(written);
     }
     let phase = std::time::Instant::now();
@@ -501,8 +472,7 @@ async fn write_rows(
         return Ok(written);
     }
     let matched = write::classify(&mut *tx, plan).await.context("cannot classify rows")?;
-    written.outcomes =
-        write::outcomes(&mut *tx, plan, matched, decision.direct).await.context("cannot count outcomes")?;
+    written.outcomes = write::outcomes(&mut *tx, plan, matched).await.context("cannot count outcomes")?;
     debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "rows classified");
     if let (Some(feed), false) = (&req.feed, req.guards.is_off()) {
         let profile = req.profile_ref.as_ref().map(|p| p.name.as_str());
@@ -513,7 +483,6 @@ async fn write_rows(
             warn!(code = trip.rule.code(), "run held: {sentence}");
             // A dry run reports what the real run would do, and is not held.
             if !req.dry_run {
-                undo_direct(&mut *tx, plan, decision).await?;
                 written = Written {
                     outcomes: write::Outcomes::default(),
                     held: true,
@@ -531,25 +500,12 @@ async fn write_rows(
     }
     if !req.dry_run {
         let phase = std::time::Instant::now();
-        written.outcomes.organisations_created =
-            write::apply(&mut *tx, plan, &written.outcomes, &req.profile.lists, decision.direct > 0)
-                .await
-                .context("cannot write contacts")?;
+        written.outcomes.organisations_created = write::apply(&mut *tx, plan, &written.outcomes, &req.profile.lists)
+            .await
+            .context("cannot write contacts")?;
         debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "contacts written");
     }
     Ok(written)
-}
-
-/// A run that writes nothing after all (too many invalid lines, a guard
-/// tripped) removes the rows written straight into `contacts` during the
-/// parse; the rest of the transaction (the run, its messages) stays.
-async fn undo_direct(tx: &mut sqlx::PgConnection, plan: &write::Plan<'_>, decision: &Decision) -> anyhow::Result<()> {
-    if decision.direct > 0 {
-        let removed =
-            direct::undo(&mut *tx, plan.tenant_id, plan.run_id).await.context("cannot undo the rows written")?;
-        debug!(removed, "rows written during the parse removed");
-    }
-    Ok(())
 }
 
 /// The status a run ends with: held and aborted runs wrote nothing, a dry
@@ -702,64 +658,9 @@ async fn parse_into_staging(
     ctx: RuleContext,
     parsing: Parsing,
     progress: Option<ProgressBar>,
-) -> anyhow::Result<Result<(records::ParseSummary, load::Spill), FileFailure>> {
-    let staging = parsing.staging;
-    let (parser, mut receiver, give_back) = spawn_parser(req, path, encoding, ctx, parsing, progress);
-    // One COPY runs while the file is parsed, however many batches: every
-    // COPY statement costs a round trip that Nagle's algorithm can stretch
-    // to 40 ms (sqlx 0.9 does not set TCP_NODELAY). The first batch chooses
-    // it (`load::Target::live_for`); the rest waits in temporary files.
-    let mut spill = load::Spill::new().context("cannot create the spill files")?;
-    let mut next = receiver.recv().await;
-    let live = next.as_ref().map_or(Target::Staging(staging), |first| Target::live_for(first, staging));
-    let mut copy = live.begin(&mut *tx).await.context("cannot start copying rows")?;
-    let mut copy_error = None;
-    while let Some(batch) = next.take() {
-        if let Err(e) = copy.send(live.rows_of(&batch)).await {
-            copy_error = Some(anyhow::Error::new(e).context("cannot copy the parsed rows"));
-            break;
-        }
-        if let Err(e) = spill.add(&batch, live) {
-            copy_error = Some(anyhow::Error::new(e).context("cannot write the spill files"));
-            break;
-        }
-        // The parser reuses the buffers; if it has enough, they are dropped.
-        let _ = give_back.try_send(batch);
-        next = receiver.recv().await;
-    }
-    if let Some(e) = copy_error {
-        drop(receiver);
-        let _ = copy.abort("dropfeed stopped the copy").await;
-        let _ = parser.await;
-        return Err(e);
-    }
-    match parser.await.context("the parser panicked")? {
-        Ok(summary) => {
-            copy.finish().await.context("cannot copy the parsed rows")?;
-            spill.copy_rows(&mut *tx, live, staging, &summary.flagged).await.context("cannot copy the parsed rows")?;
-            Ok(Ok((summary, spill)))
-        }
-        Err(failure) => {
-            let _ = copy.abort("the file was refused").await;
-            Ok(Err(failure))
-        }
-    }
-}
-
-type ParserTask = tokio::task::JoinHandle<Result<records::ParseSummary, FileFailure>>;
-
-/// Starts the parser on a blocking thread: it sends full batches and takes
-/// back the buffers the writer is done with.
-fn spawn_parser(
-    req: &Request,
-    path: &std::path::Path,
-    encoding: decode::Resolved,
-    ctx: RuleContext,
-    parsing: Parsing,
-    progress: Option<ProgressBar>,
-) -> (ParserTask, mpsc::Receiver<Batch>, mpsc::Sender<Batch>) {
-    let Parsing { staging, known, direct } = parsing;
-    let (sender, receiver) = mpsc::channel::<Batch>(2);
+) -> anyhow::Result<Result<(records::ParseSummary, write::Spill), FileFailure>> {
+    let Parsing { staging, known } = parsing;
+    let (sender, mut receiver) = mpsc::channel::<Batch>(2);
     let (give_back, mut take_back) = mpsc::channel::<Batch>(2);
     let profile = req.profile.clone();
     let parse_path = path.to_path_buf();
@@ -776,13 +677,44 @@ fn spawn_parser(
         let recycled = || take_back.try_recv().ok();
         match known {
             Some(known) => mass_update::parse(reader, &profile, ctx, &known, &limits, emit, recycled),
-            None => {
-                let rules = records::ContactRules { ctx, staging, direct };
-                records::parse_contacts(reader, &profile, rules, &limits, emit, recycled)
-            }
+            None => records::parse(reader, &profile, ctx, staging, &limits, emit, recycled),
         }
     });
-    (parser, receiver, give_back)
+    // One COPY for all staging rows, however many batches: every COPY
+    // statement costs a round trip that Nagle's algorithm can stretch to
+    // 40 ms (sqlx 0.9 does not set TCP_NODELAY). Messages and rejected lines
+    // wait in temporary files and are COPYed after the rows.
+    let mut spill = write::Spill::new().context("cannot create the spill files")?;
+    let mut copy = staging::begin_copy(&mut *tx, staging).await.context("cannot start copying rows")?;
+    let mut copy_error = None;
+    while let Some(batch) = receiver.recv().await {
+        if let Err(e) = copy.send(&batch.rows[..]).await {
+            copy_error = Some(anyhow::Error::new(e).context("cannot copy rows into the staging table"));
+            break;
+        }
+        if let Err(e) = spill.add(&batch) {
+            copy_error = Some(anyhow::Error::new(e).context("cannot write the spill files"));
+            break;
+        }
+        // The parser reuses the buffers; if it has enough, they are dropped.
+        let _ = give_back.try_send(batch);
+    }
+    if let Some(e) = copy_error {
+        drop(receiver);
+        let _ = copy.abort("dropfeed stopped the copy").await;
+        let _ = parser.await;
+        return Err(e);
+    }
+    match parser.await.context("the parser panicked")? {
+        Ok(summary) => {
+            copy.finish().await.context("cannot copy rows into the staging table")?;
+            Ok(Ok((summary, spill)))
+        }
+        Err(failure) => {
+            let _ = copy.abort("the file was refused").await;
+            Ok(Err(failure))
+        }
+    }
 }
 
 /// What `stage` parses the file into.
@@ -790,8 +722,6 @@ struct Parsing {
     staging: Staging,
     /// A mass update's criteria codes (`Staging::MassUpdate`); none for contacts.
     known: Option<std::sync::Arc<mass_update::KnownCriteria>>,
-    /// Rows certainly new go straight into `contacts` (`direct`).
-    direct: Option<std::sync::Arc<direct::Direct>>,
 }
 
 /// The run record of `req` (options empty: a file refused before it was

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::configuration::Limits;
 use crate::profile::Profile;
 
-use super::direct::{Direct, Flagged};
 use super::mapping::{self, Mapping};
 use super::rules::{FileFailure, Rule};
 use super::staging::{Batch, CopyBuf, Staging};
@@ -115,10 +114,6 @@ pub struct ParseSummary {
     /// Accepted rows whose e-mail may repeat an earlier one (`seen`): none,
     /// and the file has no duplicates.
     pub maybe_duplicates: u64,
-    /// Rows written straight into `contacts` (`direct`).
-    pub direct: u64,
-    /// The e-mails of the staged rows among `maybe_duplicates`, in direct mode.
-    pub flagged: Flagged,
 }
 
 /// What `parse_with` does with each record once the header is known: the
@@ -133,11 +128,6 @@ pub trait LineRules {
     fn long_cell(&self, rec: &Record<'_>, column: usize, max: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf);
     /// Accepted lines whose e-mail may repeat an earlier one's (`seen`).
     fn maybe_duplicates(&self) -> u64;
-    /// The rows written straight into `contacts` and the e-mails of flagged
-    /// staged rows (`direct`); none unless the rules write direct rows.
-    fn take_direct(&mut self) -> (u64, Flagged) {
-        (0, Flagged::default())
-    }
 }
 
 /// The contacts rules with their per-row buffers.
@@ -162,10 +152,6 @@ impl LineRules for ContactRows {
     fn maybe_duplicates(&self) -> u64 {
         self.scratch.seen.flagged()
     }
-
-    fn take_direct(&mut self) -> (u64, Flagged) {
-        (self.scratch.direct, std::mem::take(&mut self.scratch.flagged))
-    }
 }
 
 /// Parses `reader` (UTF-8) with the profile's format and mapping, calling
@@ -182,30 +168,9 @@ pub fn parse(
     emit: impl FnMut(Batch) -> bool,
     recycled: impl FnMut() -> Option<Batch>,
 ) -> Result<ParseSummary, FileFailure> {
-    parse_contacts(reader, profile, ContactRules { ctx, staging, direct: None }, limits, emit, recycled)
-}
-
-/// How a contacts file's rows are checked and where they go.
-pub struct ContactRules {
-    pub ctx: RuleContext,
-    pub staging: Staging,
-    /// Rows certainly new go straight into `contacts` (`direct`).
-    pub direct: Option<Arc<Direct>>,
-}
-
-/// `parse`, writing the rows certainly new as `direct` rows when it is set.
-pub fn parse_contacts(
-    reader: Box<dyn Read + Send>,
-    profile: &Profile,
-    rules: ContactRules,
-    limits: &Limits,
-    emit: impl FnMut(Batch) -> bool,
-    recycled: impl FnMut() -> Option<Batch>,
-) -> Result<ParseSummary, FileFailure> {
-    let ContactRules { ctx, staging, direct } = rules;
     let rules = |headers: Vec<String>| {
         let mapping = mapping::resolve(headers, profile).map_err(|e| FileFailure::new(e.rule, Some(1), e.detail))?;
-        let plan = RowPlan::new(&mapping, profile, ctx, staging, direct);
+        let plan = RowPlan::new(&mapping, profile, ctx, staging);
         Ok((mapping, ContactRows { plan, scratch: Scratch::default() }))
     };
     parse_with(reader, profile, limits, rules, emit, recycled)
@@ -229,15 +194,8 @@ pub fn parse_with<R: LineRules>(
     let abort_on_invalid = profile.on_invalid_row == crate::profile::OnInvalidRow::Abort;
 
     let mut out = Buffers::new();
-    let mut summary = ParseSummary {
-        mapping: Mapping::default(),
-        rows: 0,
-        rejected: 0,
-        aborted_at: None,
-        maybe_duplicates: 0,
-        direct: 0,
-        flagged: Flagged::default(),
-    };
+    let mut summary =
+        ParseSummary { mapping: Mapping::default(), rows: 0, rejected: 0, aborted_at: None, maybe_duplicates: 0 };
     while let Some(line) = lines.next(&mut bytes)? {
         let rec = Record::new(&bytes, line)?;
         if rec.len() == 1 && rec.get(0).unwrap_or("").trim().is_empty() && width > 1 {
@@ -261,7 +219,6 @@ pub fn parse_with<R: LineRules>(
     }
     summary.mapping = mapping;
     summary.maybe_duplicates = plan.maybe_duplicates();
-    (summary.direct, summary.flagged) = plan.take_direct();
     Ok(summary)
 }
 
@@ -409,25 +366,15 @@ fn check_record<R: LineRules>(
         plan.long_cell(rec, column, limits.max_field_bytes, &mut out.msgs, &mut out.rejects);
         RowOutcome::Rejected
     } else {
-        let sinks = Sinks {
-            rows: &mut out.rows,
-            msgs: &mut out.msgs,
-            rejects: &mut out.rejects,
-            direct: &mut out.direct,
-            direct_lines: &mut out.direct_lines,
-        };
-        plan.check(rec, sinks)
+        plan.check(rec, Sinks { rows: &mut out.rows, msgs: &mut out.msgs, rejects: &mut out.rejects })
     }
 }
 
-/// The batch being filled: staging rows, messages, rejected lines, and the
-/// direct rows with their lines.
+/// The batch being filled: staging rows, messages and rejected lines.
 struct Buffers {
     rows: CopyBuf,
     msgs: CopyBuf,
     rejects: CopyBuf,
-    direct: CopyBuf,
-    direct_lines: CopyBuf,
 }
 
 impl Buffers {
@@ -436,21 +383,18 @@ impl Buffers {
             rows: CopyBuf::with_capacity(1 << 20),
             msgs: CopyBuf::with_capacity(1 << 16),
             rejects: CopyBuf::with_capacity(1 << 16),
-            direct: CopyBuf::default(),
-            direct_lines: CopyBuf::default(),
         }
     }
 
-    fn all(&self) -> [&CopyBuf; 5] {
-        [&self.rows, &self.msgs, &self.rejects, &self.direct, &self.direct_lines]
-    }
-
     fn is_full(&self) -> bool {
-        self.rows.rows() + self.direct.rows() >= BATCH_ROWS || self.all().iter().any(|b| b.bytes() >= BATCH_BYTES)
+        self.rows.rows() >= BATCH_ROWS
+            || self.rows.bytes() >= BATCH_BYTES
+            || self.msgs.bytes() >= BATCH_BYTES
+            || self.rejects.bytes() >= BATCH_BYTES
     }
 
     fn is_empty(&self) -> bool {
-        self.all().iter().all(|b| b.rows() == 0)
+        self.rows.rows() == 0 && self.msgs.rows() == 0 && self.rejects.rows() == 0
     }
 
     /// The full batch, replaced by buffers the writer handed back (or new ones).
@@ -459,27 +403,16 @@ impl Buffers {
             rows: Vec::with_capacity(1 << 20),
             msgs: Vec::with_capacity(1 << 16),
             rejects: Vec::with_capacity(1 << 16),
-            direct: Vec::new(),
-            direct_lines: Vec::new(),
         });
-        let swap = |buf: &mut CopyBuf, next: Vec<u8>| std::mem::replace(buf, CopyBuf::reuse(next)).into_inner();
         Batch {
-            rows: swap(&mut self.rows, next.rows),
-            msgs: swap(&mut self.msgs, next.msgs),
-            rejects: swap(&mut self.rejects, next.rejects),
-            direct: swap(&mut self.direct, next.direct),
-            direct_lines: swap(&mut self.direct_lines, next.direct_lines),
+            rows: std::mem::replace(&mut self.rows, CopyBuf::reuse(next.rows)).into_inner(),
+            msgs: std::mem::replace(&mut self.msgs, CopyBuf::reuse(next.msgs)).into_inner(),
+            rejects: std::mem::replace(&mut self.rejects, CopyBuf::reuse(next.rejects)).into_inner(),
         }
     }
 
     fn into_batch(self) -> Batch {
-        Batch {
-            rows: self.rows.into_inner(),
-            msgs: self.msgs.into_inner(),
-            rejects: self.rejects.into_inner(),
-            direct: self.direct.into_inner(),
-            direct_lines: self.direct_lines.into_inner(),
-        }
+        Batch { rows: self.rows.into_inner(), msgs: self.msgs.into_inner(), rejects: self.rejects.into_inner() }
     }
 }
 

@@ -1,7 +1,6 @@
 //! The e-mails seen so far in a file, as a fixed-size Bloom filter: it flags
 //! the rows that may repeat an earlier address, so the duplicate check in SQL
-//! looks at those few rows instead of grouping the whole file by e-mail. The
-//! same filter holds a tenant's addresses for `direct`.
+//! looks at those few rows instead of grouping the whole file by e-mail.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -30,14 +29,17 @@ impl Default for Seen {
 impl Seen {
     /// Records `email`; true if it may have been seen before.
     pub fn insert(&mut self, email: &str) -> bool {
-        self.insert_bytes(email.as_bytes())
-    }
-
-    pub fn insert_bytes(&mut self, email: &[u8]) -> bool {
-        let (block, probes) = self.probes(email);
-        let block = &mut self.blocks[block];
+        let mut h = self.hasher.build_hasher();
+        h.write(email.as_bytes());
+        let hash = h.finish();
+        let block = &mut self.blocks[(hash & ((1 << BLOCKS_LOG2) - 1)) as usize];
+        // The bits above the block index: three 9-bit positions in the block.
+        let mut rest = hash >> BLOCKS_LOG2;
         let mut present = true;
-        for (word, mask) in probes {
+        for _ in 0..PROBES {
+            let bit = (rest & 511) as usize;
+            rest >>= 9;
+            let (word, mask) = (bit >> 6, 1u64 << (bit & 63));
             if block[word] & mask == 0 {
                 present = false;
                 block[word] |= mask;
@@ -45,28 +47,6 @@ impl Seen {
         }
         self.flagged += u64::from(present);
         present
-    }
-
-    /// Whether `email` may have been recorded (false: it certainly was not).
-    pub fn contains(&self, email: &str) -> bool {
-        let (block, probes) = self.probes(email.as_bytes());
-        let block = &self.blocks[block];
-        probes.iter().all(|(word, mask)| block[*word] & mask != 0)
-    }
-
-    /// The block an e-mail falls in, and its bits there as (word, mask).
-    fn probes(&self, email: &[u8]) -> (usize, [(usize, u64); PROBES as usize]) {
-        let mut h = self.hasher.build_hasher();
-        h.write(email);
-        let hash = h.finish();
-        // The bits above the block index: three 9-bit positions in the block.
-        let mut rest = hash >> BLOCKS_LOG2;
-        let probes = std::array::from_fn(|_| {
-            let bit = (rest & 511) as usize;
-            rest >>= 9;
-            (bit >> 6, 1u64 << (bit & 63))
-        });
-        ((hash & ((1 << BLOCKS_LOG2) - 1)) as usize, probes)
     }
 
     /// Rows flagged so far.

@@ -65,10 +65,6 @@ pub struct Batch {
     pub msgs: Vec<u8>,
     /// Rejected records as they were in the file (`run_rejects`).
     pub rejects: Vec<u8>,
-    /// Rows for `contacts` (`import::direct`).
-    pub direct: Vec<u8>,
-    /// Every direct row's line, e-mail and warnings.
-    pub direct_lines: Vec<u8>,
 }
 
 /// Which staging rows the COPY receives.
@@ -83,69 +79,54 @@ pub enum Staging {
     /// A mass update's line: e-mail and the `[old]`/`[new]` values, the
     /// same for a dry run (the decision needs them all).
     MassUpdate,
-    /// A line already written straight into `contacts` (`direct`), staged
-    /// only for what still reads it: its warnings, or an e-mail another
-    /// line of the file may repeat.
-    Direct,
 }
 
-/// A column of a staging table: name, SQL type, and the kinds of rows that
-/// have it (`FULL | NARROW | DIRECT`).
-struct Column(&'static str, &'static str, u8);
-
-const FULL: u8 = 1;
-const NARROW: u8 = 2;
-const DIRECT: u8 = 4;
+/// A column of a staging table: name, SQL type, and whether a dry run's
+/// narrow row has it.
+struct Column(&'static str, &'static str, bool);
 
 /// The staging table of a contacts file, in the order `validate` writes a
-/// row (`Staging::Full`; `Staging::Narrow` and `Staging::Direct` write the
-/// marked ones).
-const CONTACT_COLUMNS: [Column; 23] = [
-    Column("line", "bigint NOT NULL", FULL | NARROW | DIRECT),
-    Column("email", "text NOT NULL", FULL | NARROW | DIRECT),
-    Column("language", "text", FULL),
-    Column("display", "text", FULL),
-    Column("civility", "text", FULL),
-    Column("first_name", "text", FULL),
-    Column("last_name", "text", FULL),
-    Column("birthdate", "date", FULL),
-    Column("structure", "text", FULL),
-    Column("address", "text", FULL),
-    Column("postal_code", "text", FULL),
-    Column("town", "text", FULL),
-    Column("state", "text", FULL),
-    Column("country", "text", FULL),
-    Column("phone", "text", FULL),
-    Column("mobile", "text", FULL),
-    Column("criteria", "jsonb", FULL),
-    Column("consents", "jsonb", FULL),
-    Column("attributes", "jsonb", FULL),
+/// row (`Staging::Full`; `Staging::Narrow` writes the marked ones).
+const CONTACT_COLUMNS: [Column; 22] = [
+    Column("line", "bigint NOT NULL", true),
+    Column("email", "text NOT NULL", true),
+    Column("language", "text", false),
+    Column("display", "text", false),
+    Column("civility", "text", false),
+    Column("first_name", "text", false),
+    Column("last_name", "text", false),
+    Column("birthdate", "date", false),
+    Column("structure", "text", false),
+    Column("address", "text", false),
+    Column("postal_code", "text", false),
+    Column("town", "text", false),
+    Column("state", "text", false),
+    Column("country", "text", false),
+    Column("phone", "text", false),
+    Column("mobile", "text", false),
+    Column("criteria", "jsonb", false),
+    Column("consents", "jsonb", false),
+    Column("attributes", "jsonb", false),
     // WARNINGS bits: the corrections made to this row.
-    Column("warns", "smallint NOT NULL", FULL | NARROW | DIRECT),
+    Column("warns", "smallint NOT NULL", true),
     // The e-mail may repeat an earlier line's (seen::Seen).
-    Column("maybe_dup", "boolean NOT NULL", FULL | NARROW | DIRECT),
+    Column("maybe_dup", "boolean NOT NULL", true),
     // The organisation the line names (validate::organisation_key).
-    Column("org_key", "text", FULL),
-    // The line is in `contacts` already (`import::direct`): the writes
-    // leave it out, the duplicate check and the warnings count it.
-    Column("direct", "boolean NOT NULL DEFAULT false", DIRECT),
+    Column("org_key", "text", false),
 ];
 
 /// The staging table of a mass update (seed 001): per line, the `[old]` and
 /// `[new]` values of every pair as JSON objects (every pair's key present,
 /// `null` for an empty cell), so duplicates, ANALYZE and messages work on it
 /// as on a contacts import's.
-const MASS_UPDATE_COLUMNS: [Column; 8] = [
-    Column("line", "bigint NOT NULL", FULL),
-    Column("email", "text NOT NULL", FULL),
-    Column("old_criteria", "jsonb NOT NULL", FULL),
-    Column("new_criteria", "jsonb NOT NULL", FULL),
-    Column("old_consents", "jsonb NOT NULL", FULL),
-    Column("new_consents", "jsonb NOT NULL", FULL),
-    Column("maybe_dup", "boolean NOT NULL", FULL),
-    // Never set (a mass update writes nothing during the parse); present
-    // so the duplicate check reads both tables alike.
-    Column("direct", "boolean NOT NULL DEFAULT false", 0),
+const MASS_UPDATE_COLUMNS: [Column; 7] = [
+    Column("line", "bigint NOT NULL", true),
+    Column("email", "text NOT NULL", true),
+    Column("old_criteria", "jsonb NOT NULL", true),
+    Column("new_criteria", "jsonb NOT NULL", true),
+    Column("old_consents", "jsonb NOT NULL", true),
+    Column("new_consents", "jsonb NOT NULL", true),
+    Column("maybe_dup", "boolean NOT NULL", true),
 ];
 
 /// The columns of `staging_messages` and `run_messages`, as COPYed and inserted.
@@ -154,19 +135,15 @@ pub const MESSAGE_COLUMNS: &str = "line, column_name, code, severity, value, mes
 impl Staging {
     fn table(self) -> &'static [Column] {
         match self {
-            Staging::Full | Staging::Narrow | Staging::Direct => &CONTACT_COLUMNS,
+            Staging::Full | Staging::Narrow => &CONTACT_COLUMNS,
             Staging::MassUpdate => &MASS_UPDATE_COLUMNS,
         }
     }
 
     /// The columns a row of this staging has, in the order they are written.
     pub fn columns(self) -> impl Iterator<Item = &'static str> {
-        let kind = match self {
-            Staging::Full | Staging::MassUpdate => FULL,
-            Staging::Narrow => NARROW,
-            Staging::Direct => DIRECT,
-        };
-        self.table().iter().filter(move |c| c.2 & kind != 0).map(|c| c.0)
+        let narrow = self == Staging::Narrow;
+        self.table().iter().filter(move |c| !narrow || c.2).map(|c| c.0)
     }
 
     /// `CREATE TEMP TABLE staging (...)`: every column of the table (a dry
@@ -195,6 +172,14 @@ pub async fn create(conn: &mut PgConnection, staging: Staging) -> sqlx::Result<(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Starts the COPY that receives every staging row of the import.
+pub async fn begin_copy(
+    conn: &mut PgConnection,
+    staging: Staging,
+) -> sqlx::Result<sqlx::postgres::PgCopyIn<&mut PgConnection>> {
+    conn.copy_in_raw(&staging.copy()).await
 }
 
 /// Statistics for the staging table once its rows are in, so the set-based
@@ -251,7 +236,19 @@ impl CopyBuf {
 
     pub fn text_bytes(&mut self, s: &[u8]) {
         self.sep();
-        escape_copy_text(&mut self.buf, s);
+        if !s.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t')) {
+            self.buf.extend_from_slice(s);
+            return;
+        }
+        for &b in s {
+            match b {
+                b'\\' => self.buf.extend_from_slice(b"\\\\"),
+                b'\n' => self.buf.extend_from_slice(b"\\n"),
+                b'\r' => self.buf.extend_from_slice(b"\\r"),
+                b'\t' => self.buf.extend_from_slice(b"\\t"),
+                _ => self.buf.push(b),
+            }
+        }
     }
 
     pub fn opt(&mut self, s: Option<&str>) {
@@ -303,23 +300,6 @@ impl CopyBuf {
     }
 }
 
-/// Appends `s` to `out` as a COPY text field (backslash escapes).
-pub fn escape_copy_text(out: &mut Vec<u8>, s: &[u8]) {
-    if !s.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t')) {
-        out.extend_from_slice(s);
-        return;
-    }
-    for &b in s {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.push(b),
-        }
-    }
-}
-
 struct Fmt<'a>(&'a mut Vec<u8>);
 
 impl std::fmt::Write for Fmt<'_> {
@@ -347,13 +327,12 @@ mod tests {
         );
         assert!(Staging::Full.copy().ends_with("attributes, warns, maybe_dup, org_key) FROM STDIN"));
         assert_eq!(Staging::Full.columns().count(), 22);
-        assert_eq!(Staging::Direct.copy(), "COPY staging (line, email, warns, maybe_dup, direct) FROM STDIN");
         assert!(Staging::Narrow.ddl().contains("birthdate date, "), "the narrow rows go into the full table");
         assert_eq!(
             Staging::MassUpdate.ddl(),
             "CREATE TEMP TABLE staging (line bigint NOT NULL, email text NOT NULL, old_criteria jsonb NOT NULL, \
              new_criteria jsonb NOT NULL, old_consents jsonb NOT NULL, new_consents jsonb NOT NULL, \
-             maybe_dup boolean NOT NULL, direct boolean NOT NULL DEFAULT false) ON COMMIT DROP"
+             maybe_dup boolean NOT NULL) ON COMMIT DROP"
         );
     }
 }

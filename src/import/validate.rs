@@ -9,7 +9,6 @@ use chrono::NaiveDate;
 use crate::domain::{Email, ReportLanguage, country_code};
 use crate::profile::{EmptyCells, Field, Profile, Target};
 
-use super::direct::{self, Direct, Flagged};
 use super::mapping::Mapping;
 use super::rules::{FileFailure, Rule, excerpt};
 use super::staging::{CopyBuf, Staging, WARNINGS};
@@ -29,8 +28,6 @@ pub struct RowPlan {
     /// The run's id as text, written with each kept rejected line.
     run_id: String,
     staging: Staging,
-    /// Rows certainly new go straight into `contacts` (`direct`).
-    direct: Option<std::sync::Arc<Direct>>,
 }
 
 /// Tenant-level facts the rules need.
@@ -103,10 +100,6 @@ pub struct Sinks<'a> {
     pub rows: &'a mut CopyBuf,
     pub msgs: &'a mut CopyBuf,
     pub rejects: &'a mut CopyBuf,
-    /// Rows for `contacts` (`direct::CONTACT_COLUMNS`).
-    pub direct: &'a mut CopyBuf,
-    /// Every direct row's line, e-mail and warnings (`direct::write_line`).
-    pub direct_lines: &'a mut CopyBuf,
 }
 
 /// The organisation a line names (seed 002): its structure with its address
@@ -159,22 +152,10 @@ pub struct Scratch {
     errors: Errors,
     json: Vec<u8>,
     pub seen: super::seen::Seen,
-    /// Rows written straight into `contacts`.
-    pub direct: u64,
-    /// The e-mails of staged rows that may repeat an earlier line, in direct mode.
-    pub flagged: Flagged,
 }
 
 impl RowPlan {
-    /// `direct`: set when rows certainly new are written straight into
-    /// `contacts`.
-    pub fn new(
-        mapping: &Mapping,
-        profile: &Profile,
-        ctx: RuleContext,
-        staging: Staging,
-        direct: Option<std::sync::Arc<Direct>>,
-    ) -> RowPlan {
+    pub fn new(mapping: &Mapping, profile: &Profile, ctx: RuleContext, staging: Staging) -> RowPlan {
         let mut fields = [None; 15];
         let mut criteria = Vec::new();
         let mut consents = Vec::new();
@@ -202,7 +183,6 @@ impl RowPlan {
             today: ctx.today,
             run_id: ctx.run_id.to_string(),
             staging,
-            direct,
         }
     }
 
@@ -218,25 +198,15 @@ impl RowPlan {
     /// Checks one record and writes either a staging row to `rows` or its
     /// messages to `msgs` and the line to `rejects`.
     pub fn check(&self, rec: &Record<'_>, scratch: &mut Scratch, out: Sinks<'_>) -> RowOutcome {
-        let Sinks { rows, msgs, rejects, direct, direct_lines } = out;
+        let Sinks { rows, msgs, rejects } = out;
         scratch.errors.clear();
         let checked = self.apply_rules(rec, &mut scratch.errors);
         match checked.email {
             Some(ref email) if scratch.errors.is_empty() => {
                 let maybe_dup = scratch.seen.insert(email.as_str());
-                match (self.staging, self.direct_target(rec, email, maybe_dup)) {
-                    (Staging::Narrow, _) => self.encode_narrow(rec, &checked, email, maybe_dup, rows),
-                    (_, Some(target)) => {
-                        self.encode_direct(rec, &checked, email, target, direct, &mut scratch.json);
-                        direct::write_line(direct_lines, rec.line, email.as_str(), checked.warns);
-                        scratch.direct += 1;
-                    }
-                    _ => {
-                        if maybe_dup && self.direct.is_some() {
-                            scratch.flagged.insert(email.as_str());
-                        }
-                        self.encode_full(rec, &checked, email, maybe_dup, rows, &mut scratch.json)
-                    }
+                match self.staging {
+                    Staging::Narrow => self.encode_narrow(rec, &checked, email, maybe_dup, rows),
+                    _ => self.encode_full(rec, &checked, email, maybe_dup, rows, &mut scratch.json),
                 }
                 RowOutcome::Accepted
             }
@@ -417,59 +387,6 @@ impl RowPlan {
         }
     }
 
-    /// Where a direct row goes, if this accepted row is one: its e-mail is
-    /// no contact's of the tenant, no earlier line's (as far as `seen`
-    /// knows), and it names no organisation (whose id only the staged
-    /// insert finds).
-    fn direct_target(&self, rec: &Record<'_>, email: &Email, maybe_dup: bool) -> Option<&Direct> {
-        let direct = self.direct.as_deref()?;
-        let names_organisation = self.cell(rec, Field::Structure).is_some_and(|v| !v.is_empty());
-        (!maybe_dup && !names_organisation && !direct.may_be_known(email.as_str())).then_some(direct)
-    }
-
-    /// A row of `contacts` (`direct::CONTACT_COLUMNS`) with the values the
-    /// staged insert would give it (`write::insert_sql`): the defaults of
-    /// empty NOT NULL fields, JSON objects without the keys of empty cells.
-    fn encode_direct(
-        &self,
-        rec: &Record<'_>,
-        checked: &Checked<'_>,
-        email: &Email,
-        direct: &Direct,
-        out: &mut CopyBuf,
-        json: &mut Vec<u8>,
-    ) {
-        let value = |field: Field| self.cell(rec, field).filter(|v| !v.is_empty());
-        out.text(&direct.tenant_id);
-        out.text(email.as_str());
-        out.text(checked.language.unwrap_or(direct.default_language));
-        out.opt(value(Field::Display));
-        out.text(checked.civility.unwrap_or("UNDEFINED"));
-        out.text(value(Field::FirstName).unwrap_or("-"));
-        out.text(value(Field::LastName).unwrap_or("-"));
-        match checked.birthdate {
-            Some(d) => out.date(d),
-            None => out.null(),
-        }
-        for field in [Field::Address, Field::PostalCode, Field::Town, Field::State] {
-            out.opt(value(field));
-        }
-        out.opt(checked.country);
-        out.opt(value(Field::Phone));
-        out.opt(value(Field::Mobile));
-        let cell = |i: usize| Some(clean(rec.get(i).unwrap_or(""))).filter(|v| !v.is_empty());
-        let criteria = self.criteria.iter().map(|(i, k, _)| (k.as_str(), cell(*i).map(JsonValue::Str)));
-        write_json(out, json, Empty::Object, false, criteria);
-        let consents =
-            self.consents.iter().map(|(i, k)| (k.as_str(), cell(*i).and_then(parse_consent).map(JsonValue::Bool)));
-        write_json(out, json, Empty::Object, false, consents);
-        let attributes = self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str)));
-        write_json(out, json, Empty::Object, false, attributes);
-        out.text(&direct.run_id);
-        out.text(&direct.run_id);
-        out.end_row();
-    }
-
     /// The narrow columns of `staging::CONTACT_COLUMNS` (a mode that needs
     /// only the e-mail).
     fn encode_narrow(&self, rec: &Record<'_>, checked: &Checked<'_>, email: &Email, dup: bool, rows: &mut CopyBuf) {
@@ -515,12 +432,12 @@ impl RowPlan {
         // Criteria: an empty cell leaves the stored value, whatever empty_cells says (SPEC §3).
         let cell = |i: usize| Some(clean(rec.get(i).unwrap_or(""))).filter(|v| !v.is_empty());
         let criteria = self.criteria.iter().map(|(i, k, _)| (k.as_str(), cell(*i).map(JsonValue::Str)));
-        write_json(rows, json, Empty::Null, false, criteria);
+        write_json(rows, json, false, criteria);
         let consents =
             self.consents.iter().map(|(i, k)| (k.as_str(), cell(*i).and_then(parse_consent).map(JsonValue::Bool)));
-        write_json(rows, json, Empty::Null, self.clear, consents);
+        write_json(rows, json, self.clear, consents);
         let attributes = self.attributes.iter().map(|(i, k)| (k.as_str(), cell(*i).map(JsonValue::Str)));
-        write_json(rows, json, Empty::Null, self.clear, attributes);
+        write_json(rows, json, self.clear, attributes);
         rows.int(i64::from(checked.warns));
         rows.bool(dup);
         rows.opt(org_key.as_deref());
@@ -622,22 +539,12 @@ enum JsonValue<'a> {
     Bool(bool),
 }
 
-/// What `write_json` writes when no entry remains.
-#[derive(Clone, Copy, PartialEq)]
-enum Empty {
-    /// SQL NULL: a staged row's merge then leaves the stored object.
-    Null,
-    /// `{}`: a row of `contacts`, whose JSON columns are NOT NULL.
-    Object,
-}
-
 /// Writes a JSON object of the given entries as one COPY cell: present values
 /// always, empty cells as `null` only when `nulls` (so the merge erases the
-/// stored key), and `empty` when nothing remains.
+/// stored key), and SQL NULL when nothing remains (the stored object stays).
 fn write_json<'a>(
     rows: &mut CopyBuf,
     json: &mut Vec<u8>,
-    empty: Empty,
     nulls: bool,
     entries: impl Iterator<Item = (&'a str, Option<JsonValue<'a>>)>,
 ) {
@@ -662,7 +569,7 @@ fn write_json<'a>(
             None => json.extend_from_slice(b"null"),
         }
     }
-    if json.len() == 1 && empty == Empty::Null {
+    if json.len() == 1 {
         rows.null();
     } else {
         json.push(b'}');

@@ -25,6 +25,49 @@ pub async fn known_addresses(conn: &mut PgConnection, tenant_id: i64) -> sqlx::R
     .await
 }
 
+/// Messages and rejected lines of the batches, kept in anonymous temporary
+/// files (not memory) until the rows' COPY is done.
+pub struct Spill {
+    msgs: std::fs::File,
+    rejects: std::fs::File,
+    msgs_bytes: u64,
+    rejects_bytes: u64,
+}
+
+impl Spill {
+    pub fn new() -> std::io::Result<Spill> {
+        Ok(Spill { msgs: tempfile::tempfile()?, rejects: tempfile::tempfile()?, msgs_bytes: 0, rejects_bytes: 0 })
+    }
+
+    pub fn add(&mut self, batch: &super::staging::Batch) -> std::io::Result<()> {
+        use std::io::Write;
+        self.msgs.write_all(&batch.msgs)?;
+        self.rejects.write_all(&batch.rejects)?;
+        self.msgs_bytes += batch.msgs.len() as u64;
+        self.rejects_bytes += batch.rejects.len() as u64;
+        Ok(())
+    }
+
+    /// COPYs the spilled messages into `staging_messages` and the rejected
+    /// lines into `run_rejects`, streaming from the files.
+    pub async fn copy_into(self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        for (mut file, bytes, sql) in [
+            (self.msgs, self.msgs_bytes, format!("COPY staging_messages ({MESSAGE_COLUMNS}) FROM STDIN")),
+            (self.rejects, self.rejects_bytes, "COPY run_rejects (run_id, line, cells, reason) FROM STDIN".to_owned()),
+        ] {
+            if bytes == 0 {
+                continue;
+            }
+            file.seek(SeekFrom::Start(0))?;
+            let mut copy = conn.copy_in_raw(&sql).await?;
+            copy.read_from(tokio::fs::File::from_std(file)).await?;
+            copy.finish().await?;
+        }
+        Ok(())
+    }
+}
+
 /// Adds a file-level message (header, mapping, ratio) to the run.
 pub async fn add_message(
     conn: &mut PgConnection,
@@ -79,33 +122,18 @@ pub struct Outcomes {
     pub organisations_created: i64,
 }
 
-/// The condition, on `staging s`, of lines whose e-mail no contact had:
+/// The condition, on `staging s`, of lines whose e-mail no contact has:
 /// they are the lines absent from `classified`. When no line matched, that is
 /// every line, and the anti-join is not made (a first import's 1M rows).
-fn unmatched(matched: i64) -> &'static str {
+fn new_lines(matched: i64) -> &'static str {
     if matched == 0 { "true" } else { "NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)" }
-}
-
-/// The unmatched lines the staged insert writes: all but the `direct` ones,
-/// which are in `contacts` already.
-fn new_lines(matched: i64) -> String {
-    format!("NOT s.direct AND {}", unmatched(matched))
 }
 
 const WARNING_KINDS: usize = super::staging::WARNINGS.len();
 
-/// Lines rejected as duplicates: all of them, and those among them that
-/// were `direct` (their contact is removed again).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Duplicates {
-    pub rejected: i64,
-    pub direct: i64,
-}
-
 /// Rejects all but one line of each e-mail present more than once, keeping
-/// the first or last line as the profile says. A rejected `direct` line's
-/// contact, written during the parse, is deleted in the same statement.
-pub async fn reject_duplicates(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<Duplicates> {
+/// the first or last line as the profile says. Returns the lines rejected.
+pub async fn reject_duplicates(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<i64> {
     let order = match plan.duplicates {
         DuplicatesInFile::First => "ASC",
         DuplicatesInFile::Last => "DESC",
@@ -125,27 +153,18 @@ pub async fn reject_duplicates(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx
         ), losers AS (
             DELETE FROM staging s USING ranked r
             WHERE s.line = r.line AND r.rn > 1
-            RETURNING s.line, s.email, r.winner, s.direct
-        ), undone AS (
-            DELETE FROM contacts c USING losers l
-            WHERE l.direct AND c.tenant_id = $3 AND c.email = l.email AND c.created_by_run = $4
-            RETURNING 1
-        ), kept AS (
-            INSERT INTO staging_messages ({MESSAGE_COLUMNS})
-            SELECT line, $1, 'email.duplicate_in_file', 'error', email,
-                   replace(replace($2, '{{value}}', email), '{{winner}}', winner::text)
-            FROM losers
-            RETURNING 1
+            RETURNING s.line, s.email, r.winner
         )
-        SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM undone)"
+        INSERT INTO staging_messages ({MESSAGE_COLUMNS})
+        SELECT line, $1, 'email.duplicate_in_file', 'error', email,
+               replace(replace($2, '{{value}}', email), '{{winner}}', winner::text)
+        FROM losers"
     )))
     .bind(column)
     .bind(template)
-    .bind(plan.tenant_id)
-    .bind(plan.run_id)
-    .fetch_one(conn)
+    .execute(conn)
     .await?;
-    Ok(Duplicates { rejected: done.get(0), direct: done.get(1) })
+    Ok(done.rows_affected() as i64)
 }
 
 pub fn email_header(mapping: &Mapping) -> String {
@@ -281,8 +300,7 @@ fn classify_sql(plan: &Plan<'_>) -> String {
         "CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN {changed} THEN {upd} ELSE {same} END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct"
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email"
     )
 }
 
@@ -301,7 +319,7 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
     let skipped = match plan.mode {
         Mode::Upsert | Mode::ReplaceList => None,
         Mode::InsertOnly => Some((Rule::EmailExists, "EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)")),
-        Mode::UpdateOnly => Some((Rule::EmailUnknown, unmatched(matched))),
+        Mode::UpdateOnly => Some((Rule::EmailUnknown, new_lines(matched))),
     };
     if let Some((rule, lines)) = skipped {
         let template = rule.sentence(plan.lang, "", "{value}");
@@ -325,7 +343,7 @@ pub async fn classify(conn: &mut PgConnection, plan: &Plan<'_>) -> sqlx::Result<
 fn corrected_rows(plan: &Plan<'_>, outcomes: &Outcomes) -> String {
     let mut parts = Vec::new();
     if plan.mode != Mode::UpdateOnly {
-        parts.push(format!("SELECT line, warns FROM staging s WHERE warns <> 0 AND {}", unmatched(outcomes.matched)));
+        parts.push(format!("SELECT line, warns FROM staging s WHERE warns <> 0 AND {}", new_lines(outcomes.matched)));
     }
     if plan.empty_cells == EmptyCells::Clear && plan.mode != Mode::InsertOnly {
         let update = LineOutcome::Update.sql();
@@ -338,19 +356,15 @@ fn corrected_rows(plan: &Plan<'_>, outcomes: &Outcomes) -> String {
 }
 
 /// Counts the outcomes: the matched lines from `classified`, the new ones as
-/// staged lines less matched ones (one scan of each table, no join), plus
-/// the `direct` rows already in `contacts` (their warnings are staged).
-pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>, matched: i64, direct: i64) -> sqlx::Result<Outcomes> {
+/// staged lines less matched ones (one scan of each table, no join).
+pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>, matched: i64) -> sqlx::Result<Outcomes> {
     let corrected_update = match plan.empty_cells {
         EmptyCells::Keep => "false".to_owned(),
         EmptyCells::Clear => format!("outcome = {}", LineOutcome::Update.sql()),
     };
     // Named columns: s_* over staged lines, k_* over matched ones.
     let mut columns = vec!["s.rows".to_owned(), "s.warned AS s_warned".to_owned(), "k.*".to_owned()];
-    let mut staged = vec![
-        "count(*) FILTER (WHERE NOT direct) AS rows".to_owned(),
-        "count(*) FILTER (WHERE warns <> 0) AS warned".to_owned(),
-    ];
+    let mut staged = vec!["count(*) AS rows".to_owned(), "count(*) FILTER (WHERE warns <> 0) AS warned".to_owned()];
     let mut known = vec![
         format!("count(*) FILTER (WHERE outcome = {}) AS k_u", LineOutcome::Update.sql()),
         format!("count(*) FILTER (WHERE outcome = {}) AS k_n", LineOutcome::Unchanged.sql()),
@@ -373,7 +387,7 @@ pub async fn outcomes(conn: &mut PgConnection, plan: &Plan<'_>, matched: i64, di
     .fetch_one(conn)
     .await?;
     let int = |name: &str| -> i64 { row.get(name) };
-    let new = int("rows") + direct - matched;
+    let new = int("rows") - matched;
     // New lines are written, hence corrected, unless the mode skips them.
     let new_written = plan.mode != Mode::UpdateOnly;
     let of_new = |staged: i64, known: i64| if new_written { staged - known } else { 0 };
@@ -479,22 +493,16 @@ fn organisations_sql(plan: &Plan<'_>, matched: i64) -> String {
 }
 
 /// Writes contacts, updates, organisations and list memberships for the
-/// classified lines, and the memberships of the `direct` rows. Returns the
-/// organisations created.
+/// classified lines. Returns the organisations created.
 pub async fn apply(
     conn: &mut PgConnection,
     plan: &Plan<'_>,
     outcomes: &Outcomes,
     lists: &[String],
-    direct_rows: bool,
 ) -> sqlx::Result<i64> {
     let organisations =
         if plan.mapping.maps(Field::Structure) { create_organisations(&mut *conn, plan, outcomes).await? } else { 0 };
     let list_ids = list_ids(&mut *conn, plan.tenant_id, lists).await?;
-    // Before the staged insert: until then the run's contacts are the direct rows.
-    if direct_rows && !list_ids.is_empty() {
-        super::direct::add_members(&mut *conn, plan.tenant_id, plan.run_id, &list_ids).await?;
-    }
     if outcomes.inserted > 0 {
         sqlx::query(AssertSqlSafe(insert_sql(plan, outcomes.matched, !list_ids.is_empty())))
             .bind(plan.tenant_id)

@@ -12,7 +12,6 @@ mod cli;
 mod console;
 mod crash;
 mod daemon;
-mod direct;
 mod encodings;
 mod feeds;
 mod file_refusals;

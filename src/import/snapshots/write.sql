@@ -3,8 +3,7 @@
 CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN ROW(coalesce(s.civility, c.civility), coalesce(s.first_name, c.first_name), coalesce(s.last_name, c.last_name), coalesce(s.structure, c.structure), coalesce(s.town, c.town), c.criteria || coalesce(s.criteria, '{}'), jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}')), jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))) IS DISTINCT FROM ROW(c.civility, c.first_name, c.last_name, c.structure, c.town, c.criteria, c.consents, c.attributes) THEN 'e' ELSE 'e' END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct;
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email;
 -- update
 INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, ''), coalesce(s.first_name, ''), coalesce(s.last_name, ''), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), coalesce(s.consents, '{}'),
@@ -22,7 +21,7 @@ INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, cou
 WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
-         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT s.direct AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
          INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
 -- memberships of stored contacts
@@ -42,8 +41,7 @@ WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 A
 CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN ROW(coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.structure, s.town, c.criteria || coalesce(s.criteria, '{}'), jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}')), jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))) IS DISTINCT FROM ROW(c.civility, c.first_name, c.last_name, c.structure, c.town, c.criteria, c.consents, c.attributes) THEN 'e' ELSE 'e' END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct;
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email;
 -- update
 INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, ''), coalesce(s.first_name, ''), coalesce(s.last_name, ''), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), coalesce(s.consents, '{}'),
@@ -61,7 +59,7 @@ INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, cou
 WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
-         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT s.direct AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
          INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
 -- memberships of stored contacts
@@ -81,8 +79,7 @@ WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 A
 CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN ROW(coalesce(s.civility, c.civility), coalesce(s.first_name, c.first_name), coalesce(s.last_name, c.last_name), coalesce(s.structure, c.structure), coalesce(s.town, c.town), c.criteria || coalesce(s.criteria, '{}'), jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}')), jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))) IS DISTINCT FROM ROW(c.civility, c.first_name, c.last_name, c.structure, c.town, c.criteria, c.consents, c.attributes) THEN 'u' ELSE 'n' END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct;
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email;
 -- update
 INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, ''), coalesce(s.first_name, ''), coalesce(s.last_name, ''), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), coalesce(s.consents, '{}'),
@@ -100,7 +97,7 @@ INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, cou
 WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
-         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT s.direct AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
          INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
 -- memberships of stored contacts
@@ -120,8 +117,7 @@ WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 A
 CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN ROW(coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.structure, s.town, c.criteria || coalesce(s.criteria, '{}'), jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}')), jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))) IS DISTINCT FROM ROW(c.civility, c.first_name, c.last_name, c.structure, c.town, c.criteria, c.consents, c.attributes) THEN 'u' ELSE 'n' END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct;
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email;
 -- update
 INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, ''), coalesce(s.first_name, ''), coalesce(s.last_name, ''), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), coalesce(s.consents, '{}'),
@@ -139,7 +135,7 @@ INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, cou
 WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
-         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT s.direct AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
          INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
 -- memberships of stored contacts
@@ -159,8 +155,7 @@ WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 A
 CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN ROW(coalesce(s.civility, c.civility), coalesce(s.first_name, c.first_name), coalesce(s.last_name, c.last_name), coalesce(s.structure, c.structure), coalesce(s.town, c.town), c.criteria || coalesce(s.criteria, '{}'), jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}')), jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))) IS DISTINCT FROM ROW(c.civility, c.first_name, c.last_name, c.structure, c.town, c.criteria, c.consents, c.attributes) THEN 'u' ELSE 'n' END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct;
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email;
 -- update
 INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, ''), coalesce(s.first_name, ''), coalesce(s.last_name, ''), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), coalesce(s.consents, '{}'),
@@ -178,7 +173,7 @@ INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, cou
 WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
-         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT s.direct AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
          INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
 -- memberships of stored contacts
@@ -198,8 +193,7 @@ WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 A
 CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN ROW(coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.structure, s.town, c.criteria || coalesce(s.criteria, '{}'), jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}')), jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))) IS DISTINCT FROM ROW(c.civility, c.first_name, c.last_name, c.structure, c.town, c.criteria, c.consents, c.attributes) THEN 'u' ELSE 'n' END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct;
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email;
 -- update
 INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, ''), coalesce(s.first_name, ''), coalesce(s.last_name, ''), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), coalesce(s.consents, '{}'),
@@ -217,7 +211,7 @@ INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, cou
 WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
-         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT s.direct AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
          INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
 -- memberships of stored contacts
@@ -237,8 +231,7 @@ WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 A
 CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN ROW(coalesce(s.civility, c.civility), coalesce(s.first_name, c.first_name), coalesce(s.last_name, c.last_name), coalesce(s.structure, c.structure), coalesce(s.town, c.town), c.criteria || coalesce(s.criteria, '{}'), jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}')), jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))) IS DISTINCT FROM ROW(c.civility, c.first_name, c.last_name, c.structure, c.town, c.criteria, c.consents, c.attributes) THEN 'u' ELSE 'n' END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct;
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email;
 -- update
 INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, ''), coalesce(s.first_name, ''), coalesce(s.last_name, ''), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), coalesce(s.consents, '{}'),
@@ -256,7 +249,7 @@ INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, cou
 WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
-         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT s.direct AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
          INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
 -- memberships of stored contacts
@@ -276,8 +269,7 @@ WITH agg AS (SELECT array_agg(line ORDER BY line) FILTER (WHERE warns & 2 <> 0 A
 CREATE TEMP TABLE classified ON COMMIT DROP AS
          SELECT s.line, c.id AS contact_id, s.warns,
                 CASE WHEN ROW(coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.structure, s.town, c.criteria || coalesce(s.criteria, '{}'), jsonb_strip_nulls(c.consents || coalesce(s.consents, '{}')), jsonb_strip_nulls(c.attributes || coalesce(s.attributes, '{}'))) IS DISTINCT FROM ROW(c.civility, c.first_name, c.last_name, c.structure, c.town, c.criteria, c.consents, c.attributes) THEN 'u' ELSE 'n' END AS outcome
-         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email
-         WHERE NOT s.direct;
+         FROM staging s JOIN contacts c ON c.tenant_id = $1 AND c.email = s.email;
 -- update
 INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, ''), coalesce(s.first_name, ''), coalesce(s.last_name, ''), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), coalesce(s.consents, '{}'),
@@ -295,7 +287,7 @@ INSERT INTO organisations (tenant_id, key, name, address, postal_code, town, cou
 WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civility, first_name, last_name, birthdate, structure, address, postal_code, town, state, country, phone, mobile, criteria, consents, attributes, created_by_run, updated_by_run, organisation_id)
          SELECT $1, s.email, coalesce(s.language, $2), s.display, coalesce(s.civility, 'UNDEFINED'), coalesce(s.first_name, '-'), coalesce(s.last_name, '-'), s.birthdate, s.structure, s.address, s.postal_code, s.town, s.state, s.country, s.phone, s.mobile, coalesce(s.criteria, '{}'), jsonb_strip_nulls(coalesce(s.consents, '{}')),
                 jsonb_strip_nulls(coalesce(s.attributes, '{}')), $3, $3, o.id
-         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT s.direct AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
+         FROM staging s LEFT JOIN organisations o ON o.tenant_id = $1 AND o.key = s.org_key WHERE NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) ORDER BY s.email RETURNING id)
          INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, i.id, $3 FROM inserted i CROSS JOIN unnest($4::bigint[]) AS l(id);
 -- memberships of stored contacts
