@@ -219,6 +219,17 @@ impl PollReport {
     }
 }
 
+/// The server whose connections `scheduler.max_connections_per_server`
+/// caps, as `host:port`. The cap protects customers' servers; a local
+/// folder is not one, and capping it made a rush of file:// feeds run two
+/// at a time while workers were free (bench/rush.sh).
+fn capped_server(endpoint: &source::Endpoint) -> Option<String> {
+    match endpoint.kind {
+        source::Kind::File => None,
+        _ => Some(format!("{}:{}", endpoint.host, endpoint.port)),
+    }
+}
+
 /// Polls the feed once.
 pub async fn poll(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<PollReport, PollError> {
     let span = info_span!("poll", tenant = %job.tenant.slug, feed = %job.feed.name);
@@ -227,8 +238,10 @@ pub async fn poll(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<Pol
 
 async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<PollReport, PollError> {
     let cfg = SourceConfig::resolve(&job.feed.spec.source)?;
-    let server = format!("{}:{}", cfg.endpoint.host, cfg.endpoint.port);
-    let _slot = ctx.servers.acquire(server).await;
+    let _slot = match capped_server(&cfg.endpoint) {
+        Some(server) => Some(ctx.servers.acquire(server).await),
+        None => None,
+    };
     let mut session = connect(ctx, &cfg).await?;
     let mut report = PollReport::default();
     let listing = session.list().await?;
@@ -683,5 +696,16 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 22, 4, 30, 0).unwrap();
         assert_eq!(stamped("contacts.csv", at), "contacts_20261122T043000Z.csv");
         assert_eq!(stamped("README", at), "README_20261122T043000Z");
+    }
+
+    #[test]
+    fn connections_are_capped_per_remote_server_and_a_local_folder_is_not_one() {
+        let endpoint = |url: &str| source::Endpoint::parse(url).expect("the url parses");
+        assert_eq!(capped_server(&endpoint("sftp://acme@drop.example.com/in")).as_deref(), Some("drop.example.com:22"));
+        assert_eq!(
+            capped_server(&endpoint("ftps://acme@drop.example.com:2121/in")).as_deref(),
+            Some("drop.example.com:2121")
+        );
+        assert_eq!(capped_server(&endpoint("file:///srv/drop/acme")), None);
     }
 }
