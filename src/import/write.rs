@@ -583,12 +583,16 @@ fn insert_sql(plan: &Plan<'_>, matched: i64, with_lists: bool) -> String {
 }
 
 /// The memberships of the stored contacts the file names (updated or
-/// unchanged): a contact already in the list stays as it was.
+/// unchanged): a contact already in the list stays as it was. Those are
+/// left out by an anti-join before the insert: ON CONFLICT alone probes the
+/// index once per line, which cost 6.6-7.0 s for 950,000 members met in
+/// random contact order against 1.1 s (0.8 s either way in id order).
 fn members_sql() -> String {
     format!(
         "INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ({}, {})
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING",
         LineOutcome::Update.sql(),
         LineOutcome::Unchanged.sql()

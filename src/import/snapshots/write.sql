@@ -28,6 +28,7 @@ WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civ
 INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ('u', 'n')
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING;
 -- messages: the cut
 SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
@@ -66,6 +67,7 @@ WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civ
 INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ('u', 'n')
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING;
 -- messages: the cut
 SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
@@ -104,6 +106,7 @@ WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civ
 INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ('u', 'n')
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING;
 -- messages: the cut
 SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
@@ -142,6 +145,7 @@ WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civ
 INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ('u', 'n')
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING;
 -- messages: the cut
 SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
@@ -180,6 +184,7 @@ WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civ
 INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ('u', 'n')
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING;
 -- messages: the cut
 SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT 0::bigint AS line, 0::smallint AS warns WHERE false) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT 0::bigint AS line, 0::smallint AS warns WHERE false) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT 0::bigint AS line, 0::smallint AS warns WHERE false) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
@@ -218,6 +223,7 @@ WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civ
 INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ('u', 'n')
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING;
 -- messages: the cut
 SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
@@ -256,6 +262,7 @@ WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civ
 INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ('u', 'n')
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING;
 -- messages: the cut
 SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line)) k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
@@ -294,6 +301,7 @@ WITH inserted AS (INSERT INTO contacts (tenant_id, email, language, display, civ
 INSERT INTO list_members (list_id, contact_id, added_by_run)
          SELECT l.id, k.contact_id, $1 FROM classified k CROSS JOIN unnest($2::bigint[]) AS l(id)
          WHERE k.outcome IN ('u', 'n')
+           AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.contact_id = k.contact_id)
          ON CONFLICT DO NOTHING;
 -- messages: the cut
 SELECT line, code FROM (SELECT line, code FROM staging_messages UNION ALL SELECT line, 'civility.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 2 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 4 <> 0 UNION ALL SELECT line, 'name.empty' FROM (SELECT line, warns FROM staging s WHERE warns <> 0 AND NOT EXISTS (SELECT 1 FROM classified k WHERE k.line = s.line) UNION ALL SELECT line, warns FROM classified WHERE warns <> 0 AND outcome = 'u') k WHERE warns & 8 <> 0) x ORDER BY line, code OFFSET $1 LIMIT 1;
