@@ -23,15 +23,13 @@ if [ ${#BINS[@]} -eq 0 ]; then
   cargo build --release --locked --quiet
   BINS=(target/release/dropfeed)
 fi
-cargo build --release --locked --quiet --example gen_contacts
-gen() { [ -s "$1" ] || target/release/examples/gen_contacts "${@:2}" --out "$1"; }
+# shellcheck source=bench/reference.sh
+. bench/reference.sh
 A="$DATA/a-rs-$ROWS-$SEED-$INVALID.csv"
 B="$DATA/b-rs-$ROWS-$SEED-$INVALID.csv"
 gen "$A" --rows "$ROWS" --seed "$SEED" --invalid "$INVALID"
 gen "$B" --rows "$ROWS" --start $((ROWS / 2)) --seed $((SEED + 1)) --invalid "$INVALID"
 
-# shellcheck source=bench/reference.sh
-. bench/reference.sh
 timed() { local t0 t1; checkpoint; t0=$(now); "$@" >/dev/null; t1=$(now); elapsed "$t0" "$t1"; }
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_alternate
 : >"$DATA/alternate"

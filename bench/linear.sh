@@ -15,11 +15,12 @@ PG="psql -h 127.0.0.1 -U postgres -q -v ON_ERROR_STOP=1"
 DATA=$(realpath "${DATA:-bench/data}")
 mkdir -p "$DATA"
 [ -n "${BIN:-}" ] || { cargo build --release --locked --quiet; BIN=target/release/dropfeed; }
-[ -x target/release/examples/gen_contacts ] || cargo build --release --locked --quiet --example gen_contacts
+# shellcheck source=bench/reference.sh
+. bench/reference.sh
 SMALL="$DATA/a-rs-$ROWS-$SEED-$INVALID.csv"
 LARGE="$DATA/big-rs-$BIG-$SEED-$INVALID.csv"
-[ -s "$SMALL" ] || target/release/examples/gen_contacts --rows "$ROWS" --seed "$SEED" --invalid "$INVALID" --out "$SMALL"
-[ -s "$LARGE" ] || target/release/examples/gen_contacts --rows "$BIG" --seed "$SEED" --invalid "$INVALID" --out "$LARGE"
+gen "$SMALL" --rows "$ROWS" --seed "$SEED" --invalid "$INVALID"
+gen "$LARGE" --rows "$BIG" --seed "$SEED" --invalid "$INVALID"
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_linear
 timed() {
   $PG -c "DROP DATABASE IF EXISTS bench_linear"

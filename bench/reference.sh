@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Sourced by the import benchmarks (bench/run.sh, bench/alternate.sh): the
-# psql reference a user would otherwise run, and the timing helpers.
-# Needs PG (the psql command line) set by the caller.
+# Sourced by the import benchmarks (bench/run.sh, alternate.sh, linear.sh,
+# rush.sh): the psql reference a user would otherwise run, the timing
+# helpers and the project's file generator. Needs PG (the psql command
+# line) set by the caller, and the repository's root as working directory.
+
+# gen FILE ARGS...: writes FILE with the project's generator (bench/gen,
+# example gen_contacts) unless it exists; the generator is built on first use.
+gen() {
+  [ -x target/release/examples/gen_contacts ] || cargo build --release --locked --quiet --example gen_contacts
+  [ -s "$1" ] || target/release/examples/gen_contacts "${@:2}" --out "$1"
+}
 
 # Every timed step starts from a clean checkpoint: otherwise the WAL of the
 # step before (825 MB for a 1M-row load) is flushed during the next one, and

@@ -27,7 +27,8 @@ cargo build --release --locked --quiet
 cargo build --release --locked --quiet --example gen_contacts
 BIN=target/release/dropfeed
 
-gen() { [ -s "$1" ] || target/release/examples/gen_contacts "${@:2}" --out "$1"; }
+# shellcheck source=bench/reference.sh
+. bench/reference.sh
 # SEED and INVALID change the files (their names say which they are).
 SEED=${SEED:-42}
 INVALID=${INVALID:-0.03}
@@ -38,8 +39,6 @@ gen "$A" --rows "$ROWS" --seed "$SEED" --invalid "$INVALID"
 gen "$B" --rows "$ROWS" --start $((ROWS / 2)) --seed $((SEED + 1)) --invalid "$INVALID"
 gen "$BIGF" --rows "$BIG" --seed "$SEED" --invalid "$INVALID"
 
-# shellcheck source=bench/reference.sh
-. bench/reference.sh
 ref_setup
 checkpoint; t0=$(now); ref_import "$A"; t1=$(now); REF_A=$(elapsed "$t0" "$t1")
 checkpoint; t0=$(now); ref_import "$B"; t1=$(now); REF_B=$(elapsed "$t0" "$t1")

@@ -19,12 +19,13 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PG="psql -h 127.0.0.1 -U postgres -q -v ON_ERROR_STOP=1"
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_rush
 [ -n "${BIN:-}" ] || { cargo build --release --locked --quiet; BIN=target/release/dropfeed; }
-[ -x target/release/examples/gen_contacts ] || cargo build --release --locked --quiet --example gen_contacts
+# shellcheck source=bench/reference.sh
+. bench/reference.sh
 mkdir -p "$DATA"
 read -r -a sizes <<<"$SIZES"
 for i in "${!sizes[@]}"; do
   f="$DATA/rush-$i-${sizes[$i]}.csv"
-  [ -s "$f" ] || target/release/examples/gen_contacts --rows "${sizes[$i]}" --seed $((SEED + i)) --invalid 0.03 --out "$f"
+  gen "$f" --rows "${sizes[$i]}" --seed $((SEED + i)) --invalid 0.03
 done
 
 # A fresh database, one tenant per file with its saved profile and a feed on
