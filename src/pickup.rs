@@ -230,6 +230,55 @@ fn capped_server(endpoint: &source::Endpoint) -> Option<String> {
     }
 }
 
+/// The poll's connection to its source and, for a remote server, its slot
+/// under `scheduler.max_connections_per_server`. Both are given back while
+/// a file is imported (a 2M-row file takes a minute, and the server is not
+/// needed until the move after the commit): feeds sharing one SFTP host then
+/// import as many files at once as there are free workers, while the cap
+/// still bounds the connections open on the customer's server.
+struct Link<'a, 'b> {
+    ctx: &'a PollContext<'b>,
+    cfg: &'a SourceConfig,
+    server: Option<String>,
+    open: Option<Open>,
+}
+
+/// An open session and its slot; the session is declared first so it is
+/// closed before the slot is given back.
+struct Open {
+    session: source::AnySession,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<'a, 'b> Link<'a, 'b> {
+    fn new(ctx: &'a PollContext<'b>, cfg: &'a SourceConfig) -> Self {
+        Link { ctx, cfg, server: capped_server(&cfg.endpoint), open: None }
+    }
+
+    /// The session, opened (slot first) when it is not.
+    async fn session(&mut self) -> Result<&mut source::AnySession, SourceError> {
+        let open = match self.open.take() {
+            Some(open) => open,
+            None => {
+                let slot = match &self.server {
+                    Some(server) => Some(self.ctx.servers.acquire(server.clone()).await),
+                    None => None,
+                };
+                Open { session: connect(self.ctx, self.cfg).await?, _slot: slot }
+            }
+        };
+        Ok(&mut self.open.insert(open).session)
+    }
+
+    /// Closes a remote session and gives its slot back; a local folder's
+    /// session costs nothing to keep.
+    fn release(&mut self) {
+        if self.server.is_some() {
+            self.open = None;
+        }
+    }
+}
+
 /// Polls the feed once.
 pub async fn poll(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<PollReport, PollError> {
     let span = info_span!("poll", tenant = %job.tenant.slug, feed = %job.feed.name);
@@ -238,17 +287,13 @@ pub async fn poll(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<Pol
 
 async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<PollReport, PollError> {
     let cfg = SourceConfig::resolve(&job.feed.spec.source)?;
-    let _slot = match capped_server(&cfg.endpoint) {
-        Some(server) => Some(ctx.servers.acquire(server).await),
-        None => None,
-    };
-    let mut session = connect(ctx, &cfg).await?;
+    let mut link = Link::new(ctx, &cfg);
     let mut report = PollReport::default();
-    let listing = session.list().await?;
+    let listing = link.session().await?.list().await?;
     report.listed = listing.len();
     let pickup = &job.feed.spec.pickup;
 
-    let mut ready = ready_files(ctx, job, &mut session, &listing, dry_run, &mut report).await?;
+    let mut ready = ready_files(ctx, job, link.session().await?, &listing, dry_run, &mut report).await?;
     if ready.is_empty() {
         return Ok(report);
     }
@@ -260,7 +305,7 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
             _ = tokio::time::sleep(Duration::from_secs(pickup.stable_secs)) => {}
             _ = ctx.cancel.cancelled() => return Ok(report),
         }
-        let again = session.list().await?;
+        let again = link.session().await?.list().await?;
         ready.retain(|f| {
             let same = still_listed(&again, f);
             if !same {
@@ -287,7 +332,7 @@ async fn poll_inner(ctx: &PollContext<'_>, job: &Job, dry_run: bool) -> Result<P
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let outcome = match take(ctx, job, &mut session, &file, dry_run).await {
+        let outcome = match take(ctx, job, &mut link, &file, dry_run).await {
             Ok(outcome) => outcome,
             Err(PollError::Internal(detail)) => {
                 let identity =
@@ -462,13 +507,13 @@ fn still_listed(listing: &[RemoteFile], file: &RemoteFile) -> bool {
 async fn take(
     ctx: &PollContext<'_>,
     job: &Job,
-    session: &mut source::AnySession,
+    link: &mut Link<'_, '_>,
     file: &RemoteFile,
     dry_run: bool,
 ) -> Result<FileOutcome, PollError> {
     let spool = ctx.spool_dir.join(format!("feed-{}-{}.part", job.feed.id, Uuid::now_v7()));
     let _cleanup = RemoveOnDrop(spool.clone());
-    let fetched = match download(job, session, file, &spool).await? {
+    let fetched = match download(job, link.session().await?, file, &spool).await? {
         Ok(fetched) => fetched,
         Err(waiting) => return Ok(waiting),
     };
@@ -479,8 +524,9 @@ async fn take(
         && let Some(of_run) =
             feeds::content_imported(ctx.pool, job.tenant.id, &fetched.sha256).await.context("cannot check content")?
     {
-        return duplicate(ctx, job, session, file, &picked, &fetched.sha256, Some(of_run), now).await;
+        return duplicate(ctx, job, link, file, &picked, &fetched.sha256, Some(of_run), now).await;
     }
+    link.release();
 
     // Archived before the import commits: a daemon killed between the
     // commit and the archiving would leave a run that `runs replay` cannot
@@ -512,14 +558,14 @@ async fn take(
         Ok(id) => id,
         Err(e) if is_content_conflict(&e) => {
             // Another daemon committed the same content while we imported it.
-            return duplicate(ctx, job, session, file, &picked, &fetched.sha256, None, now).await;
+            return duplicate(ctx, job, link, file, &picked, &fetched.sha256, None, now).await;
         }
         Err(e) => return Err(PollError::Internal(e.context(format!("cannot import {}", file.name)))),
     };
     if dry_run {
         return Ok(FileOutcome::DryRun { run_id });
     }
-    after_import(ctx, job, session, file, run_id, &fetched.sha256, now).await
+    after_import(ctx, job, link, file, run_id, &fetched.sha256, now).await
 }
 
 /// Downloads the file into `spool` while hashing it; a file that changed
@@ -558,7 +604,7 @@ async fn download(
 async fn after_import(
     ctx: &PollContext<'_>,
     job: &Job,
-    session: &mut source::AnySession,
+    link: &mut Link<'_, '_>,
     file: &RemoteFile,
     run_id: Uuid,
     sha256: &str,
@@ -584,7 +630,13 @@ async fn after_import(
             .context("cannot queue the report")?;
     }
     let disposal = if success { &job.checked.after_success } else { &job.checked.after_failure };
-    match dispose(session, &file.name, disposal, now).await {
+    // Reconnecting can fail like the move itself: either way the run is
+    // committed and the next poll finishes the move.
+    let moved = match link.session().await {
+        Ok(session) => dispose(session, &file.name, disposal, now).await,
+        Err(e) => Err(e),
+    };
+    match moved {
         Ok(()) => {
             if let Some(id) = feeds::processed_of_run(ctx.pool, run_id).await.context("cannot read processed file")? {
                 feeds::mark_disposed(ctx.pool, id).await.context("cannot mark the file disposed")?;
@@ -607,7 +659,7 @@ async fn after_import(
 async fn duplicate(
     ctx: &PollContext<'_>,
     job: &Job,
-    session: &mut source::AnySession,
+    link: &mut Link<'_, '_>,
     file: &RemoteFile,
     picked: &PickedFile,
     sha256: &str,
@@ -620,7 +672,9 @@ async fn duplicate(
         .await
         .context("cannot record the duplicate")?;
     drop(conn);
-    if dispose(session, &file.name, &job.checked.after_success, now).await.is_ok() {
+    if let Ok(session) = link.session().await
+        && dispose(session, &file.name, &job.checked.after_success, now).await.is_ok()
+    {
         feeds::mark_disposed(ctx.pool, id).await.context("cannot mark the file disposed")?;
     }
     Ok(FileOutcome::Duplicate { of_run })

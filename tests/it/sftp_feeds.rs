@@ -256,3 +256,69 @@ async fn a_file_replaced_while_it_downloads_is_left_for_the_next_poll() {
     assert_eq!(again.imported(), 1, "{again:?}");
     assert_eq!(app.contact("p000001@x.ch").await.unwrap()["first_name"], "Lena", "the new version, whole");
 }
+
+/// With one connection allowed per server, a feed whose import waits (its
+/// tenant's lock is held here) has closed its session and given its slot
+/// back: another tenant's feed on the same server is polled and imported
+/// meanwhile, and the waiting file is moved once its import commits.
+#[tokio::test]
+async fn a_feed_on_the_same_server_is_imported_while_another_feeds_import_waits_with_one_connection_allowed() {
+    let server = SshServer::start();
+    let app = app_with_sftp_feed(&server, &server.host_key_fingerprint, None).await;
+    assert!(app.cli(&["tenant", "add", "globex", "--name", "Globex"]).status.success());
+    let (sample, mapping) = (app.write("globex.csv", SAMPLE), app.write("globex.yaml", PROFILE));
+    let out = app.cli(&[
+        "import",
+        "globex",
+        sample.to_str().unwrap(),
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--save-profile",
+        "nightly",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pw = app.write("sftp-password-globex", &server.password);
+    let yaml = sftp_feed(&server, &server.host_key_fingerprint, &format!("password_file: {}", pw.display()))
+        .replace("tenant: acme", "tenant: globex")
+        .replace("contacts_*.csv", "globex_*.csv");
+    let out = app.apply_feed(&yaml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.put("contacts_1.csv", "email;first_name\na@x.ch;Anne\n");
+    server.put("globex_1.csv", "email;first_name\ng@x.ch;Gina\n");
+    let acme = app.feed("sftp-nightly").await;
+    let globex = dropfeed::store::feeds::find(&app.pool, "globex", "sftp-nightly").await.unwrap().expect("feed");
+    let mut daemon = app.daemon(Arc::new(SystemClock), "sftp");
+    daemon.servers = Arc::new(dropfeed::pickup::ServerLimits::new(1));
+
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(1, $1::int)")
+        .bind(app.tenant.id as i32)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let globex_meanwhile = async {
+        // acme's poll has fetched its file and its import waits for the lock.
+        while app
+            .scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .await
+            == 0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let report = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.run_once(&globex, false))
+            .await
+            .expect("globex's poll waited for the slot of acme's import")
+            .unwrap();
+        assert_eq!(report.imported(), 1, "{report:?}");
+        assert!(server.root.join("processed/globex_1.csv").exists());
+        assert!(server.root.join("contacts_1.csv").exists(), "acme's file waits for its import");
+        lock.commit().await.unwrap();
+    };
+    let (acme_report, ()) = tokio::join!(daemon.run_once(&acme, false), globex_meanwhile);
+    assert_eq!(acme_report.unwrap().imported(), 1);
+    assert!(server.root.join("processed/contacts_1.csv").exists(), "moved after the commit, on a new session");
+    assert_eq!(app.contact_count().await, 3, "globex's sample and Gina, acme's Anne");
+}
