@@ -26,12 +26,12 @@ timed() {
   $PG -c "DROP DATABASE IF EXISTS bench_linear"
   "$BIN" migrate >/dev/null
   "$BIN" tenant add bench --name Bench >/dev/null
-  $PG -c CHECKPOINT
+  checkpoint
   local t0 t1
-  t0=$(date +%s.%N)
+  t0=$(now)
   "$BIN" import bench "$1" --mapping examples/mapping.yaml --list nightly >/dev/null
-  t1=$(date +%s.%N)
-  python3 -c "print(f'{$t1 - $t0:.2f}')"
+  t1=$(now)
+  elapsed "$t0" "$t1"
 }
 small=(); large=()
 for _ in $(seq 1 "$ROUNDS"); do
