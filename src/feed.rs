@@ -206,7 +206,12 @@ fn default_report_on() -> Vec<ReportOn> {
 impl FeedSpec {
     /// Parses one YAML document; `origin` (the file) names errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<FeedSpec, String> {
-        serde_saphyr::from_str(text).map_err(|e| format!("{origin}: {e}"))
+        let spec: FeedSpec = serde_saphyr::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        // Stored as jsonb, which refuses it with an error of the database's.
+        match crate::domain::text::nul_in(&spec) {
+            Some(at) => Err(format!("{origin}: {at} holds a NUL character (U+0000), which no text may hold")),
+            None => Ok(spec),
+        }
     }
 
     /// Checks everything that does not need the database. `tenant_tz` is

@@ -141,7 +141,7 @@ impl<'de> Deserialize<'de> for Target {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Create new contacts, skip (and report) existing ones.
@@ -171,7 +171,7 @@ impl Mode {
 
 /// What a file is: contacts to import (SPEC §4), or seed 001's mass update
 /// of criteria and consents through `[old]`/`[new]` column pairs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
 pub enum ProfileKind {
@@ -368,6 +368,8 @@ pub enum ProfileError {
     ReplaceWithoutList { path: String },
     #[error("invalid profile {path}: {key} does not apply to a mass_update profile ({why})")]
     MassUpdate { path: String, key: &'static str, why: &'static str },
+    #[error("invalid profile {path}: {at} holds a NUL character (U+0000), which no text may hold")]
+    Nul { path: String, at: String },
 }
 
 impl Profile {
@@ -381,6 +383,9 @@ impl Profile {
     }
 
     pub fn check(&self, origin: &str) -> Result<(), ProfileError> {
+        if let Some(at) = crate::domain::text::nul_in(self) {
+            return Err(ProfileError::Nul { path: origin.to_owned(), at });
+        }
         if !(0.0..=1.0).contains(&self.max_invalid_ratio) {
             return Err(ProfileError::Ratio { path: origin.to_owned(), ratio: self.max_invalid_ratio });
         }

@@ -18,6 +18,7 @@ pub fn router(pool: PgPool, settings: Arc<Settings>, timeouts: server::Timeouts)
     crate::api::router()
         .merge(crate::console::router())
         .fallback(crate::console::fallback)
+        .method_not_allowed_fallback(crate::console::method_not_allowed)
         .layer(RequestBodyTimeoutLayer::new(timeouts.body_idle))
         .with_state(ApiState { pool, settings })
 }

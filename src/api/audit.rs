@@ -1,12 +1,13 @@
 //! `GET /audit`: the audit log, newest first (admin).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::Caller;
+use super::extract::{Query, page_limit};
 use super::problem::{Problem, ProblemBody};
 use crate::store::audit::{self, Entry};
 
@@ -17,6 +18,7 @@ pub struct AuditQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<i64>,
     /// Entries per page, 1 to 500 (100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -41,7 +43,7 @@ pub async fn list(
         Some(slug) => Some(caller.tenant(&state, slug).await?.id),
         None => None,
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let limit = page_limit(q.limit, 100, 500)?;
     let entries = audit::list(&state.pool, tenant_id, q.cursor, limit).await.map_err(Problem::internal)?;
     let next_cursor = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
     Ok(Json(AuditPage { entries, next_cursor }))

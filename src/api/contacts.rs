@@ -1,19 +1,18 @@
 //! `GET /tenants/{t}/contacts.csv`: the export of `contacts export`,
 //! streamed while it is read.
 
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio_util::io::ReaderStream;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::ApiState;
 use super::auth::Caller;
+use super::extract::{Path, Query};
 use super::problem::{Problem, ProblemBody};
-use super::runs::PIPE_BYTES;
+use super::stream::piped;
 use crate::store::contacts::Filter;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -36,17 +35,14 @@ pub async fn export(
 ) -> Result<Response, Problem> {
     let tenant = caller.tenant(&state, &slug).await?;
     let filter = Filter { tenant_id: tenant.id, list: q.list, created_by_run: q.created_by_run };
-    let (mut writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let pool = state.pool.clone();
-    tokio::spawn(async move {
-        if let Err(e) = crate::export::write_contacts(&pool, &filter, None, &mut writer).await {
-            tracing::warn!(tenant = %tenant.slug, "export not sent whole: {e:#}");
-        }
+    let body = piped(format!("contacts export of {}", tenant.slug), move |mut writer| async move {
+        crate::export::write_contacts(&pool, &filter, None, &mut writer).await
     });
     let disposition = format!("attachment; filename=\"{slug}-contacts.csv\"");
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
-        Body::from_stream(ReaderStream::new(reader)),
+        body,
     )
         .into_response())
 }

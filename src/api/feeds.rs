@@ -2,8 +2,7 @@
 //! last run and lease; apply, test, run now, pause and resume (support).
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::Caller;
+use super::extract::{Path, Query, TextBody};
 use super::problem::{Problem, ProblemBody};
 use crate::actions::feeds::{self as feed_actions, Document, TestOutcome};
 use crate::domain::{FeedStatus, Role};
@@ -125,7 +125,7 @@ pub async fn apply(
     caller: Caller,
     State(state): State<ApiState>,
     Path((slug, name)): Path<(String, String)>,
-    body: Bytes,
+    TextBody(body): TextBody,
 ) -> Result<Json<ApplyOutcome>, Problem> {
     let tenant = caller.tenant(&state, &slug).await?;
     caller.staff("applying a feed")?;

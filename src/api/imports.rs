@@ -4,7 +4,7 @@
 //! pipeline and report of `dropfeed import`.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures_util::{Stream, StreamExt};
@@ -14,6 +14,7 @@ use utoipa::IntoParams;
 
 use super::ApiState;
 use super::auth::Caller;
+use super::extract::{Path, Query};
 use super::problem::{Problem, ProblemBody};
 use crate::actions::imports::{self, Choice};
 use crate::domain::Role;
@@ -28,10 +29,8 @@ pub struct ImportQuery {
     /// or the default mapping by header.
     profile: Option<String>,
     /// `insert_only`, `upsert`, `update_only` or `replace_list`.
-    #[param(value_type = Option<String>)]
     mode: Option<Mode>,
     /// `contacts` or `mass_update`.
-    #[param(value_type = Option<String>)]
     kind: Option<ProfileKind>,
     /// Lists the contacts join, comma-separated; replaces the profile's.
     list: Option<String>,

@@ -9,13 +9,16 @@
 mod audit;
 pub mod auth;
 mod contacts;
+pub mod extract;
 pub mod feeds;
 mod imports;
+mod openapi;
 pub mod problem;
 mod profiles;
 pub mod runs;
 pub mod server;
 pub mod session;
+pub mod stream;
 mod tenants;
 
 use std::sync::Arc;
@@ -24,8 +27,7 @@ use axum::Json;
 use axum::Router;
 use axum::routing::get;
 use sqlx::PgPool;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -49,34 +51,9 @@ impl ApiState {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "dropfeed", description = "Scheduled contact-file imports: tenants, feeds, profiles, runs and their \
-        reports, uploads, exports and the audit log (SPEC §8). Errors are application/problem+json with a stable `code`."),
-    modifiers(&Security),
-    security(("token" = []), ("session" = []))
-)]
-struct ApiDoc;
-
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                session::COOKIE,
-                "set by POST /api/v1/session; changes also need the X-CSRF-Token header",
-            ))),
-        );
-    }
-}
-
 /// The routes and the OpenAPI document describing them.
 pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(session::login, session::whoami, session::logout))
         .routes(routes!(tenants::list))
         .routes(routes!(tenants::show))
@@ -98,7 +75,10 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(imports::upload))
         .routes(routes!(contacts::export))
         .routes(routes!(audit::list))
-        .split_for_parts()
+        .split_for_parts();
+    openapi::finish(&mut doc);
+    // After routing, so that a path parameter is named by the route.
+    (routes.route_layer(axum::middleware::from_fn(extract::reject_nul)), doc)
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -2,14 +2,14 @@
 //! version from YAML (support).
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::Caller;
+use super::extract::{Path, Query, TextBody};
 use super::problem::{Problem, ProblemBody};
 use crate::profile::Profile;
 use crate::store::audit;
@@ -115,7 +115,7 @@ pub async fn save(
     caller: Caller,
     State(state): State<ApiState>,
     Path((slug, name)): Path<(String, String)>,
-    body: Bytes,
+    TextBody(body): TextBody,
 ) -> Result<Json<ProfileOut>, Problem> {
     let tenant = caller.tenant(&state, &slug).await?;
     caller.staff("saving a profile")?;

@@ -4,25 +4,24 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_util::io::{ReaderStream, SyncIoBridge};
+use tokio_util::io::SyncIoBridge;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::ApiState;
 use super::auth::Caller;
+use super::extract::{Path, Query, page_limit};
 use super::problem::{Problem, ProblemBody};
+use super::stream::piped;
 use crate::archive::ArchiveError;
 use crate::report::{self, Message};
 use crate::rerun::{Action, Refused};
 use crate::store::runs::{self, RunFilter, RunSummary};
-
-/// Bytes in flight between a streamed answer's writer and the socket.
-pub const PIPE_BYTES: usize = 64 << 10;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct RunsQuery {
@@ -31,12 +30,14 @@ pub struct RunsQuery {
     /// A feed's name.
     feed: Option<String>,
     /// A status of SPEC §6 (`succeeded`, `held`, `failed`...).
+    #[param(value_type = Option<crate::report::Status>)]
     status: Option<String>,
     /// Runs started at or after this time (RFC 3339).
     since: Option<DateTime<Utc>>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Runs per page, 1 to 500 (50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -79,7 +80,7 @@ pub async fn list(
         Some(c) => Some(parse_cursor(c).ok_or_else(|| Problem::bad_request("query.cursor", "malformed cursor"))?),
         None => None,
     };
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = page_limit(q.limit, 50, 500)?;
     let filter = RunFilter { tenant_id, feed: q.feed, status: q.status, since: q.since, after, limit };
     let runs = runs::page(&state.pool, &filter).await.map_err(Problem::internal)?;
     let next_cursor = (runs.len() as i64 == limit).then(|| runs.last().map(cursor_of)).flatten();
@@ -102,16 +103,13 @@ pub async fn stream_report(state: &ApiState, id: Uuid) -> Result<Response, Probl
         .await
         .map_err(Problem::internal)?
         .ok_or_else(|| Problem::not_found(format!("run {id}")))?;
-    let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let pool = state.pool.clone();
-    tokio::spawn(async move {
-        // The serialiser blocks on each batch: it writes through a bridge to
-        // the async pipe, on the blocking thread `json::write` runs it on.
-        if let Err(e) = report::json::write(&pool, head, None, SyncIoBridge::new(writer)).await {
-            tracing::warn!(run = %id, "report not sent whole: {e:#}");
-        }
+    // The serialiser blocks on each batch: it writes through a bridge to
+    // the async pipe, on the blocking thread `json::write` runs it on.
+    let body = piped(format!("report of run {id}"), move |writer| async move {
+        report::json::write(&pool, head, None, SyncIoBridge::new(writer)).await
     });
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(ReaderStream::new(reader))).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -121,6 +119,7 @@ pub struct MessagesQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Messages per page, 1 to 5000 (500).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<i64>,
 }
 
@@ -144,7 +143,7 @@ pub async fn messages(
     Query(q): Query<MessagesQuery>,
 ) -> Result<Json<MessagePage>, Problem> {
     let (id, _) = caller.run(&state, &run).await?;
-    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    let limit = page_limit(q.limit, 500, 5000)?;
     let after = match q.cursor.as_deref() {
         Some(c) => {
             Some(parse_message_cursor(c).ok_or_else(|| Problem::bad_request("query.cursor", "malformed cursor"))?)
@@ -188,19 +187,16 @@ pub async fn rejects(
         .map_err(Problem::internal)?
         .ok_or_else(|| Problem::not_found(&run))?;
     let report::rejects::Source { file_name: name, delimiter, lang } = source;
-    let (mut writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let pool = state.pool.clone();
-    tokio::spawn(async move {
-        if let Err(e) = report::rejects::write(&pool, id, delimiter, lang, &mut writer, None).await {
-            tracing::warn!(run = %id, "rejects file not sent whole: {e:#}");
-        }
+    let body = piped(format!("rejects file of run {id}"), move |mut writer| async move {
+        report::rejects::write(&pool, id, delimiter, lang, &mut writer, None).await
     });
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (header::CONTENT_DISPOSITION, attachment(&name)),
         ],
-        Body::from_stream(ReaderStream::new(reader)),
+        body,
     )
         .into_response())
 }

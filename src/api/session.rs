@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::auth::{Caller, client_address};
+use super::extract::Json as JsonBody;
 use super::problem::Problem;
 use crate::domain::Email;
 use crate::store::audit::{self, Actor};
@@ -195,7 +196,7 @@ pub async fn close(state: &ApiState, caller: &Caller, headers: &HeaderMap) -> Re
 pub async fn login(
     State(state): State<ApiState>,
     ClientAddress(source): ClientAddress,
-    Json(login): Json<Login>,
+    JsonBody(login): JsonBody<Login>,
 ) -> Result<Response, Problem> {
     let opened = open(&state, &source, &login.email, &login.password).await?;
     let body = info(&state, &opened.caller, Some(opened.csrf)).await?;

@@ -1,12 +1,13 @@
 //! `GET /tenants`, `GET /tenants/{t}`: the tenants a caller sees.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiState;
 use super::auth::Caller;
+use super::extract::Path;
 use super::problem::{Problem, ProblemBody};
 use crate::store::tenants;
 

@@ -150,6 +150,16 @@ pub async fn fallback(parts: Parts) -> Response {
     error_page(lang, None, Problem::not_found(parts.uri.path().to_owned()))
 }
 
+/// A method a route does not take: the API's problem under `/api/`, a page
+/// elsewhere (axum's own answer is an empty body).
+pub async fn method_not_allowed(parts: Parts) -> Response {
+    if parts.uri.path().starts_with("/api/") {
+        return crate::api::extract::method_not_allowed().into_response();
+    }
+    let lang = Lang::of(&parts.headers, None);
+    error_page(lang, None, crate::api::extract::method_not_allowed())
+}
+
 /// A redirect after a form, so that reloading the page does not post again.
 pub fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()

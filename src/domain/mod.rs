@@ -7,6 +7,7 @@ mod role;
 pub mod run;
 pub mod source;
 mod tenant;
+pub mod text;
 
 pub use country::country_code;
 pub use email::Email;

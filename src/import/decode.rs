@@ -101,8 +101,11 @@ pub fn inspect(path: &Path, declared: Encoding) -> Result<(FileFacts, Option<Dec
         Some(DecodeError::NotText { line: 1, detail: "utf-16 is not supported: save the file as CSV UTF-8".into() })
     } else if let Some(kind) = known_binary(&first_bytes) {
         Some(DecodeError::NotText { line: 1, detail: format!("it starts like a {kind} file") })
-    } else if let Some(line) = nul_line {
-        Some(DecodeError::NotText { line, detail: format!("NUL byte at line {line}") })
+    } else if nul_line == Some(1) {
+        // In the header, or in a file of UTF-16 without its BOM: nothing of it
+        // can be read as columns. Further down a NUL rejects its line only
+        // (`cell.nul`), as PostgreSQL's text cannot hold it.
+        Some(DecodeError::NotText { line: 1, detail: "NUL byte at line 1".into() })
     } else {
         match (declared, invalid_utf8_line) {
             (Encoding::Auto | Encoding::Utf8, None) => None,
@@ -281,7 +284,9 @@ mod tests {
     fn binary_files_are_not_text() {
         let problem = |bytes: &[u8]| facts_of(bytes, Encoding::Auto).unwrap().1;
         assert!(matches!(problem(b"\x89PNG\r\n\x1a\n\0\0"), Some(DecodeError::NotText { .. })));
-        assert!(matches!(problem(b"a\nb\0c"), Some(DecodeError::NotText { line: 2, .. })));
+        assert!(matches!(problem(b"a\0b\nc"), Some(DecodeError::NotText { line: 1, .. })));
+        // Below the header a NUL is the line's rejection (`cell.nul`), not the file's.
+        assert!(problem(b"a\nb\0c").is_none());
         assert!(matches!(problem(b"\xff\xfee\0m\0"), Some(DecodeError::NotText { line: 1, .. })));
     }
 }

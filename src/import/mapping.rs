@@ -137,8 +137,11 @@ pub fn resolve(headers: Vec<String>, profile: &Profile) -> Result<Mapping, Heade
     Ok(mapping)
 }
 
+/// `s` without `prefix` (ASCII, any case), trimmed. A checked split, not an
+/// index: a header's first bytes may end inside a character (`Téléphone`).
 pub(super) fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| s[prefix.len()..].trim())
+    let (head, rest) = s.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| rest.trim())
 }
 
 fn drift_detail(file: &[&str], profile: &[&str]) -> String {
@@ -174,6 +177,16 @@ mod tests {
         let m = resolve(h(&["email", "Language", "customer_id", "consent.sms"]), &Profile::default()).unwrap();
         assert_eq!(m.mapped.len(), 3);
         assert_eq!(m.unmapped, vec!["customer_id".to_string()]);
+    }
+
+    #[test]
+    fn a_header_whose_first_bytes_end_inside_a_character_is_not_cut() {
+        // "Téléphone": byte 5 falls inside the second "é".
+        let m = resolve(h(&["email", "Téléphone", "[new]Ville", "[old] é"]), &Profile::default()).unwrap();
+        assert_eq!(m.unmapped, vec!["Téléphone".to_string(), "[new]Ville".to_string()]);
+        assert_eq!(strip_prefix_ci("[NEW]é", "[new]"), Some("é"));
+        assert_eq!(strip_prefix_ci("Télé", "[new]"), None);
+        assert_eq!(strip_prefix_ci("ab", "[new]"), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::records::LineRules;
 use super::rules::FileFailure;
 use super::rules::Rule;
 use super::staging::{CopyBuf, LineOutcome, MESSAGE_COLUMNS, Staging};
-use super::validate::Record;
+use super::validate::{BadCell, Record};
 use super::validate::{RowOutcome, RuleContext, Sinks, clean, parse_consent, write_message, write_reject};
 use super::write::{Plan, email_header};
 
@@ -233,9 +233,8 @@ impl LineRules for LinePlan {
         write_reject(rejects, &self.run_id, rec, &reason);
     }
 
-    fn long_cell(&self, rec: &Record<'_>, column: usize, max: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
-        let detail = format!("{} > {max} bytes", rec.get(column).map_or(0, str::len));
-        let reason = write_message(msgs, &self.headers, self.lang, rec.line, Rule::FieldTooLong, column, &detail);
+    fn bad_cell(&self, rec: &Record<'_>, cell: BadCell, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
+        let reason = write_message(msgs, &self.headers, self.lang, rec.line, cell.rule, cell.column, &cell.detail());
         write_reject(rejects, &self.run_id, rec, &reason);
     }
 

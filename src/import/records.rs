@@ -11,7 +11,7 @@ use crate::profile::Profile;
 use super::mapping::{self, Mapping};
 use super::rules::{FileFailure, Rule};
 use super::staging::{Batch, CopyBuf, Staging};
-use super::validate::{Record, RowOutcome, RowPlan, RuleContext, Scratch, Sinks};
+use super::validate::{BadCell, Record, RowOutcome, RowPlan, RuleContext, Scratch, Sinks};
 
 /// Rows per batch sent to PostgreSQL: large enough that per-COPY overhead
 /// vanishes, small enough that memory stays flat (a few MiB per batch).
@@ -124,8 +124,9 @@ pub trait LineRules {
     fn check(&mut self, rec: &Record<'_>, sinks: Sinks<'_>) -> RowOutcome;
     /// A record with fewer cells than the header.
     fn short_row(&self, rec: &Record<'_>, width: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf);
-    /// A record with a cell longer than `limits.max_field_bytes`.
-    fn long_cell(&self, rec: &Record<'_>, column: usize, max: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf);
+    /// A record rejected for one cell before its rules run: longer than
+    /// `limits.max_field_bytes` (`field.too_long`), or holding a NUL (`cell.nul`).
+    fn bad_cell(&self, rec: &Record<'_>, cell: BadCell, msgs: &mut CopyBuf, rejects: &mut CopyBuf);
     /// Accepted lines whose e-mail may repeat an earlier one's (`seen`).
     fn maybe_duplicates(&self) -> u64;
 }
@@ -145,8 +146,8 @@ impl LineRules for ContactRows {
         self.plan.short_row(rec, width, msgs, rejects)
     }
 
-    fn long_cell(&self, rec: &Record<'_>, column: usize, max: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
-        self.plan.long_cell(rec, column, max, msgs, rejects)
+    fn bad_cell(&self, rec: &Record<'_>, cell: BadCell, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
+        self.plan.bad_cell(rec, cell, msgs, rejects)
     }
 
     fn maybe_duplicates(&self) -> u64 {
@@ -353,17 +354,11 @@ fn check_record<R: LineRules>(
     limits: &Limits,
     out: &mut Buffers,
 ) -> RowOutcome {
-    // A record shorter than the limit cannot hold a longer cell.
-    let long_cell = if rec.text_len() > limits.max_field_bytes {
-        (0..rec.len()).find(|i| rec.get(*i).is_some_and(|c| c.len() > limits.max_field_bytes))
-    } else {
-        None
-    };
     if rec.len() < width {
         plan.short_row(rec, width, &mut out.msgs, &mut out.rejects);
         RowOutcome::Rejected
-    } else if let Some(column) = long_cell {
-        plan.long_cell(rec, column, limits.max_field_bytes, &mut out.msgs, &mut out.rejects);
+    } else if let Some(cell) = BadCell::find(rec, limits.max_field_bytes) {
+        plan.bad_cell(rec, cell, &mut out.msgs, &mut out.rejects);
         RowOutcome::Rejected
     } else {
         plan.check(rec, Sinks { rows: &mut out.rows, msgs: &mut out.msgs, rejects: &mut out.rejects })

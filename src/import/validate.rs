@@ -88,9 +88,51 @@ impl<'a> Record<'a> {
         (0..self.len()).map(|i| self.get(i).unwrap_or(""))
     }
 
+    /// Whether a cell holds a NUL character.
+    pub fn has_nul(&self) -> bool {
+        memchr::memchr(0, self.text.as_bytes()).is_some()
+    }
+
     /// The cells' text, end to end (for sizing buffers).
     pub fn text_len(&self) -> usize {
         self.text.len()
+    }
+}
+
+/// A cell that rejects its record before the rules look at it.
+#[derive(Debug, Clone, Copy)]
+pub struct BadCell {
+    pub column: usize,
+    pub rule: Rule,
+    /// `field.too_long`: the cell's length and the limit, in bytes.
+    pub sizes: (usize, usize),
+}
+
+impl BadCell {
+    pub fn find(rec: &Record<'_>, max_field_bytes: usize) -> Option<BadCell> {
+        // A record shorter than the limit cannot hold a longer cell.
+        if rec.text_len() > max_field_bytes {
+            let long =
+                (0..rec.len()).find_map(|i| rec.get(i).map(str::len).filter(|n| *n > max_field_bytes).map(|n| (i, n)));
+            if let Some((column, len)) = long {
+                return Some(BadCell { column, rule: Rule::FieldTooLong, sizes: (len, max_field_bytes) });
+            }
+        }
+        // PostgreSQL's text cannot hold a NUL: the line is rejected, the
+        // file goes on (a NUL in the header refuses the file, `decode`).
+        if rec.has_nul() {
+            let column = (0..rec.len()).find(|i| rec.get(*i).is_some_and(|c| c.contains('\0'))).unwrap_or(0);
+            return Some(BadCell { column, rule: Rule::CellNul, sizes: (0, 0) });
+        }
+        None
+    }
+
+    /// The message's value: the sizes, or nothing (the cell is not text).
+    pub fn detail(&self) -> String {
+        match self.rule {
+            Rule::FieldTooLong => format!("{} > {} bytes", self.sizes.0, self.sizes.1),
+            _ => String::new(),
+        }
     }
 }
 
@@ -452,11 +494,9 @@ impl RowPlan {
         self.reject(rejects, rec, &reason);
     }
 
-    /// Rejects a record with a cell longer than `limits.max_field_bytes`.
-    pub fn long_cell(&self, rec: &Record<'_>, column: usize, max: usize, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
-        let len = rec.get(column).map_or(0, str::len);
-        let detail = format!("{len} > {max} bytes");
-        let reason = self.message(msgs, rec.line, Rule::FieldTooLong, column, &detail);
+    /// Rejects a record for one cell (`records::BadCell`).
+    pub fn bad_cell(&self, rec: &Record<'_>, cell: BadCell, msgs: &mut CopyBuf, rejects: &mut CopyBuf) {
+        let reason = self.message(msgs, rec.line, cell.rule, cell.column, &cell.detail());
         self.reject(rejects, rec, &reason);
     }
 
@@ -488,7 +528,8 @@ pub fn write_reject(rejects: &mut CopyBuf, run_id: &str, rec: &Record<'_>, reaso
             if c == '"' || c == '\\' {
                 array.push('\\');
             }
-            array.push(c);
+            // Kept for the customer to fix, as text can hold it.
+            array.push(if c == '\0' { char::REPLACEMENT_CHARACTER } else { c });
         }
         array.push('"');
     }

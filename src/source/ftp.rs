@@ -503,15 +503,16 @@ fn parse_fingerprint(raw: &str) -> Result<[u8; 32], String> {
         )
     };
     let trimmed = raw.trim();
-    let body = match trimmed.get(..7) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("sha256:") => &trimmed[7..],
+    let body = match trimmed.split_at_checked(7) {
+        Some((prefix, rest)) if prefix.eq_ignore_ascii_case("sha256:") => rest,
         _ => trimmed,
     };
     let hex: String = body.chars().filter(|c| *c != ':').collect();
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         let mut pin = [0u8; 32];
-        for (i, byte) in pin.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| invalid())?;
+        for (byte, pair) in pin.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
         }
         return Ok(pin);
     }

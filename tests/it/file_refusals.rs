@@ -18,9 +18,21 @@ async fn refused(bytes: &[u8], yaml: &str, code: &str, line: i64) -> String {
 #[tokio::test]
 async fn binary_files_are_refused_as_not_text() {
     refused(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "{}", "file.not_text", 1).await;
-    let e = refused(b"email\na@x.ch\nb@x\0.ch\n", "{}", "file.not_text", 3).await;
-    assert!(e.contains("line 3"), "{e}");
+    let e = refused(b"email;town\0\na@x.ch;Paris\n", "{}", "file.not_text", 1).await;
+    assert!(e.contains("line 1"), "{e}");
     refused(b"\xff\xfee\0m\0a\0i\0l\0", "{}", "file.not_text", 1).await;
+}
+
+#[tokio::test]
+async fn a_nul_in_a_data_line_rejects_that_line_with_cell_nul_and_the_others_are_imported() {
+    let app = spawn_app().await;
+    let file = app.write("t.csv", b"email;first_name\na@x.ch;Anne\nb@x\0.ch;Bo\0b\nc@x.ch;Carl\n");
+    let report = app.import(&file, &Default::default()).await;
+    assert_eq!(report.counts.inserted, 2, "{:?}", report.messages);
+    assert_eq!(crate::helpers::lines_with(&report, "cell.nul"), vec![3]);
+    let rejected: String =
+        sqlx::query_scalar("SELECT array_to_string(cells, ';') FROM run_rejects").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rejected, "b@x\u{FFFD}.ch;Bo\u{FFFD}b");
 }
 
 #[tokio::test]
