@@ -17,22 +17,30 @@ use super::problem::Problem;
 /// Where a NUL character was found: what kind of parameter and its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NulIn {
-    /// `path` or `query`.
+    /// `path`, `query` or `form` (a console form's field).
     pub place: &'static str,
     pub name: String,
 }
 
 impl NulIn {
     pub fn problem(&self) -> Problem {
-        let code = if self.place == "path" { "path.nul" } else { "query.nul" };
+        let (code, what) = match self.place {
+            "path" => ("path.nul", "path parameter"),
+            "form" => ("form.nul", "form field"),
+            _ => ("query.nul", "query parameter"),
+        };
         Problem::bad_request(
             code,
-            format!(
-                "the {} parameter `{}` holds a NUL character (U+0000), which no text may hold",
-                self.place, self.name
-            ),
+            format!("the {what} `{}` holds a NUL character (U+0000), which no text may hold", self.name),
         )
     }
+}
+
+/// The first field of a urlencoded form (or query) holding a NUL.
+pub fn nul_field(place: &'static str, encoded: &[u8]) -> Option<NulIn> {
+    url::form_urlencoded::parse(encoded)
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        .map(|(name, _)| NulIn { place, name: name.replace('\0', "\u{FFFD}") })
 }
 
 /// The first path or query parameter of a request that holds a NUL, once
@@ -45,10 +53,7 @@ pub fn nul_parameter(path_params: Option<&RawPathParams>, query: Option<&str>) -
     {
         return Some(NulIn { place: "path", name: shown(name) });
     }
-    let query = query?;
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
-        .map(|(name, _)| NulIn { place: "query", name: shown(&name) })
+    nul_field("query", query?.as_bytes())
 }
 
 /// Route layer of the API: a parameter holding a NUL is a 400 problem naming

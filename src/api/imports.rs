@@ -160,6 +160,13 @@ pub async fn upload(
             match part.name() {
                 Some("file") if !got_file => {
                     if let Some(name) = part.file_name() {
+                        // Shown in the report and stored with the run.
+                        if name.contains('\0') {
+                            return Err(Problem::bad_request(
+                                "body.nul",
+                                "the file part's file name holds a NUL character (U+0000), which no text may hold",
+                            ));
+                        }
                         file_name = name.to_owned();
                     }
                     spool(part, &mut out, max).await?;

@@ -18,7 +18,8 @@ use super::session;
     info(title = "dropfeed", description = "Scheduled contact-file imports: tenants, feeds, profiles, runs and their \
         reports, uploads, exports and the audit log (SPEC §8). Errors are application/problem+json with a stable `code`."),
     modifiers(&Security),
-    components(schemas(ProblemBody)),
+    // Schemas only parameters name (utoipa registers those of bodies itself).
+    components(schemas(ProblemBody, crate::profile::Mode, crate::profile::ProfileKind, crate::report::Status)),
     security(("token" = []), ("session" = []))
 )]
 pub struct ApiDoc;

@@ -50,3 +50,24 @@ fn client_left(e: &anyhow::Error) -> bool {
         cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_producer_that_fails_after_writing_ends_the_body_with_an_error_not_a_clean_end() {
+        let failing = piped("test answer".into(), |mut w| async move {
+            w.write_all(b"email\na@x.ch\n").await?;
+            Err::<(), _>(anyhow::anyhow!("the database went away"))
+        });
+        assert!(axum::body::to_bytes(failing, usize::MAX).await.is_err());
+
+        let whole = piped("test answer".into(), |mut w| async move {
+            w.write_all(b"email\na@x.ch\n").await?;
+            anyhow::Ok(())
+        });
+        assert_eq!(axum::body::to_bytes(whole, usize::MAX).await.unwrap(), "email\na@x.ch\n");
+    }
+}

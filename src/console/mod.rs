@@ -54,6 +54,44 @@ pub fn router() -> Router<ApiState> {
         .route("/runs", get(runs::list))
         .route("/runs/{run}", get(runs::show))
         .route("/runs/{run}/{action}", get(runs::confirm).post(runs::act))
+        // After routing, so that a path parameter is named by the route.
+        .route_layer(axum::middleware::from_fn(reject_nul))
+}
+
+/// The largest urlencoded form the console reads (its forms are a few
+/// fields; a file goes as multipart, which this does not buffer).
+const FORM_LIMIT: usize = 1 << 20;
+
+/// Route layer of the console: a path or query parameter, or a form field,
+/// holding a NUL is a 400 page naming it, before a handler could pass it to
+/// PostgreSQL (which refuses it with an error of ours, a 500).
+async fn reject_nul(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use crate::api::extract::{nul_field, nul_parameter};
+    let (mut parts, body) = request.into_parts();
+    let lang = Lang::of(&parts.headers, None);
+    let params = axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await.ok();
+    if let Some(found) = nul_parameter(params.as_ref(), parts.uri.query()) {
+        return error_page(lang, None, found.problem());
+    }
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = if form {
+        let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+            let too_large =
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "form.too_large", "the form is larger than 1 MiB");
+            return error_page(lang, None, too_large);
+        };
+        if let Some(found) = nul_field("form", &bytes) {
+            return error_page(lang, None, found.problem());
+        }
+        axum::body::Body::from(bytes)
+    } else {
+        body
+    };
+    next.run(axum::extract::Request::from_parts(parts, body)).await
 }
 
 /// Who is looking at a page: a logged-in person (sessions only: a browser

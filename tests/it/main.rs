@@ -7,6 +7,7 @@ mod servers;
 mod accounts;
 mod api;
 mod api_access;
+mod api_edge;
 mod api_workflows;
 mod cli;
 mod console;
