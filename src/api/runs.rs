@@ -53,9 +53,13 @@ pub fn cursor_of(r: &RunSummary) -> String {
     format!("{}_{}", r.started_at.timestamp_micros(), r.run_id)
 }
 
+/// A cursor's time is one of our runs': a time PostgreSQL cannot hold
+/// (before 4713 BC, which chrono can) is malformed, not an error of ours.
 pub fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    use chrono::Datelike;
     let (micros, id) = c.split_once('_')?;
-    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+    let at = DateTime::from_timestamp_micros(micros.parse().ok()?).filter(|t| (1..=9999).contains(&t.year()))?;
+    Some((at, id.parse().ok()?))
 }
 
 /// Runs, newest first.
@@ -204,7 +208,8 @@ pub async fn rejects(
 /// The file a feed run took, from the archive (support and admin).
 #[utoipa::path(get, path = "/api/v1/runs/{run}/file", tag = "runs", params(("run" = String, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 401, body = ProblemBody),
-              (status = 403, body = ProblemBody), (status = 404, body = ProblemBody, description = "`not_found` or `archive.gone`")))]
+              (status = 403, body = ProblemBody), (status = 404, body = ProblemBody, description = "`not_found` or `archive.gone`"),
+              (status = 503, body = ProblemBody, description = "`archive.unavailable`: the archive's store does not answer")))]
 pub async fn file(caller: Caller, State(state): State<ApiState>, Path(run): Path<String>) -> Result<Response, Problem> {
     let (id, tenant_id) = caller.run(&state, &run).await?;
     caller.staff("downloading an archived file")?;
@@ -265,7 +270,8 @@ async fn rerun(caller: Caller, state: ApiState, run: String, action: Action) -> 
 #[utoipa::path(post, path = "/api/v1/runs/{run}/release", tag = "runs", params(("run" = String, Path)),
     responses((status = 200, description = "the new run's report", body = crate::report::Report), (status = 401, body = ProblemBody),
               (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
-              (status = 409, body = ProblemBody, description = "`run.state`: not held, already released, file gone")))]
+              (status = 409, body = ProblemBody, description = "`run.state`: not held, already released, file gone"),
+              (status = 503, body = ProblemBody, description = "`archive.unavailable`: the archive's store does not answer")))]
 pub async fn release(
     caller: Caller,
     State(state): State<ApiState>,
@@ -278,7 +284,8 @@ pub async fn release(
 #[utoipa::path(post, path = "/api/v1/runs/{run}/replay", tag = "runs", params(("run" = String, Path), ReplayQuery),
     responses((status = 200, description = "the new run's report", body = crate::report::Report), (status = 401, body = ProblemBody),
               (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
-              (status = 409, body = ProblemBody, description = "`run.state`: applied already (use force), dry run, file gone")))]
+              (status = 409, body = ProblemBody, description = "`run.state`: applied already (use force), dry run, file gone"),
+              (status = 503, body = ProblemBody, description = "`archive.unavailable`: the archive's store does not answer")))]
 pub async fn replay(
     caller: Caller,
     State(state): State<ApiState>,

@@ -105,6 +105,7 @@ pub struct SessionInfo {
     /// `user:EMAIL` or `token:PREFIX`.
     pub actor: String,
     /// `admin`, `support` or `tenant`.
+    #[schema(value_type = crate::domain::Role)]
     pub role: String,
     pub tenant: Option<String>,
     /// Send it back as `X-CSRF-Token` with every POST, PUT and DELETE made

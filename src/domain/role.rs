@@ -4,7 +4,9 @@ use std::fmt;
 
 /// A role; `Tenant` callers see one tenant only (the tenant is kept beside
 /// the role, so a tenant caller without one cannot exist: `Access`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, users, tokens and the audit log included.

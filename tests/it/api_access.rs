@@ -16,7 +16,7 @@ const PROFILE: &str = "columns:\n  email: email\nlists: [nightly]\n";
 
 /// Two tenants, acme (the app's) and globex, each with a profile, a feed
 /// and a run: the ids a foreign caller tries.
-async fn two_tenants(app: &TestApp) -> (String, String) {
+pub async fn two_tenants(app: &TestApp) -> (String, String) {
     assert!(app.cli(&["tenant", "add", "globex", "--name", "Globex"]).status.success());
     let mut runs = Vec::new();
     for tenant in ["acme", "globex"] {

@@ -9,31 +9,9 @@ use reqwest::Method;
 use crate::api::{Api, json, token};
 use crate::helpers::{TestApp, spawn_app, stderr};
 
-/// A run of acme's with messages, its profile `nightly` and a feed `nightly`.
+/// acme's run (globex has one too), profile `nightly` and feed `nightly`.
 async fn acme_with_a_run(app: &TestApp) -> String {
-    let sample = app.write("acme.csv", "email;civility\nbad;MR\nok@x.ch;\n");
-    let mapping = app.write("mapping.yaml", "columns:\n  email: email\n  civility: civility\n");
-    let out = app.cli(&[
-        "import",
-        "acme",
-        sample.to_str().unwrap(),
-        "--mapping",
-        mapping.to_str().unwrap(),
-        "--save-profile",
-        "nightly",
-        "--format",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let folder = app.dir.path().join("drop");
-    std::fs::create_dir_all(&folder).unwrap();
-    let out = app.apply_feed(&format!(
-        "tenant: acme\nname: nightly\nsource:\n  url: file://{}\n  pattern: \"*.csv\"\n\
-         schedule:\n  cron: \"0 30 2 * * *\"\nprofile: nightly\n",
-        folder.display()
-    ));
-    assert!(out.status.success(), "{}", stderr(&out));
-    json(&app.cli(&["runs", "list", "--format", "json"]).stdout)[0]["run_id"].as_str().unwrap().to_owned()
+    crate::api_access::two_tenants(app).await.0
 }
 
 /// Sends a request; (status, content type, body as JSON or Null).
@@ -114,7 +92,7 @@ async fn a_nul_in_any_parameter_is_a_400_naming_it_and_never_reaches_the_databas
     )
     .await;
     assert_problem("login with a NUL", &got, 400, "body.nul");
-    assert_eq!(app.scalar("SELECT count(*) FROM runs").await, 1, "nothing was imported");
+    assert_eq!(app.scalar("SELECT count(*) FROM runs").await, 2, "nothing was imported");
 }
 
 #[tokio::test]
@@ -130,6 +108,10 @@ async fn the_frameworks_own_rejections_are_problems_with_a_code() {
         let got = call(&api, get(&format!("/api/v1/runs?limit={limit}"))).await;
         assert_problem("limit out of range", &got, 400, "query.limit");
     }
+    // A cursor whose time chrono holds but PostgreSQL does not (year -5951).
+    let cursor = format!("-250000000000000000_{run}");
+    let got = call(&api, get(&format!("/api/v1/runs?cursor={cursor}"))).await;
+    assert_problem("a cursor out of PostgreSQL's range", &got, 400, "query.cursor");
     let got = call(&api, get(&format!("/api/v1/runs/{run}/messages?limit=5001"))).await;
     assert_problem("messages limit", &got, 400, "query.limit");
     assert_problem("audit limit", &call(&api, get("/api/v1/audit?limit=0")).await, 400, "query.limit");
