@@ -83,7 +83,8 @@ where
     request_body(description = "the file as the raw body (any type but multipart, JSON or form), or `multipart/form-data` \
         with a `file` part and an optional `mapping` part (the YAML of `template`)",
         content(("application/octet-stream"), ("text/csv"), ("multipart/form-data"))),
-    responses((status = 200, description = "the run's report (SPEC §6); `Location` names the run", body = crate::report::Report),
+    responses((status = 200, description = "the run's report (SPEC §6); `Location` names the run", body = crate::report::Report,
+               headers(("Location" = String, description = "the run: `/api/v1/runs/{run}`"))),
               (status = 400, body = ProblemBody, description = "`upload.incomplete`, `upload.missing_file`"),
               (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
               (status = 413, body = ProblemBody, description = "`upload.too_large`"),

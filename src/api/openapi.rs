@@ -10,7 +10,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{Content, RefOr, Response};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::problem::ProblemBody;
+use super::problem::{PROBLEM_JSON, ProblemBody};
 use super::session;
 
 #[derive(OpenApi)]
@@ -39,9 +39,6 @@ impl Modify for Security {
         );
     }
 }
-
-/// The media type of every error answer (RFC 9457).
-pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Completes the document once every route is in it.
 pub fn finish(doc: &mut utoipa::openapi::OpenApi) {

@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The media type of every error answer (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 #[derive(Debug)]
 pub struct Problem {
     pub status: StatusCode,
@@ -94,7 +97,7 @@ impl IntoResponse for Problem {
             errors: self.errors,
         };
         let mut response = (self.status, serde_json::to_string(&body).unwrap_or_default()).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, "application/problem+json".parse().expect("static"));
+        response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROBLEM_JSON));
         response
     }
 }
