@@ -40,6 +40,42 @@ pub struct Settings {
     /// `dropfeed run` when set.
     #[serde(default)]
     pub console: Option<ConsoleSettings>,
+    /// What a feed applied through the API or the console may name of this
+    /// server's secrets, files and network (`feed_policy.rs`).
+    #[serde(default)]
+    pub feed_policy: FeedPolicy,
+}
+
+/// The server's secrets, files and network are the operator's: a feed that
+/// support applies through the API or the console names only what is
+/// granted here. Feeds applied with the CLI or from `feeds_dir` are the
+/// operator's own and are not limited.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedPolicy {
+    /// `password_env` and `private_key_passphrase_env` must start with this,
+    /// then the tenant's slug in capitals (`-` as `_`) and `_`:
+    /// `DROPFEED_FEED_ACME_SFTP_PASSWORD` for tenant `acme`.
+    pub secret_env_prefix: String,
+    /// `password_file`, `private_key_file`, `known_hosts` and `tls_ca_file`
+    /// must lie under `<secret_dir>/<tenant>/`; none may be named when unset.
+    pub secret_dir: Option<PathBuf>,
+    /// `file://` folders must lie under one of these; none when empty.
+    pub file_roots: Vec<PathBuf>,
+    /// When set, the host of an `sftp://` or `ftp(s)://` source must match
+    /// one of these globs (`*.example.com`, `192.0.2.10`).
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+impl Default for FeedPolicy {
+    fn default() -> Self {
+        FeedPolicy {
+            secret_env_prefix: "DROPFEED_FEED_".into(),
+            secret_dir: None,
+            file_roots: Vec::new(),
+            allowed_hosts: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -385,7 +421,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
 }
 
 /// The top-level keys of `Settings`: the only ones `DROPFEED_*` variables set.
-const SETTINGS_KEYS: [&str; 11] = [
+const SETTINGS_KEYS: [&str; 12] = [
     "database_url",
     "spool_dir",
     "workers",
@@ -397,6 +433,7 @@ const SETTINGS_KEYS: [&str; 11] = [
     "archive",
     "report",
     "console",
+    "feed_policy",
 ];
 
 /// `DROPFEED_HTTP__BIND=0.0.0.0:9187` sets `http.bind`. Values are read as

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod domain;
 pub mod export;
 pub mod feed;
+pub mod feed_policy;
 pub mod http;
 pub mod import;
 pub mod mail;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::configuration::FeedPolicy;
 use crate::domain::TenantSlug;
 use crate::feed::FeedSpec;
 use crate::schedule::Schedule;
@@ -27,11 +28,29 @@ pub struct Checked {
     schedule: Schedule,
 }
 
-/// Checks every document as `feed apply` does; every problem of every
-/// document, each prefixed by its origin, when one is wrong.
-pub async fn check(pool: &PgPool, docs: &[Document]) -> Result<Vec<Checked>, Vec<String>> {
+/// Who applies a document: the operator (the CLI, `feeds_dir`), who may
+/// name any secret, file or host of the server, or staff through the API
+/// or the console, who names only what `feed_policy` grants.
+pub enum Applier<'a> {
+    Operator,
+    Staff { policy: &'a FeedPolicy, actor: &'a Actor },
+}
+
+/// Why no document was applied: every problem of every document, each
+/// prefixed by its origin; `by_policy` when staff named what the operator
+/// did not grant (the attempt is in the audit log).
+#[derive(Debug)]
+pub struct Refused {
+    pub problems: Vec<String>,
+    pub by_policy: bool,
+}
+
+/// Checks every document as `feed apply` does.
+pub async fn check(pool: &PgPool, docs: &[Document], applier: Applier<'_>) -> Result<Vec<Checked>, Refused> {
     let mut checked = Vec::new();
     let mut problems = Vec::new();
+    let mut overstepped = Vec::new();
+    let mut refused_attempts = Vec::new();
     for doc in docs {
         let shown = &doc.origin;
         let spec = match FeedSpec::from_yaml(&doc.text, shown) {
@@ -54,6 +73,14 @@ pub async fn check(pool: &PgPool, docs: &[Document]) -> Result<Vec<Checked>, Vec
                 continue;
             }
         };
+        if let Applier::Staff { policy, .. } = &applier {
+            let found = crate::feed_policy::problems(&spec, policy, &tenant.slug);
+            overstepped.extend(found.iter().map(|p| format!("{shown}: {p}")));
+            if !found.is_empty() {
+                let detail = serde_json::json!({ "feed": format!("{}/{}", tenant.slug, spec.name), "errors": found });
+                refused_attempts.push((tenant.id, detail));
+            }
+        }
         match spec.check(&tenant.timezone) {
             Ok(valid) => {
                 let mut found = true;
@@ -73,7 +100,18 @@ pub async fn check(pool: &PgPool, docs: &[Document]) -> Result<Vec<Checked>, Vec
             Err(list) => problems.extend(list.into_iter().map(|p| format!("{shown}: {p}"))),
         }
     }
-    if problems.is_empty() { Ok(checked) } else { Err(problems) }
+    if let Applier::Staff { actor, .. } = &applier {
+        for (tenant_id, detail) in refused_attempts {
+            if let Err(e) = audit::record_on(pool, actor, Some(tenant_id), "feed.refused", detail).await {
+                tracing::error!("cannot audit a refused feed: {e:#}");
+            }
+        }
+    }
+    if !overstepped.is_empty() {
+        problems.extend(overstepped);
+        return Err(Refused { problems, by_policy: true });
+    }
+    if problems.is_empty() { Ok(checked) } else { Err(Refused { problems, by_policy: false }) }
 }
 
 /// Stores checked feeds; returns `tenant/name` and what became of each.

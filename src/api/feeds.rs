@@ -12,7 +12,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::extract::{Path, Query, TextBody};
 use super::problem::{Problem, ProblemBody};
-use crate::actions::feeds::{self as feed_actions, Document, TestOutcome};
+use crate::actions::feeds::{self as feed_actions, Applier, Document, TestOutcome};
 use crate::domain::{FeedStatus, Role};
 use crate::pickup::FileOutcome;
 use crate::store::feeds::{self, FeedRow};
@@ -119,7 +119,9 @@ pub struct ApplyOutcome {
     params(("tenant" = String, Path), ("feed" = String, Path)),
     request_body(content = String, description = "the feed, as in `feed apply` (SPEC §5)",
         content_type = "application/yaml"),
-    responses((status = 200, body = ApplyOutcome), (status = 401, body = ProblemBody), (status = 403, body = ProblemBody),
+    responses((status = 200, body = ApplyOutcome), (status = 401, body = ProblemBody),
+              (status = 403, body = ProblemBody, description = "`auth.forbidden`, or `feed.not_allowed`: the feed names a \
+                  secret, file, folder or host that `feed_policy` does not grant (every one in `errors`; audited)"),
               (status = 404, body = ProblemBody), (status = 422, body = ProblemBody, description = "`feed.invalid`: every problem in `errors`")))]
 pub async fn apply(
     caller: Caller,
@@ -135,7 +137,14 @@ pub async fn apply(
     let invalid =
         |errors: Vec<String>| Problem::unprocessable("feed.invalid", "no feed applied: see errors").with_errors(errors);
     let docs = [Document { origin: origin.clone(), text }];
-    let checked = feed_actions::check(&state.pool, &docs).await.map_err(invalid)?;
+    let applier = Applier::Staff { policy: &state.settings.feed_policy, actor: &caller.actor };
+    let checked =
+        feed_actions::check(&state.pool, &docs, applier).await.map_err(|refused| match refused.by_policy {
+            true => Problem::forbidden("no feed applied: it names what feed_policy does not grant; see errors")
+                .with_code("feed.not_allowed")
+                .with_errors(refused.problems),
+            false => invalid(refused.problems),
+        })?;
     if let Some(c) = checked.iter().find(|c| c.tenant.id != tenant.id || c.spec.name != name) {
         return Err(invalid(vec![format!(
             "{origin}: the document names feed {}/{}, not the one of this URL",

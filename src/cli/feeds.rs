@@ -70,9 +70,9 @@ pub async fn apply_feeds(pool: &PgPool, files: &[PathBuf], actor: &Actor) -> any
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
         docs.push(actions::feeds::Document { origin, text });
     }
-    match actions::feeds::check(pool, &docs).await {
+    match actions::feeds::check(pool, &docs, actions::feeds::Applier::Operator).await {
         Ok(checked) => actions::feeds::store(pool, actor, checked).await,
-        Err(problems) => bail!("no feed applied:\n  {}", problems.join("\n  ")),
+        Err(refused) => bail!("no feed applied:\n  {}", refused.problems.join("\n  ")),
     }
 }
 

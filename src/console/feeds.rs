@@ -16,7 +16,7 @@ use super::chart::nights_svg;
 use super::i18n::Texts;
 use super::pages::{csrf_refused, explain, local};
 use super::{Viewer, error_page, see_other};
-use crate::actions::feeds::{self as feed_actions, Document, TestOutcome};
+use crate::actions::feeds::{self as feed_actions, Applier, Document, TestOutcome};
 use crate::api::ApiState;
 use crate::api::problem::Problem;
 use crate::feed::FeedSpec;
@@ -134,14 +134,15 @@ pub async fn create(
             return Err(csrf_refused());
         }
         let docs = [Document { origin: "the new feed".into(), text: form.yaml.clone() }];
-        let problems = match feed_actions::check(&state.pool, &docs).await {
+        let applier = Applier::Staff { policy: &state.settings.feed_policy, actor: &viewer.caller.actor };
+        let problems = match feed_actions::check(&state.pool, &docs, applier).await {
             Ok(checked) if checked.iter().all(|c| c.tenant.id == tenant.id) => {
                 let name = checked.first().map(|c| c.spec.name.clone()).unwrap_or_default();
                 feed_actions::store(&state.pool, &viewer.caller.actor, checked).await.map_err(Problem::internal)?;
                 return Ok(see_other(&format!("/tenants/{slug}/feeds/{name}")));
             }
             Ok(_) => vec![format!("the new feed: tenant must be {slug} on this page")],
-            Err(problems) => problems,
+            Err(refused) => refused.problems,
         };
         let page = tenant_page(viewer, &state, &slug, Some(form.yaml), problems).await?;
         Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
@@ -309,7 +310,8 @@ pub async fn act(
             }
             "apply" => {
                 let docs = [Document { origin: format!("feed {slug}/{name}"), text: form.yaml.clone() }];
-                match feed_actions::check(&state.pool, &docs).await {
+                let applier = Applier::Staff { policy: &state.settings.feed_policy, actor: &actor };
+                match feed_actions::check(&state.pool, &docs, applier).await {
                     Ok(checked) if checked.iter().all(|c| c.tenant.slug.as_str() == slug && c.spec.name == name) => {
                         let applied = feed_actions::store(&state.pool, &actor, checked).await.map_err(Problem::internal)?;
                         let what = applied.first().map(|(_, a)| feed_actions::applied_str(*a)).unwrap_or("unchanged");
@@ -319,7 +321,7 @@ pub async fn act(
                         Outcome::Invalid(vec![format!("the YAML must keep tenant: {slug} and name: {name} (a new feed is applied with the CLI or the API)")]),
                         Some(form.yaml.clone()),
                     ),
-                    Err(problems) => (Outcome::Invalid(problems), Some(form.yaml.clone())),
+                    Err(refused) => (Outcome::Invalid(refused.problems), Some(form.yaml.clone())),
                 }
             }
             _ => return Err(Problem::not_found(format!("feed action {action}"))),

@@ -7,12 +7,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{TestApp, spawn_app, stderr};
 
-/// The settings the API of `app` runs with: its spool and archive.
+/// The settings the API of `app` runs with: its spool and archive, and a
+/// feed policy granting the test's folder (`file://` drops) and its
+/// `secrets/TENANT/` files to feeds applied through the API or the console.
 pub fn settings(app: &TestApp, extra: serde_json::Value) -> dropfeed::configuration::Settings {
     let mut value = serde_json::json!({
         "database_url": app.db_url,
         "spool_dir": app.dir.path().join("spool"),
         "archive": { "dir": app.archive_dir() },
+        "feed_policy": { "file_roots": [app.dir.path()], "secret_dir": app.dir.path().join("secrets") },
     });
     if let (Some(base), serde_json::Value::Object(more)) = (value.as_object_mut(), extra) {
         base.extend(more);

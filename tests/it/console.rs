@@ -471,7 +471,9 @@ async fn support_analyses_saves_the_profile_applies_an_sftp_feed_for_it_and_runs
     assert!(b.text().await.contains("Profil enregistré : crm-nightly v1"));
 
     // The feed, written in the console, over the test sshd.
-    let password = app.write("sftp-password", &server.password);
+    // Where feed_policy.secret_dir grants acme's feeds their files.
+    std::fs::create_dir_all(app.dir.path().join("secrets/acme")).unwrap();
+    let password = app.write("secrets/acme/sftp-password", &server.password);
     let yaml = format!(
         "tenant: acme\nname: sftp-nightly\nsource:\n  url: {}\n  password_file: {}\n  host_key: \"{}\"\n  pattern: \"contacts_*.csv\"\n\
          schedule:\n  cron: \"0 30 2 * * *\"\npickup:\n  min_age_secs: 0\n  stable_secs: 0\nprofile: crm-nightly\n",

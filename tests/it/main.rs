@@ -14,6 +14,7 @@ mod console;
 mod crash;
 mod daemon;
 mod encodings;
+mod feed_policy;
 mod feeds;
 mod file_refusals;
 mod ftp;
