@@ -7,6 +7,7 @@ use sqlx::{PgPool, Row};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::profile::Field;
+use crate::spreadsheet::neutralise;
 use crate::store::contacts::{self, Filter};
 
 /// Which values `contacts export --old-new` writes as `[old]`/`[new]` pairs.
@@ -67,7 +68,9 @@ pub async fn write_contacts(
         header.extend(attributes.iter().map(|k| format!("attribute.{k}")));
         header.push("lists".into());
     }
-    w.write_record(&header)?;
+    // Every cell neutralised as in the rejects file: a contact's name, a
+    // criterion or a list name may be a formula a spreadsheet would run.
+    w.write_record(header.iter().map(|h| neutralise(h)))?;
 
     let mut rows = contacts::stream(&mut tx, filter);
     let mut n = 0u64;
@@ -102,7 +105,7 @@ pub async fn write_contacts(
             record.extend(attributes.iter().map(|k| text_of(&attr, k)));
             record.push(contacts::text(&row, "lists"));
         }
-        w.write_record(&record)?;
+        w.write_record(record.iter().map(|c| neutralise(c)))?;
         n += 1;
         if n.is_multiple_of(256) {
             w.flush()?;

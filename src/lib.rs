@@ -26,6 +26,7 @@ pub mod rerun;
 pub mod schedule;
 pub mod source;
 pub mod spool;
+pub mod spreadsheet;
 pub mod store;
 pub mod telemetry;
 pub mod template;

@@ -2,6 +2,7 @@
 //! one example line, for the default targets or a profile's columns.
 
 use crate::profile::{Field, Profile, Target};
+use crate::spreadsheet::neutralise;
 
 fn example(target: &Target, profile: &Profile) -> String {
     match target {
@@ -37,7 +38,9 @@ pub fn render(profile: &Profile) -> String {
         profile.columns.iter().map(|(h, t)| (h.clone(), t.clone())).collect()
     };
     let mut w = ::csv::WriterBuilder::new().delimiter(profile.format.delimiter).from_writer(Vec::new());
-    let _ = w.write_record(columns.iter().map(|(h, _)| h.as_str()));
-    let _ = w.write_record(columns.iter().map(|(_, t)| t.as_ref().map(|t| example(t, profile)).unwrap_or_default()));
+    let _ = w.write_record(columns.iter().map(|(h, _)| neutralise(h)));
+    let _ = w.write_record(
+        columns.iter().map(|(_, t)| neutralise(&t.as_ref().map(|t| example(t, profile)).unwrap_or_default())),
+    );
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }

@@ -148,7 +148,12 @@ pub async fn open(state: &ApiState, source: &str, email: &str, password: &str) -
             format!("too many failed logins: try again in {WINDOW_MINUTES} minutes"),
         ));
     }
-    let checked = accounts::check_password(&state.pool, &email, password).await.map_err(Problem::internal)?;
+    let checked = accounts::check_password(&state.pool, &email, password).await.map_err(|e| match e {
+        accounts::AccountError::Busy(busy) => {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "auth.busy", busy.to_string())
+        }
+        e => Problem::internal(e),
+    })?;
     let Some((user, access)) = checked else {
         let detail = serde_json::json!({ "email": email });
         audit::record_on(&state.pool, &actor, None, "login.failed", detail).await.map_err(Problem::internal)?;
@@ -193,7 +198,8 @@ pub async fn close(state: &ApiState, caller: &Caller, headers: &HeaderMap) -> Re
 /// Logs in with e-mail and password; sets the session cookie.
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = Login,
     responses((status = 200, body = SessionInfo), (status = 401, body = super::problem::ProblemBody),
-              (status = 429, body = super::problem::ProblemBody)))]
+              (status = 429, body = super::problem::ProblemBody, description = "`auth.throttled`"),
+              (status = 503, body = super::problem::ProblemBody, description = "`auth.busy`: too many logins being checked at once; retry")))]
 pub async fn login(
     State(state): State<ApiState>,
     ClientAddress(source): ClientAddress,

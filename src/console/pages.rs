@@ -36,9 +36,15 @@ pub struct NextQuery {
     next: String,
 }
 
-/// Only a path of ours is a place to go back to after login.
+/// Only a path of ours is a place to go back to after login. Browsers drop
+/// tabs and line breaks from a URL and read `\\` as `/`, so `/<TAB>/host`
+/// is `//host`, another origin: a path with any of them is refused, and
+/// what is left must resolve (as a browser's URL parser does) to our origin.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next.to_owned() } else { "/".into() }
+    let ours = url::Url::parse("http://console.invalid/").expect("a static URL");
+    let plain = !next.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    let same_origin = ours.join(next).is_ok_and(|u| u.origin() == ours.origin());
+    if plain && next.starts_with('/') && !next.starts_with("//") && same_origin { next.to_owned() } else { "/".into() }
 }
 
 #[derive(Template, WebTemplate)]
@@ -301,5 +307,26 @@ pub async fn overview(viewer: Viewer, State(state): State<ApiState>) -> Response
     match result {
         Ok((attention, tenants)) => OverviewPage { t, viewer: Some(viewer), attention, tenants }.into_response(),
         Err(p) => error_page(viewer.lang, Some(&viewer), p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_a_path_of_ours_is_where_a_login_goes_back_to() {
+        assert_eq!(safe_next("/runs?feed=nightly"), "/runs?feed=nightly");
+        for elsewhere in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/ /x",
+            "",
+        ] {
+            assert_eq!(safe_next(elsewhere), "/", "{elsewhere:?}");
+        }
     }
 }

@@ -618,15 +618,11 @@ fn write_json<'a>(
     }
 }
 
-/// Trims a cell and removes the apostrophe that the rejects file puts before
-/// `= + - @` against formula injection, so a fixed rejects file imports as
-/// the customer typed it.
+/// Trims a cell and removes the apostrophe that every CSV dropfeed writes
+/// puts before a cell a spreadsheet could evaluate (`spreadsheet`), so a
+/// fixed rejects file or an edited export imports as the customer typed it.
 pub fn clean(raw: &str) -> &str {
-    let v = raw.trim();
-    match v.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
-        _ => v,
-    }
+    crate::spreadsheet::unneutralise(raw.trim()).trim()
 }
 
 /// `dd.mm.yyyy`, two digits, two digits, four digits, a real date.

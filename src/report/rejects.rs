@@ -2,6 +2,7 @@
 //! them, in the file's own columns and delimiter, plus `line` and `reason`,
 //! to fix and drop again. Written while a cursor reads the lines.
 
+use crate::spreadsheet::neutralise;
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -114,22 +115,4 @@ async fn drain<W: AsyncWrite + Unpin>(w: ::csv::Writer<Vec<u8>>, out: &mut W) ->
     let chunk = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write the rejects file: {}", e.error()))?;
     out.write_all(&chunk).await.context("cannot write the rejects file")?;
     Ok(chunk.len() as u64)
-}
-
-/// Neutralises a cell a spreadsheet would take as a formula (`= + - @`, tab, CR).
-pub fn neutralise(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_owned() }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::neutralise;
-
-    #[test]
-    fn cells_a_spreadsheet_would_evaluate_get_an_apostrophe() {
-        assert_eq!(neutralise("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(neutralise("+41 79"), "'+41 79");
-        assert_eq!(neutralise("@sum"), "'@sum");
-        assert_eq!(neutralise("Jean"), "Jean");
-    }
 }

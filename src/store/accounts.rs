@@ -15,6 +15,8 @@ pub enum AccountError {
     NoUser(String),
     #[error("no token with prefix {0}")]
     NoToken(String),
+    #[error(transparent)]
+    Busy(#[from] access::Busy),
     #[error("database error on {what}")]
     Db {
         what: String,
@@ -140,8 +142,7 @@ pub async fn check_password(
         Some(r) => r.get("password_hash"),
         None => tokio::task::spawn_blocking(|| DECOY.clone()).await.unwrap_or_default(),
     };
-    let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || access::verify_password(&password, &hash)).await.unwrap_or(false);
+    let matches = access::HashGate::global().verify(password.to_owned(), hash).await?;
     Ok(row.filter(|_| matches).and_then(|r| {
         let user = user_of(&r);
         let access = access_of(&r)?;

@@ -199,3 +199,36 @@ async fn the_streamed_json_report_is_the_report_loaded_whole_and_max_messages_cu
     assert_eq!(text.matches("\n  line ").count(), 10, "{text}");
     assert!(text.contains("  line 10: ") && !text.contains("  line 12: "), "{text}");
 }
+
+#[tokio::test]
+async fn an_export_neutralises_every_cell_a_spreadsheet_would_evaluate_list_names_included() {
+    let app = spawn_app().await;
+    let mapping = app.write("m.yaml", "columns:\n  email: email\n  id: attribute.customer_id\n  tag: attribute.tag\n");
+    // Values the import keeps (no letter after the sign, or a space) that a
+    // spreadsheet would still evaluate.
+    let file = app.write("f.csv", "email;id;tag\na@x.ch;-1+cmd|' /C calc'!A0;@ x\nb@x.ch;+41 22;x\n");
+    let out = app.cli(&[
+        "import",
+        "acme",
+        file.to_str().unwrap(),
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--list",
+        "=HYPERLINK(\"http://evil.example\")",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = stdout(&app.cli(&["contacts", "export", "acme"]));
+    let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    for row in &rows {
+        for cell in row.iter() {
+            assert!(!dropfeed::spreadsheet::could_evaluate(cell), "{cell:?} left as it was in {csv}");
+        }
+        assert_eq!(&row[column("lists")], "'=HYPERLINK(\"http://evil.example\")");
+    }
+    assert_eq!(&rows[0][column("attribute.customer_id")], "'-1+cmd|' /C calc'!A0");
+    assert_eq!(&rows[0][column("attribute.tag")], "'@ x");
+    assert_eq!(rows.len(), 2);
+}
