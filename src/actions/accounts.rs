@@ -8,6 +8,16 @@ use crate::domain::Access;
 use crate::store::accounts;
 use crate::store::audit::{self, Actor};
 
+/// The longest life a token may be given: ten years. Beyond it a date
+/// overflows (a huge `expires_days` once panicked the request), and a
+/// secret that never needs renewing is one nobody remembers to revoke.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// A token's life out of bounds.
+#[derive(Debug, thiserror::Error)]
+#[error("expires_days must be between 1 and {MAX_TOKEN_DAYS}, got {0}")]
+pub struct BadExpiry(pub u32);
+
 /// Creates a token (its secret is in the answer only); audited by prefix.
 pub async fn create_token(
     pool: &PgPool,
@@ -17,6 +27,9 @@ pub async fn create_token(
     tenant: Option<&str>,
     expires_days: Option<u32>,
 ) -> anyhow::Result<NewToken> {
+    if let Some(d) = expires_days.filter(|d| !(1..=MAX_TOKEN_DAYS).contains(d)) {
+        return Err(BadExpiry(d).into());
+    }
     let expires_at = expires_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
     let new = access::generate_token()?;
     let mut tx = pool.begin().await?;

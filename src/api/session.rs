@@ -30,6 +30,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
 pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 pub const WINDOW_MINUTES: i64 = 15;
+/// The longest e-mail address (RFC 5321's path limit).
+const MAX_EMAIL_CHARS: usize = 254;
 
 fn random_token() -> Result<String, Problem> {
     let mut bytes = [0u8; 32];
@@ -136,7 +138,12 @@ pub struct Opened {
 /// Checks a login (throttled, audited) and opens a session: the API's
 /// `POST /session` and the console's login form.
 pub async fn open(state: &ApiState, source: &str, email: &str, password: &str) -> Result<Opened, Problem> {
-    let email = Email::parse(email).map(|e| e.to_string()).unwrap_or_else(|| email.trim().to_lowercase());
+    // What is stored (the audit log, the throttle's count) is bounded and
+    // normalised: an address as `Email` writes it, anything else cut to the
+    // longest address there can be, on a character boundary.
+    let email = Email::parse(email)
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| email.trim().to_lowercase().chars().take(MAX_EMAIL_CHARS).collect());
     let since = Utc::now() - chrono::Duration::minutes(WINDOW_MINUTES);
     let (by_account, by_address) =
         sessions::recent_failures(&state.pool, &email, source, since).await.map_err(Problem::internal)?;
@@ -159,6 +166,8 @@ pub async fn open(state: &ApiState, source: &str, email: &str, password: &str) -
         audit::record_on(&state.pool, &actor, None, "login.failed", detail).await.map_err(Problem::internal)?;
         return Err(Problem::new(StatusCode::UNAUTHORIZED, "auth.login", "wrong e-mail or password"));
     };
+    // Expired sessions go as others log in: `dropfeed serve` has no daemon.
+    sessions::purge_expired(&state.pool, Utc::now()).await.map_err(Problem::internal)?;
     let id = random_token()?;
     let csrf = random_token()?;
     let days = state.session_days();

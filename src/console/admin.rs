@@ -111,6 +111,9 @@ pub async fn create_token(viewer: Viewer, State(state): State<ApiState>, Form(fo
             "" => None,
             d => Some(d.parse::<u32>().map_err(|_| problem(format!("{d:?} is not a number of days")))?),
         };
+        if let Some(d) = expires.filter(|d| !(1..=actions::accounts::MAX_TOKEN_DAYS).contains(d)) {
+            return Err(problem(actions::accounts::BadExpiry(d).to_string()));
+        }
         let slug = tenant.as_ref().map(|x| x.slug.to_string());
         let new = actions::accounts::create_token(&state.pool, &actor, name, &access, slug.as_deref(), expires)
             .await

@@ -62,6 +62,21 @@ pub async fn login_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> Login
     LoginPage { t, viewer: None, error: None, next: safe_next(&q.next), email: String::new() }
 }
 
+/// Whether a form was posted from one of our pages: its `Origin` (or, from
+/// an older browser, its `Referer`) names the host the request was sent to,
+/// or `console.public_url` (behind a proxy that rewrites `Host`). A client
+/// that sends neither (a script) is no browser to protect.
+fn same_origin(headers: &HeaderMap, public_url: Option<&str>) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let from = headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER)).and_then(|v| v.to_str().ok());
+    let Some(from) = from else { return true };
+    let Ok(from) = url::Url::parse(from) else { return false };
+    let port = from.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let to_host = from.host_str().is_some_and(|h| format!("{h}{port}").eq_ignore_ascii_case(host));
+    let public = public_url.and_then(|p| url::Url::parse(p).ok()).is_some_and(|p| p.origin() == from.origin());
+    to_host || public
+}
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     email: String,
@@ -78,6 +93,13 @@ pub async fn login_submit(
 ) -> Response {
     let lang = Lang::of(&headers, None);
     let t = lang.texts();
+    let public_url = state.settings.console.as_ref().and_then(|c| c.public_url.as_deref());
+    if !same_origin(&headers, public_url) {
+        // Login CSRF: another site's form would log the browser in to an
+        // account of the attacker's, whose pages then see what it types.
+        let p = Problem::forbidden("a login posted from another site is refused").with_code("login.origin");
+        return error_page(lang, None, p);
+    }
     match session::open(&state, &source, &form.email, &form.password).await {
         Ok(opened) => {
             let mut response = see_other(&safe_next(&form.next));

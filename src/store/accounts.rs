@@ -103,16 +103,23 @@ pub async fn disable_user(conn: &mut PgConnection, email: &str) -> Result<(), Ac
     Ok(())
 }
 
+/// Sets a user's password and ends every session it has: whoever knew the
+/// old password (the reason it is changed, often) is logged out with it.
 pub async fn set_password(conn: &mut PgConnection, email: &str, password_hash: &str) -> Result<(), AccountError> {
     let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE email = $1")
         .bind(email)
         .bind(password_hash)
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(db(format!("user {email}")))?;
     if done.rows_affected() == 0 {
         return Err(AccountError::NoUser(email.to_owned()));
     }
+    sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = $1)")
+        .bind(email)
+        .execute(conn)
+        .await
+        .map_err(db(format!("sessions of {email}")))?;
     Ok(())
 }
 

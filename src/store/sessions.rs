@@ -68,6 +68,13 @@ pub async fn touch(pool: &PgPool, id_sha256: &[u8], now: DateTime<Utc>, days: u3
     Ok(())
 }
 
+/// Removes the sessions expired before `now` (they can no longer be used,
+/// but each is a row and a user's client address kept for nothing).
+pub async fn purge_expired(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<u64> {
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn delete(pool: &PgPool, id_sha256: &[u8]) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM sessions WHERE id_sha256 = $1").bind(id_sha256).execute(pool).await?;
     Ok(())

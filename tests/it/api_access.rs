@@ -201,7 +201,7 @@ async fn add_user(app: &TestApp, email: &str, access: dropfeed::domain::Access, 
     dropfeed::store::accounts::add_user(&mut conn, email, &access, &hash).await.unwrap();
 }
 
-async fn login(api: &Api, email: &str, password: &str) -> reqwest::Response {
+pub async fn login(api: &Api, email: &str, password: &str) -> reqwest::Response {
     api.http
         .post(api.url("/api/v1/session"))
         .json(&serde_json::json!({"email": email, "password": password}))
@@ -211,7 +211,7 @@ async fn login(api: &Api, email: &str, password: &str) -> reqwest::Response {
 }
 
 /// The `dropfeed_session=...` pair and the whole Set-Cookie line.
-fn session_cookie(r: &reqwest::Response) -> (String, String) {
+pub fn session_cookie(r: &reqwest::Response) -> (String, String) {
     let line = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     (line.split(';').next().unwrap().to_owned(), line)
 }

@@ -35,6 +35,7 @@ mod replicas;
 mod rules;
 mod s3_archive;
 mod security;
+mod sessions;
 mod sftp;
 mod sftp_feeds;
 mod workbooks;
