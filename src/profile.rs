@@ -372,6 +372,23 @@ pub enum ProfileError {
     Nul { path: String, at: String },
 }
 
+/// Checks the name a profile is saved under: 1 to 63 letters, digits, `-`,
+/// `_` or `.`, beginning with a letter or a digit. It is shown in reports,
+/// pages and URLs (`/profiles/{name}`) and written in feeds' YAML.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = name.chars().take(64).collect();
+        Err(format!(
+            "profile name {shown:?}: use 1 to 63 letters, digits, '-', '_' or '.', beginning with a letter or a digit"
+        ))
+    }
+}
+
 impl Profile {
     /// Parses and checks a profile read from `origin` (a file path or a
     /// stored profile's name, used in error messages).

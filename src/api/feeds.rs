@@ -72,7 +72,12 @@ fn feed_out(caller: &Caller, tenant: &Tenant, f: &FeedRow) -> FeedOut {
         next_run_at: f.next_run_at,
         last_run_at: f.last_run_at,
         last_status: f.last_status.as_ref().map(FeedStatus::to_string),
-        last_error: f.last_error.clone(),
+        // The poll's own error names the source's user, host and secret
+        // names: a tenant gets the code (`last_status`) and this sentence.
+        last_error: match staff {
+            true => f.last_error.clone(),
+            false => f.last_error.as_ref().map(|_| "the feed's last poll failed; support has the details".to_owned()),
+        },
         lease: f.lease_owner.clone().map(|owner| Lease { owner, expires_at: f.lease_expires_at }),
         endpoint: staff
             .then(|| crate::source::Endpoint::parse(&f.spec.source.url).map(|e| e.to_string()).unwrap_or_default()),
@@ -237,7 +242,9 @@ pub struct PollOutcome {
     params(("tenant" = String, Path), ("feed" = String, Path), RunQuery),
     responses((status = 200, body = PollOutcome),
               (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
-              (status = 409, body = ProblemBody, description = "`feed.busy`: another daemon holds the feed's lease")))]
+              (status = 409, body = ProblemBody, description = "`feed.busy`: another daemon holds the feed's lease"),
+              (status = 502, body = ProblemBody, description = "`source.*`: the feed's server could not be reached, logged in to or listed, or its secret is missing"),
+              (status = 503, body = ProblemBody, description = "`archive.unavailable`: the archive's store does not answer")))]
 pub async fn run(
     caller: Caller,
     State(state): State<ApiState>,
@@ -247,16 +254,23 @@ pub async fn run(
     let (_, f) = caller.feed(&state, &slug, &name).await?;
     caller.staff("running a feed")?;
     let report =
-        feed_actions::run_now(&state.pool, &state.settings, &caller.actor, &f, q.dry_run).await.map_err(|e| {
-            let text = format!("{e:#}");
-            if text.contains("is being polled by") {
-                Problem::new(StatusCode::CONFLICT, "feed.busy", text)
-            } else {
-                Problem::internal(text)
-            }
-        })?;
+        feed_actions::run_now(&state.pool, &state.settings, &caller.actor, &f, q.dry_run).await.map_err(run_problem)?;
     let files = report.files.iter().map(|(name, outcome)| FileRun::of(name, outcome)).collect();
     Ok(Json(PollOutcome { listed: report.listed, status: report.status().to_string(), files }))
+}
+
+/// Why a poll run now failed: the feed's server (502, its code), the
+/// archive (503), another daemon's lease (409), or ours (500).
+fn run_problem(e: anyhow::Error) -> Problem {
+    use crate::pickup::PollError;
+    let text = format!("{e:#}");
+    match e.downcast::<PollError>() {
+        Ok(PollError::Source(source)) => Problem::new(StatusCode::BAD_GATEWAY, source.code(), source.to_string()),
+        Ok(PollError::Archive(archive)) => Problem::from(archive),
+        Ok(other) => Problem::internal(format!("{other:#}")),
+        Err(_) if text.contains("is being polled by") => Problem::new(StatusCode::CONFLICT, "feed.busy", text),
+        Err(e) => Problem::internal(format!("{e:#}")),
+    }
 }
 
 async fn set_paused(

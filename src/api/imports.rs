@@ -108,6 +108,16 @@ pub async fn upload(
                 "a tenant imports with one of its saved profiles (`profile`); a mapping is for a dry run",
             ));
         }
+        // The saved profile is what support validated: its mode, lists and
+        // kind are not the customer's to change (a dry run may try others).
+        if !q.dry_run && (q.mode.is_some() || q.kind.is_some() || q.list.is_some()) {
+            return Err(Problem::forbidden(
+                "a tenant imports with its saved profile as it is: `mode`, `kind` and `list` are for a dry run",
+            ));
+        }
+    }
+    if let Some(name) = &q.save_profile {
+        crate::profile::check_name(name).map_err(|e| Problem::unprocessable("profile.invalid", e))?;
     }
     let max = state.settings.limits.max_file_bytes;
     // Refused before a byte is read: the length announced says it all.

@@ -120,6 +120,7 @@ pub async fn save(
     let tenant = caller.tenant(&state, &slug).await?;
     caller.staff("saving a profile")?;
     let invalid = |detail: String| Problem::unprocessable("profile.invalid", detail);
+    crate::profile::check_name(&name).map_err(invalid)?;
     let text = std::str::from_utf8(&body).map_err(|_| invalid("the profile is not UTF-8 text".into()))?;
     let origin = format!("profile {name}");
     let profile = Profile::from_yaml(text, &origin).map_err(|e| invalid(e.to_string()))?;

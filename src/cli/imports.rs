@@ -59,6 +59,9 @@ pub async fn import_file(
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let tenant = tenants::find(pool, &args.tenant).await?;
+    if let Some(name) = &args.save_profile {
+        crate::profile::check_name(name).map_err(|e| anyhow::anyhow!("--save-profile: {e}"))?;
+    }
     let choice = actions::imports::Choice {
         profile: args.profile.clone(),
         mapping: args.mapping.as_deref().map(actions::imports::read_mapping).transpose()?,

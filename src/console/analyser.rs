@@ -356,6 +356,7 @@ pub async fn step(
                 if profile_name.is_empty() {
                     return Err(Problem::unprocessable("profile.invalid", "give the profile a name"));
                 }
+                crate::profile::check_name(&profile_name).map_err(|e| Problem::unprocessable("profile.invalid", e))?;
                 (Choice { mapping, ..Choice::default() }, true, Some(profile_name))
             }
             "import" => {

@@ -38,14 +38,20 @@ pub struct FeedView {
     pub chart: String,
 }
 
-async fn feed_view(state: &ApiState, t: &Texts, tenant: &Tenant, f: &FeedRow) -> Result<FeedView, Problem> {
+async fn feed_view(
+    state: &ApiState,
+    t: &Texts,
+    tenant: &Tenant,
+    f: &FeedRow,
+    staff: bool,
+) -> Result<FeedView, Problem> {
     let tz = f.spec.schedule.timezone.clone().unwrap_or_else(|| tenant.timezone.clone());
     let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
     let today = Utc::now().with_timezone(&zone).date_naive();
     let since = Utc::now() - chrono::Duration::days(31);
     let nights = runs::nights(&state.pool, tenant.id, &f.name, &tz, since).await.map_err(Problem::internal)?;
     let labels = [t.inserted, t.updated, t.rejected, t.rows, t.last_30_nights];
-    let (level, headline, explanation) = explain(t, f, Utc::now()).unwrap_or(("", String::new(), String::new()));
+    let (level, headline, explanation) = explain(t, f, Utc::now(), staff).unwrap_or(("", String::new(), String::new()));
     Ok(FeedView {
         tenant: f.tenant.clone(),
         name: f.name.clone(),
@@ -97,7 +103,7 @@ async fn tenant_page(
     let all = feeds::list(&state.pool).await.map_err(Problem::internal)?;
     let mut views = Vec::new();
     for f in all.iter().filter(|f| f.tenant_id == tenant.id) {
-        views.push(feed_view(state, t, &tenant, f).await?);
+        views.push(feed_view(state, t, &tenant, f, viewer.staff()).await?);
     }
     Ok(TenantPage {
         t,
@@ -225,7 +231,7 @@ async fn feed_page(
 ) -> Result<FeedPage, Problem> {
     let t = viewer.t();
     let (tenant, f) = viewer.caller.feed(state, slug, name).await?;
-    let view = feed_view(state, t, &tenant, &f).await?;
+    let view = feed_view(state, t, &tenant, &f, viewer.staff()).await?;
     let next_runs = feed_actions::next_runs(&f.spec, &tenant.timezone, 5)
         .iter()
         .map(|at| at.format("%Y-%m-%d %H:%M %Z").to_string())

@@ -205,10 +205,15 @@ pub fn local(at: DateTime<Utc>, tz: &str) -> String {
 }
 
 /// What a feed's last status means, for a person: (headline, sentence).
-pub fn explain(t: &Texts, f: &FeedRow, now: DateTime<Utc>) -> Option<(&'static str, String, String)> {
+/// The failed poll's own error names the source's user, host and secret
+/// names: support reads it, a customer gets the sentence and the code.
+pub fn explain(t: &Texts, f: &FeedRow, now: DateTime<Utc>, staff: bool) -> Option<(&'static str, String, String)> {
     let fr = t.lang == "fr";
-    let error = f.last_error.clone().unwrap_or_default();
     let status = f.last_status.as_deref().unwrap_or("");
+    let error = match staff {
+        true => f.last_error.clone().unwrap_or_default(),
+        false => status.to_owned(),
+    };
     let (level, headline, sentence) = match status {
         "" | "ok" => {
             let overdue = !f.paused && now - f.next_run_at > chrono::Duration::minutes(OVERDUE_MINUTES);
@@ -297,7 +302,7 @@ pub async fn overview(viewer: Viewer, State(state): State<ApiState>) -> Response
         for tenant in &seen {
             let mine: Vec<&FeedRow> = feeds.iter().filter(|f| f.tenant_id == tenant.id).collect();
             for f in &mine {
-                if let Some((level, headline, explanation)) = explain(t, f, now) {
+                if let Some((level, headline, explanation)) = explain(t, f, now, viewer.staff()) {
                     let tz = f.spec.schedule.timezone.as_deref().unwrap_or(&tenant.timezone);
                     attention.push(Attention {
                         tenant: f.tenant.clone(),

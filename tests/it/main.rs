@@ -22,6 +22,7 @@ mod ftp_feeds;
 mod fuzz;
 mod generated;
 mod guards;
+mod hardening;
 mod hostile;
 mod lists;
 mod mass_update;

@@ -1,0 +1,86 @@
+//! The smaller faults of the security review (issue 27): a tenant imports
+//! with its saved profile as support validated it, profile names are
+//! checked, a feed whose server fails to answer a "run now" is a 502, and a
+//! tenant never sees the source's user, host or secret names.
+
+use reqwest::Method;
+
+use crate::api::{Api, token};
+use crate::feeds::{PROFILE, SAMPLE};
+use crate::helpers::{spawn_app, stderr};
+
+#[tokio::test]
+async fn a_tenant_imports_with_its_saved_profile_as_it_is() {
+    let app = spawn_app().await;
+    app.save_profile("nightly", PROFILE, SAMPLE).await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let acme = token(&app, &["--role", "tenant", "--tenant", "acme"]);
+    let file = "email;first_name\nanne@x.ch;Anne\n";
+    let upload = |query: &str| {
+        api.http
+            .post(api.url(&format!("/api/v1/tenants/acme/imports?profile=nightly{query}")))
+            .bearer_auth(&acme)
+            .body(file)
+            .send()
+    };
+    for query in ["&mode=replace_list&list=vip", "&list=other", "&kind=mass_update", "&mode=insert_only"] {
+        let r = upload(query).await.unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{query}");
+    }
+    assert_eq!(app.contact_count().await, 0);
+    let r = upload("&mode=insert_only&dry_run=true").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "a dry run may try another mode");
+    let r = upload("").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(app.contact_count().await, 1);
+}
+
+#[tokio::test]
+async fn profile_names_are_checked_where_a_profile_is_saved() {
+    let app = spawn_app().await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let support = token(&app, &["--role", "support"]);
+    for name in ["a%20b", ".hidden", "-x", "%C3%A9t%C3%A9", &"x".repeat(64)] {
+        let url = api.url(&format!("/api/v1/tenants/acme/profiles/{name}"));
+        let r = api.http.put(url).bearer_auth(&support).body("columns:\n  email: email\n").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 422, "{name}");
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "profile.invalid", "{name}");
+    }
+    let url = api.url("/api/v1/tenants/acme/imports?dry_run=true&save_profile=a/b");
+    let r = api.http.post(url).bearer_auth(&support).body("email\na@x.ch\n").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let file = app.write("f.csv", "email\na@x.ch\n");
+    let out = app.cli(&["import", "acme", file.to_str().unwrap(), "--dry-run", "--save-profile", "no spaces"]);
+    assert!(!out.status.success() && stderr(&out).contains("--save-profile"), "{}", stderr(&out));
+    assert_eq!(app.scalar("SELECT count(*) FROM profiles").await, 0);
+    assert_eq!(app.scalar("SELECT count(*) FROM runs").await, 0, "refused before the import");
+}
+
+#[tokio::test]
+async fn a_run_now_whose_source_fails_is_a_502_and_a_tenant_never_sees_its_address_or_secret_names() {
+    let app = spawn_app().await;
+    app.save_profile("nightly", PROFILE, SAMPLE).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = app.apply_feed(&format!(
+        "tenant: acme\nname: nightly\nsource:\n  url: ftp://crm-export@127.0.0.1:{closed}/out\n  \
+         password_env: ACME_SECRET_FTP_PASSWORD\n  connect_timeout_secs: 2\nschedule:\n  cron: \"0 30 2 * * *\"\nprofile: nightly\n"
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let support = token(&app, &["--role", "support"]);
+    let acme = token(&app, &["--role", "tenant", "--tenant", "acme"]);
+    let path = "/api/v1/tenants/acme/feeds/nightly";
+    // Its secret is not set: the poll fails before it connects.
+    let (status, body) = api.send(Method::POST, &format!("{path}/run"), &support).await;
+    assert_eq!((status, body["code"].as_str()), (502, Some("source.secret")), "{body}");
+
+    let (_, seen_by_support) = api.get_json(path, &support).await;
+    let error = seen_by_support["last_error"].as_str().unwrap();
+    assert!(error.contains("ACME_SECRET_FTP_PASSWORD"), "{seen_by_support}");
+    let (_, seen_by_tenant) = api.get_json(path, &acme).await;
+    let shown = seen_by_tenant.to_string();
+    for secret in ["127.0.0.1", "crm-export", "ACME_SECRET_FTP_PASSWORD", &closed.to_string()] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert_eq!(seen_by_tenant["last_status"], "source.secret");
+}
