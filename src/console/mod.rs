@@ -38,6 +38,7 @@ pub fn router() -> Router<ApiState> {
         .route("/logout", axum::routing::post(pages::logout))
         .route("/lang/{lang}", get(pages::set_lang))
         .route("/static/console.css", get(pages::css))
+        .route("/static/analyser.js", get(pages::js))
         .route("/tenants/{tenant}", get(feeds::tenant))
         .route("/tenants/{tenant}/feeds", axum::routing::post(feeds::create))
         .route("/tenants/{tenant}/feeds/{feed}", get(feeds::show))

@@ -22,6 +22,14 @@ use crate::store::{runs, tenants};
 /// the scheduler ticks every second, so this means no daemon is polling it.
 const OVERDUE_MINUTES: i64 = 15;
 
+pub async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
+        include_str!("analyser.js"),
+    )
+        .into_response()
+}
+
 pub async fn css() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],

@@ -356,6 +356,10 @@ async fn support_analyses_a_sample_sees_its_rejected_lines_saves_the_profile_and
     );
 
     b.goto("/tenants/acme/analyser").await;
+    // The page's script runs under the Content-Security-Policy (a file of
+    // ours, no inline script): it marks the page and sends the upload.
+    let js = b.c.execute("return document.documentElement.dataset.js || ''", vec![]).await.unwrap();
+    assert_eq!(js, "on", "analyser.js ran under the policy");
     b.c.find(Locator::Css("#file")).await.unwrap().send_keys(sample.to_str().unwrap()).await.unwrap();
     b.click("#upload button").await;
     b.c.wait().for_element(Locator::Css("#analysis")).await.unwrap();
@@ -461,6 +465,10 @@ async fn support_analyses_saves_the_profile_applies_an_sftp_feed_for_it_and_runs
 
     let sample = app.write("sample.csv", "email;first_name\nanne@x.ch;Anne\nbroken;Bob\n");
     b.goto("/tenants/acme/analyser").await;
+    // The page's script runs under the Content-Security-Policy (a file of
+    // ours, no inline script): it marks the page and sends the upload.
+    let js = b.c.execute("return document.documentElement.dataset.js || ''", vec![]).await.unwrap();
+    assert_eq!(js, "on", "analyser.js ran under the policy");
     b.c.find(Locator::Css("#file")).await.unwrap().send_keys(sample.to_str().unwrap()).await.unwrap();
     b.click("#upload button").await;
     b.c.wait().for_element(Locator::Css("#analysis")).await.unwrap();

@@ -84,3 +84,22 @@ async fn a_run_now_whose_source_fails_is_a_502_and_a_tenant_never_sees_its_addre
     }
     assert_eq!(seen_by_tenant["last_status"], "source.secret");
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_pages_are_not_cached() {
+    let app = spawn_app().await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    for path in ["/login", "/api/v1/tenants", "/api/v1/openapi.json", "/nowhere"] {
+        let r = api.http.get(api.url(path)).send().await.unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+    }
+    let r = api.http.get(api.url("/static/analyser.js")).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "max-age=3600");
+}
