@@ -360,6 +360,10 @@ pub struct Limits {
     /// shared strings (an .xls: all of it) in memory, so workbooks get a
     /// smaller bound than CSV files, which are streamed.
     pub max_workbook_bytes: u64,
+    /// The shared strings of an .xlsx (`xl/sharedStrings.xml`) once
+    /// inflated: calamine holds them all, at about three times their XML
+    /// size, and a 1.8 MB workbook can hold 700 MB of them.
+    pub max_shared_strings_bytes: u64,
 }
 
 impl Default for Limits {
@@ -374,6 +378,7 @@ impl Default for Limits {
             max_archive_entries: 16,
             max_unpacked_bytes: 4 << 30,
             max_workbook_bytes: 100 << 20,
+            max_shared_strings_bytes: 64 << 20,
         }
     }
 }

@@ -21,7 +21,7 @@ pub fn router(pool: PgPool, settings: Arc<Settings>, timeouts: server::Timeouts)
         .method_not_allowed_fallback(crate::console::method_not_allowed)
         .layer(RequestBodyTimeoutLayer::new(timeouts.body_idle))
         .layer(axum::middleware::from_fn(security_headers))
-        .with_state(ApiState { pool, settings })
+        .with_state(ApiState::new(pool, settings))
 }
 
 /// What a browser may do with our pages: scripts, styles and images from

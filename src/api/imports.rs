@@ -244,9 +244,9 @@ pub async fn upload(
     };
     // The import goes on if the client leaves once its file is here: an
     // upload that arrived whole is imported whole.
-    let (pool, actor) = (state.pool.clone(), caller.actor.clone());
+    let (api, actor) = (state.clone(), caller.actor.clone());
     let run_id = tokio::spawn(async move {
-        let run = imports::run(&pool, &actor, request).await;
+        let run = api.import(&actor, request).await;
         drop(temp);
         run
     })

@@ -38,9 +38,28 @@ use crate::configuration::Settings;
 pub struct ApiState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
+    /// Imports run at once by the API and the console (`workers` of them):
+    /// each holds its parser's batches and a database connection, so more
+    /// uploads at once wait their turn, their files on disk, not in memory.
+    pub import_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
+    pub fn new(pool: PgPool, settings: Arc<Settings>) -> ApiState {
+        let slots = settings.workers.max(1);
+        ApiState { pool, settings, import_slots: Arc::new(tokio::sync::Semaphore::new(slots)) }
+    }
+
+    /// Runs a person's import once a slot is free (`import_slots`).
+    pub async fn import(
+        &self,
+        actor: &crate::store::audit::Actor,
+        request: crate::import::Request,
+    ) -> anyhow::Result<uuid::Uuid> {
+        let _slot = self.import_slots.acquire().await?;
+        crate::actions::imports::run(&self.pool, actor, request).await
+    }
+
     pub fn session_days(&self) -> u32 {
         self.settings.console.as_ref().map(|c| c.session_days).unwrap_or(7)
     }

@@ -165,7 +165,7 @@ async fn analyse(
             state.settings.limits,
         )
     };
-    let run_id = imports::run(&state.pool, &viewer.caller.actor, request).await.map_err(Problem::internal)?;
+    let run_id = state.import(&viewer.caller.actor, request).await.map_err(Problem::internal)?;
     let head =
         runs::head(&state.pool, run_id).await.map_err(Problem::internal)?.ok_or_else(|| Problem::not_found("run"))?;
     let examples =
@@ -198,6 +198,16 @@ async fn analyse(
     Ok((analysis, effective_yaml(&profile, &head)))
 }
 
+/// A small field of the upload form that is too large or unreadable.
+fn form_field(e: multer::Error) -> Problem {
+    match e {
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "form.too_large", e.to_string())
+        }
+        e => Problem::bad_request("upload.incomplete", e.to_string()),
+    }
+}
+
 /// The upload: `csrf`, `profile` (empty: automatic) and `file`, multipart,
 /// the file streamed to the spool within `limits.max_file_bytes`.
 pub async fn upload(
@@ -221,15 +231,21 @@ pub async fn upload(
         let dir = samples_dir(&state, &tenant);
         tokio::fs::create_dir_all(&dir).await.map_err(Problem::internal)?;
         sweep(&dir).await;
-        let mut parts = multer::Multipart::new(body.into_data_stream(), boundary);
+        // The form's small fields are read into memory: bounded, as is the
+        // list of fields (a 600 MiB `csrf` once took 1.2 GB); the file is
+        // streamed to disk within max_file_bytes below.
+        let constraints = multer::Constraints::new()
+            .allowed_fields(vec!["csrf", "profile", "file"])
+            .size_limit(multer::SizeLimit::new().for_field("csrf", 1024).for_field("profile", 1024));
+        let mut parts = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
         let (mut csrf, mut chosen, mut sample) = (String::new(), String::new(), None);
         let max = state.settings.limits.max_file_bytes;
         while let Some(mut part) =
             parts.next_field().await.map_err(|e| Problem::bad_request("upload.incomplete", e.to_string()))?
         {
             match part.name().unwrap_or_default() {
-                "csrf" => csrf = part.text().await.unwrap_or_default(),
-                "profile" => chosen = part.text().await.unwrap_or_default(),
+                "csrf" => csrf = part.text().await.map_err(form_field)?,
+                "profile" => chosen = part.text().await.map_err(form_field)?,
                 "file" => {
                     // The token comes first in the form: nothing is written for a forged post.
                     if !viewer.csrf_ok(&csrf) {

@@ -108,7 +108,7 @@ pub fn convert(
     let mut out = Sheet::new(delimiter, limits, dest);
     match kind {
         Kind::Xlsx => {
-            inflated_size(path, limits.max_unpacked_bytes)?;
+            inflated_size(path, limits.max_unpacked_bytes, limits.max_shared_strings_bytes)?;
             let mut book: Xlsx<_> = Xlsx::new(file()?).map_err(|e| corrupt(&e))?;
             out.name = first_worksheet(book.sheets_metadata()).map_err(|e| corrupt(&e))?;
             let mut cells = book.worksheet_cells_reader(&out.name).map_err(|e| corrupt(&e))?;
@@ -135,9 +135,10 @@ fn first_worksheet(sheets: &[calamine::Sheet]) -> Result<String, &'static str> {
 }
 
 /// Inflates every part of an .xlsx once, counting what actually comes out
-/// (declared sizes may lie), and refuses the workbook past `max`: calamine
-/// would hold the shared strings of a bomb in memory.
-fn inflated_size(path: &Path, max: u64) -> Result<u64, FileFailure> {
+/// (declared sizes may lie), and refuses the workbook past `max`, or when
+/// its shared strings pass `max_strings`: calamine would hold the shared
+/// strings of a bomb in memory.
+fn inflated_size(path: &Path, max: u64, max_strings: u64) -> Result<u64, FileFailure> {
     let corrupt = |e: &dyn std::fmt::Display| FileFailure::new(Rule::WorkbookInvalid, None, e.to_string());
     let mut zip =
         zip::ZipArchive::new(BufReader::new(File::open(path).map_err(|e| corrupt(&e))?)).map_err(|e| corrupt(&e))?;
@@ -145,9 +146,16 @@ fn inflated_size(path: &Path, max: u64) -> Result<u64, FileFailure> {
     for i in 0..zip.len() {
         let mut part = zip.by_index(i).map_err(|e| corrupt(&e))?;
         let name = part.name().to_owned();
-        let left = max.saturating_sub(total);
-        total +=
+        let strings = name.to_ascii_lowercase().ends_with("sharedstrings.xml");
+        let left = if strings { max_strings.min(max.saturating_sub(total)) } else { max.saturating_sub(total) };
+        let inflated =
             io::copy(&mut (&mut part).take(left + 1), &mut io::sink()).map_err(|e| corrupt(&format!("{name}: {e}")))?;
+        total += inflated;
+        if strings && inflated > max_strings {
+            let detail =
+                format!("shared strings: more than max_shared_strings_bytes {max_strings} bytes unpacked ({name})");
+            return Err(FileFailure::new(Rule::ArchiveTooLarge, None, detail));
+        }
         if total > max {
             let detail = format!("workbook parts: more than {max} bytes unpacked (at {name})");
             return Err(FileFailure::new(Rule::ArchiveTooLarge, None, detail));

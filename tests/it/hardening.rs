@@ -103,3 +103,22 @@ async fn every_answer_carries_the_security_headers_and_pages_are_not_cached() {
     let r = api.http.get(api.url("/static/analyser.js")).send().await.unwrap();
     assert_eq!(r.headers()["cache-control"], "max-age=3600");
 }
+
+#[tokio::test]
+async fn the_analysers_small_form_fields_are_bounded_whatever_the_client_sends() {
+    let app = spawn_app().await;
+    crate::console::add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = [("email", "ops@example.com"), ("password", "a long passphrase"), ("next", "/")];
+    assert_eq!(browser.post(api.url("/login")).form(&login).send().await.unwrap().status(), 303);
+    let huge = reqwest::multipart::Form::new()
+        .text("csrf", "x".repeat(8 << 20))
+        .part("file", reqwest::multipart::Part::bytes(b"email\na@x.ch\n".to_vec()).file_name("s.csv"));
+    let r = browser.post(api.url("/tenants/acme/analyser")).multipart(huge).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let unknown = reqwest::multipart::Form::new().text("other", "x");
+    let r = browser.post(api.url("/tenants/acme/analyser")).multipart(unknown).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}

@@ -260,3 +260,27 @@ async fn a_txt_file_separated_by_semicolons_imports_as_a_csv() {
     assert_eq!(report.by_code, warnings(), "{:?}", report.messages);
     assert_eq!(stored(&app).await, expected);
 }
+
+#[tokio::test]
+async fn an_xlsx_whose_shared_strings_inflate_past_their_own_limit_is_refused_before_it_is_opened() {
+    let app = spawn_app().await;
+    // 300 different strings of 30,000 letters: 9 MB of shared strings in a
+    // file of a few kilobytes, as a bomb would hold hundreds of megabytes.
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "email").unwrap();
+    sheet.write_string(0, 1, "town").unwrap();
+    for i in 1..=300u32 {
+        sheet.write_string(i, 0, format!("p{i}@x.ch")).unwrap();
+        sheet.write_string(i, 1, format!("{i}{}", "x".repeat(30_000))).unwrap();
+    }
+    let bytes = book.save_to_buffer().unwrap();
+    assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+    let path = app.write("contacts.xlsx", &bytes);
+    let limits = Limits { max_shared_strings_bytes: 4 << 20, ..Limits::default() };
+    let report = app.import_with(&path, &profile("{}"), Opts { limits: Some(limits), ..Opts::default() }).await;
+    assert_eq!(report.status.as_str(), "failed");
+    assert_eq!(report.by_code.get("archive.too_large"), Some(&1), "{:?}", report.by_code);
+    assert!(report.error.as_deref().unwrap_or_default().contains("shared strings"), "{:?}", report.error);
+    assert_eq!(app.contact_count().await, 0);
+}
