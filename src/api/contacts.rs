@@ -1,5 +1,5 @@
 //! `GET /tenants/{t}/contacts.csv`: the export of `contacts export`,
-//! streamed while it is read.
+//! spooled while it is read, then sent (`stream.rs`).
 
 use axum::extract::State;
 use axum::http::header;
@@ -12,7 +12,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::extract::{Path, Query};
 use super::problem::{Problem, ProblemBody};
-use super::stream::piped;
+use super::stream::spooled;
 use crate::store::contacts::Filter;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -36,9 +36,11 @@ pub async fn export(
     let tenant = caller.tenant(&state, &slug).await?;
     let filter = Filter { tenant_id: tenant.id, list: q.list, created_by_run: q.created_by_run };
     let pool = state.pool.clone();
-    let body = piped(format!("contacts export of {}", tenant.slug), move |mut writer| async move {
+    let what = format!("contacts export of {}", tenant.slug);
+    let body = spooled(what, &state.settings.spool_dir, move |mut writer| async move {
         crate::export::write_contacts(&pool, &filter, None, &mut writer).await
-    });
+    })
+    .await?;
     let disposition = format!("attachment; filename=\"{slug}-contacts.csv\"");
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],

@@ -1,4 +1,4 @@
-//! `/runs`: runs filtered and paged by cursor, a run's report (streamed while
+//! `/runs`: runs filtered and paged by cursor, a run's report (spooled while
 //! its messages are read), its messages by page, its rejects file and its
 //! archived file (streamed), release and replay.
 
@@ -17,7 +17,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::extract::{Path, Query, page_limit};
 use super::problem::{Problem, ProblemBody};
-use super::stream::piped;
+use super::stream::spooled;
 use crate::archive::ArchiveError;
 use crate::report::{self, Message};
 use crate::rerun::{Action, Refused};
@@ -110,9 +110,10 @@ pub async fn stream_report(state: &ApiState, id: Uuid) -> Result<Response, Probl
     let pool = state.pool.clone();
     // The serialiser blocks on each batch: it writes through a bridge to
     // the async pipe, on the blocking thread `json::write` runs it on.
-    let body = piped(format!("report of run {id}"), move |writer| async move {
+    let body = spooled(format!("report of run {id}"), &state.settings.spool_dir, move |writer| async move {
         report::json::write(&pool, head, None, SyncIoBridge::new(writer)).await
-    });
+    })
+    .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -192,9 +193,10 @@ pub async fn rejects(
         .ok_or_else(|| Problem::not_found(&run))?;
     let report::rejects::Source { file_name: name, delimiter, lang } = source;
     let pool = state.pool.clone();
-    let body = piped(format!("rejects file of run {id}"), move |mut writer| async move {
+    let body = spooled(format!("rejects file of run {id}"), &state.settings.spool_dir, move |mut writer| async move {
         report::rejects::write(&pool, id, delimiter, lang, &mut writer, None).await
-    });
+    })
+    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),

@@ -1,54 +1,44 @@
-//! Answers written while they are read (a report, a rejects file, an
-//! export): a producer task writes into a bounded pipe the body reads. Once
-//! the headers are sent a failure cannot change the status, so it ends the
-//! body with an error: hyper then cuts the connection before the last chunk
-//! and the client sees a truncated answer, never one that looks whole.
+//! Answers read from the database (a report, a rejects file, an export):
+//! written whole to a file in the spool first, then sent from it. A client
+//! that reads slowly holds a file, not a database connection and its
+//! cursor: eight slow downloads once held the whole pool, and every other
+//! request, the admin's login included, failed meanwhile. A failure while
+//! writing is an error answer (500, logged) before any header is sent; one
+//! while sending cuts the body, which the client sees as truncated.
 
 use std::future::Future;
+use std::path::Path;
 
 use axum::body::Body;
-use futures_util::StreamExt;
-use tokio::io::DuplexStream;
 use tokio_util::io::ReaderStream;
 
-/// Bytes in flight between a streamed answer's writer and the socket.
-pub const PIPE_BYTES: usize = 64 << 10;
+use super::problem::Problem;
 
-/// The body `produce` writes into; `what` names it in the log.
-pub fn piped<F, Fut, T>(what: String, produce: F) -> Body
+/// Bytes read from the spooled answer at a time.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// The answer `produce` writes into a file of `dir`, as a body; `what`
+/// names it in the log. The file is unlinked at once: it lives as long as
+/// the answer is being sent, and is gone when the client leaves.
+pub async fn spooled<F, Fut, T>(what: String, dir: &Path, produce: F) -> Result<Body, Problem>
 where
-    F: FnOnce(DuplexStream) -> Fut,
+    F: FnOnce(tokio::fs::File) -> Fut,
     Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
-    let written = produce(writer);
-    // Spawned, so that the producer fails (and is logged) even when the
-    // client has gone and nobody polls the body any more.
-    let task = tokio::spawn(async move {
-        let outcome = written.await;
-        match &outcome {
-            Ok(_) => {}
-            Err(e) if client_left(e) => tracing::debug!("{what} not sent whole: the client left"),
-            Err(e) => tracing::error!("{what} not sent whole: {e:#}"),
-        }
-        outcome.is_ok()
-    });
-    let end = futures_util::stream::once(async move {
-        match task.await {
-            Ok(true) => None,
-            _ => Some(Err(std::io::Error::other("the answer failed after it began; see the server's log"))),
-        }
-    })
-    .filter_map(std::future::ready);
-    Body::from_stream(ReaderStream::new(reader).chain(end))
-}
-
-/// Whether writing failed because the reading side (the client) is gone.
-fn client_left(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    std::fs::create_dir_all(dir).map_err(Problem::internal)?;
+    let temp = tempfile::Builder::new().prefix("answer-").tempfile_in(dir).map_err(Problem::internal)?;
+    let writer = tokio::fs::File::from_std(temp.reopen().map_err(Problem::internal)?);
+    // Spawned: written whole even if the client leaves meanwhile, so that
+    // the database's cursor is always closed the same way.
+    match tokio::spawn(produce(writer)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(Problem::internal(format!("{what} not written: {e:#}"))),
+        Err(e) => return Err(Problem::internal(format!("{what} not written: {e}"))),
+    }
+    let reader = tokio::fs::File::from_std(temp.reopen().map_err(Problem::internal)?);
+    drop(temp);
+    Ok(Body::from_stream(ReaderStream::with_capacity(reader, CHUNK_BYTES)))
 }
 
 #[cfg(test)]
@@ -57,17 +47,24 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     #[tokio::test]
-    async fn a_producer_that_fails_after_writing_ends_the_body_with_an_error_not_a_clean_end() {
-        let failing = piped("test answer".into(), |mut w| async move {
+    async fn a_producer_that_fails_is_an_error_answer_and_one_that_succeeds_is_sent_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing = spooled("test answer".into(), dir.path(), |mut w| async move {
             w.write_all(b"email\na@x.ch\n").await?;
             Err::<(), _>(anyhow::anyhow!("the database went away"))
-        });
-        assert!(axum::body::to_bytes(failing, usize::MAX).await.is_err());
+        })
+        .await;
+        assert_eq!(failing.err().map(|p| p.status.as_u16()), Some(500));
 
-        let whole = piped("test answer".into(), |mut w| async move {
+        let whole = spooled("test answer".into(), dir.path(), |mut w| async move {
             w.write_all(b"email\na@x.ch\n").await?;
+            w.flush().await?;
             anyhow::Ok(())
-        });
+        })
+        .await
+        .unwrap();
+        // The spool file is unlinked as soon as it is open for sending.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         assert_eq!(axum::body::to_bytes(whole, usize::MAX).await.unwrap(), "email\na@x.ch\n");
     }
 }

@@ -122,3 +122,42 @@ async fn the_analysers_small_form_fields_are_bounded_whatever_the_client_sends()
     let r = browser.post(api.url("/tenants/acme/analyser")).multipart(unknown).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
 }
+
+#[tokio::test]
+async fn slow_readers_of_a_large_rejects_file_do_not_take_the_database_from_other_requests() {
+    let app = spawn_app().await;
+    let mut csv = String::from("email;first_name\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!("not-an-address-{i};Anne\n"));
+    }
+    let file = app.write("bad.csv", &csv);
+    let out = app.cli(&["import", "acme", file.to_str().unwrap(), "--format", "json"]);
+    let run = crate::api::json(&out.stdout)["run_id"].as_str().unwrap().to_owned();
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let support = token(&app, &["--role", "support"]);
+    let addr = api.base.trim_start_matches("http://").to_owned();
+    // More clients than the pool has connections, each asking for the
+    // rejects file (about 10 MB) and never reading it.
+    let mut stalled = Vec::new();
+    for _ in 0..12 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        use std::io::Write;
+        write!(
+            s,
+            "GET /api/v1/runs/{run}/rejects.csv HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {support}\r\n\r\n"
+        )
+        .unwrap();
+        stalled.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        api.http.get(api.url("/api/v1/tenants")).bearer_auth(&support).send(),
+    )
+    .await
+    .expect("another request is answered while the downloads stall")
+    .unwrap();
+    assert_eq!(r.status(), 200, "after {:?}", started.elapsed());
+    drop(stalled);
+}
