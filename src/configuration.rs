@@ -94,6 +94,28 @@ pub struct ConsoleSettings {
     /// upload idle, or leave an answer unread, before it is cut off.
     #[serde(default = "default_client_timeout")]
     pub client_timeout_secs: u64,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client. Without them every request seems
+    /// to come from the proxy, and one person's failed logins would hold
+    /// back everyone behind it; from any other peer the header is ignored,
+    /// or a client could name any address it likes.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ConsoleSettings {
+    /// `trusted_proxies` as networks; an entry that is neither an address
+    /// nor a network is an error naming it.
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("console.trusted_proxies: {p:?} is not an address or a network"))
+            })
+            .collect()
+    }
 }
 
 impl Default for ConsoleSettings {
@@ -103,6 +125,7 @@ impl Default for ConsoleSettings {
             public_url: None,
             session_days: default_session_days(),
             client_timeout_secs: default_client_timeout(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -422,6 +445,9 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
     let shown = file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(defaults)".into());
     let mut settings: Settings = serde_json::from_value(value).with_context(|| format!("invalid config {shown}"))?;
     settings.report.public_url = settings.console.as_ref().and_then(|c| c.public_url.clone());
+    if let Some(console) = &settings.console {
+        console.trusted_networks().map_err(|e| anyhow::anyhow!("invalid config {shown}: {e}"))?;
+    }
     Ok(settings)
 }
 

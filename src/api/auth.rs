@@ -23,16 +23,42 @@ pub struct Caller {
     pub access: Access,
 }
 
-/// The client address as the audit log shows it.
-pub fn client_address(parts: &Parts) -> String {
-    super::server::client_of(parts).map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+/// The client address as the audit log and the login throttle see it: the
+/// peer of the connection or, when that peer is a trusted proxy, the
+/// right-most address of `X-Forwarded-For` that is not one (each proxy
+/// appends the address it received from; the left part is the client's to
+/// write). Always an address as `IpAddr` writes it: bounded, normalised.
+pub fn client_address(parts: &Parts, trusted: &[ipnet::IpNet]) -> String {
+    let Some(peer) = super::server::client_of(parts).map(|a| a.ip()) else { return "unknown".into() };
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer.to_string();
+    }
+    let hops: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    // From the right: past the trusted proxies, the first hop is the client;
+    // one that is not an address ends the walk at the last known hop.
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip.to_string(),
+            Err(_) => break,
+        }
+    }
+    client.to_string()
 }
 
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Caller, Problem> {
-        let source = client_address(parts);
+        let source = client_address(parts, &state.trusted_proxies);
         if let Some(header) = parts.headers.get(AUTHORIZATION) {
             let header = header.to_str().unwrap_or_default();
             let Some(token) = header.strip_prefix("Bearer ").map(str::trim) else {
@@ -105,5 +131,36 @@ impl Caller {
             Role::Admin => Ok(()),
             _ => Err(Problem::forbidden(format!("{what} needs the admin role"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::ConnectInfo;
+
+    fn parts(peer: &str, forwarded: &[&str]) -> Parts {
+        let mut request = axum::http::Request::builder().uri("/");
+        for f in forwarded {
+            request = request.header("x-forwarded-for", *f);
+        }
+        let (mut parts, _) = request.body(()).unwrap().into_parts();
+        parts.extensions.insert(ConnectInfo(format!("{peer}:5000").parse::<std::net::SocketAddr>().unwrap()));
+        parts
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_forwards_it() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // A client naming itself: ignored.
+        assert_eq!(client_address(&parts("203.0.113.9", &["1.2.3.4"]), &trusted), "203.0.113.9");
+        // Behind two proxies: the right-most address that is not one.
+        assert_eq!(client_address(&parts("10.0.0.2", &["1.2.3.4, 198.51.100.7, 10.0.0.1"]), &trusted), "198.51.100.7");
+        assert_eq!(client_address(&parts("10.0.0.2", &["1.2.3.4", "198.51.100.7"]), &trusted), "198.51.100.7");
+        // What a client wrote on the left cannot hide what the proxy added.
+        assert_eq!(client_address(&parts("10.0.0.2", &["garbage, 198.51.100.7"]), &trusted), "198.51.100.7");
+        assert_eq!(client_address(&parts("10.0.0.2", &["198.51.100.7, garbage"]), &trusted), "10.0.0.2");
+        assert_eq!(client_address(&parts("10.0.0.2", &[]), &trusted), "10.0.0.2");
+        assert_eq!(client_address(&parts("10.0.0.2", &["1.2.3.4"]), &[]), "10.0.0.2", "no proxy trusted");
     }
 }

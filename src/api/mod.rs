@@ -42,12 +42,22 @@ pub struct ApiState {
     /// each holds its parser's batches and a database connection, so more
     /// uploads at once wait their turn, their files on disk, not in memory.
     pub import_slots: Arc<tokio::sync::Semaphore>,
+    /// `console.trusted_proxies`, parsed once (`auth::client_address`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl ApiState {
     pub fn new(pool: PgPool, settings: Arc<Settings>) -> ApiState {
         let slots = settings.workers.max(1);
-        ApiState { pool, settings, import_slots: Arc::new(tokio::sync::Semaphore::new(slots)) }
+        // Checked by `configuration::load`; settings built otherwise (tests)
+        // trust no proxy they cannot read.
+        let proxies = settings.console.as_ref().and_then(|c| c.trusted_networks().ok()).unwrap_or_default();
+        ApiState {
+            pool,
+            settings,
+            import_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            trusted_proxies: Arc::new(proxies),
+        }
     }
 
     /// Runs a person's import once a slot is free (`import_slots`).

@@ -26,10 +26,33 @@ use crate::store::{accounts, sessions, tenants};
 pub const COOKIE: &str = "dropfeed_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Failed logins within `WINDOW_MINUTES` after which an account, or a client
-/// address, must wait.
+/// address, must wait: a backoff that doubles with each further failure
+/// (5 s, 10 s, 20 s...) since the latest, up to `MAX_WAIT_*`. An address is
+/// held at most a minute, so that the users behind one address (an office,
+/// a proxy) are never locked out by one of them guessing.
 pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
 pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 pub const WINDOW_MINUTES: i64 = 15;
+const MAX_WAIT_ACCOUNT_SECS: i64 = 15 * 60;
+const MAX_WAIT_ADDRESS_SECS: i64 = 60;
+const FIRST_WAIT_SECS: i64 = 5;
+
+/// How long an attempt must still wait after these failures, if at all.
+fn throttle(f: &sessions::Failures, now: chrono::DateTime<Utc>) -> Option<chrono::Duration> {
+    let wait = |count: i64, limit: i64, max: i64, last: Option<chrono::DateTime<Utc>>| {
+        let over = count - limit;
+        let last = last?;
+        if over < 0 {
+            return None;
+        }
+        let secs = FIRST_WAIT_SECS.saturating_mul(1i64 << over.min(20)).min(max);
+        let left = last + chrono::Duration::seconds(secs) - now;
+        (left > chrono::Duration::zero()).then_some(left)
+    };
+    let account = wait(f.by_account, MAX_FAILURES_PER_ACCOUNT, MAX_WAIT_ACCOUNT_SECS, f.last_by_account);
+    let address = wait(f.by_client, MAX_FAILURES_PER_ADDRESS, MAX_WAIT_ADDRESS_SECS, f.last_by_client);
+    account.into_iter().chain(address).max()
+}
 /// The longest e-mail address (RFC 5321's path limit).
 const MAX_EMAIL_CHARS: usize = 254;
 
@@ -87,11 +110,11 @@ pub async fn caller(parts: &Parts, state: &ApiState, source: String) -> Result<C
 /// The client address of a request, for routes without a caller yet.
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<ApiState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddress, Self::Rejection> {
-        Ok(ClientAddress(client_address(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<ClientAddress, Self::Rejection> {
+        Ok(ClientAddress(client_address(parts, &state.trusted_proxies)))
     }
 }
 
@@ -144,30 +167,40 @@ pub async fn open(state: &ApiState, source: &str, email: &str, password: &str) -
     let email = Email::parse(email)
         .map(|e| e.to_string())
         .unwrap_or_else(|| email.trim().to_lowercase().chars().take(MAX_EMAIL_CHARS).collect());
-    let since = Utc::now() - chrono::Duration::minutes(WINDOW_MINUTES);
-    let (by_account, by_address) =
-        sessions::recent_failures(&state.pool, &email, source, since).await.map_err(Problem::internal)?;
     let actor = Actor { name: format!("user:{email}"), source: source.to_owned() };
-    if by_account >= MAX_FAILURES_PER_ACCOUNT || by_address >= MAX_FAILURES_PER_ADDRESS {
+    let now = Utc::now();
+    // The attempt is counted before its password is checked: concurrent
+    // guesses each see the others, and no burst gets past the count.
+    let attempt = sessions::begin_attempt(&state.pool, &email, source, now).await.map_err(Problem::internal)?;
+    let since = now - chrono::Duration::minutes(WINDOW_MINUTES);
+    let failures = sessions::failures(&state.pool, &email, source, since, attempt).await.map_err(Problem::internal)?;
+    if let Some(wait) = throttle(&failures, now) {
+        sessions::end_attempt(&state.pool, attempt, false, true).await.map_err(Problem::internal)?;
+        let secs = wait.num_seconds().max(1);
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "auth.throttled",
-            format!("too many failed logins: try again in {WINDOW_MINUTES} minutes"),
+            format!("too many failed logins: try again in {secs} s"),
         ));
     }
-    let checked = accounts::check_password(&state.pool, &email, password).await.map_err(|e| match e {
-        accounts::AccountError::Busy(busy) => {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "auth.busy", busy.to_string())
+    let checked = accounts::check_password(&state.pool, &email, password).await;
+    let checked = match checked {
+        Err(accounts::AccountError::Busy(busy)) => {
+            sessions::end_attempt(&state.pool, attempt, false, true).await.map_err(Problem::internal)?;
+            return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "auth.busy", busy.to_string()));
         }
-        e => Problem::internal(e),
-    })?;
+        other => other.map_err(Problem::internal)?,
+    };
+    sessions::end_attempt(&state.pool, attempt, checked.is_some(), false).await.map_err(Problem::internal)?;
     let Some((user, access)) = checked else {
         let detail = serde_json::json!({ "email": email });
         audit::record_on(&state.pool, &actor, None, "login.failed", detail).await.map_err(Problem::internal)?;
         return Err(Problem::new(StatusCode::UNAUTHORIZED, "auth.login", "wrong e-mail or password"));
     };
-    // Expired sessions go as others log in: `dropfeed serve` has no daemon.
+    // Expired sessions and old attempts go as others log in: `dropfeed
+    // serve` has no daemon to sweep them.
     sessions::purge_expired(&state.pool, Utc::now()).await.map_err(Problem::internal)?;
+    sessions::purge_attempts(&state.pool, since).await.map_err(Problem::internal)?;
     let id = random_token()?;
     let csrf = random_token()?;
     let days = state.session_days();
@@ -240,4 +273,27 @@ pub async fn whoami(
 pub async fn logout(caller: Caller, State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, Problem> {
     let gone = close(&state, &caller, &headers).await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, gone.to_string())]).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn failures(by_account: i64, by_client: i64, ago_secs: i64, now: chrono::DateTime<Utc>) -> sessions::Failures {
+        let last = Some(now - Duration::seconds(ago_secs));
+        sessions::Failures { by_account, last_by_account: last, by_client, last_by_client: last }
+    }
+
+    #[test]
+    fn failed_logins_make_later_ones_wait_longer_and_an_address_at_most_a_minute() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap();
+        assert_eq!(throttle(&failures(4, 4, 0, now), now), None);
+        assert_eq!(throttle(&failures(5, 5, 0, now), now), Some(Duration::seconds(5)));
+        assert_eq!(throttle(&failures(5, 5, 6, now), now), None, "the wait is over");
+        assert_eq!(throttle(&failures(7, 7, 0, now), now), Some(Duration::seconds(20)));
+        assert_eq!(throttle(&failures(40, 0, 0, now), now), Some(Duration::minutes(15)), "an account: 15 min at most");
+        assert_eq!(throttle(&failures(0, 500, 0, now), now), Some(Duration::seconds(60)), "an address: a minute");
+        assert_eq!(throttle(&failures(0, 500, 61, now), now), None);
+    }
 }

@@ -143,7 +143,7 @@ impl FromRequestParts<ApiState> for Viewer {
             None => None,
         };
         let caller = Caller {
-            actor: Actor { name: format!("user:{}", s.email), source: client_address(parts) },
+            actor: Actor { name: format!("user:{}", s.email), source: client_address(parts, &state.trusted_proxies) },
             access: s.access.clone(),
         };
         Ok(Viewer {

@@ -80,21 +80,68 @@ pub async fn delete(pool: &PgPool, id_sha256: &[u8]) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Failed logins since `since`: of the account `email`, and from `client`.
-pub async fn recent_failures(
+/// One login attempt, recorded (as a failure) before its password is
+/// checked: what concurrent attempts count.
+pub async fn begin_attempt(pool: &PgPool, email: &str, client: &str, at: DateTime<Utc>) -> sqlx::Result<i64> {
+    sqlx::query_scalar("INSERT INTO login_attempts (email, client, at) VALUES ($1, $2, $3) RETURNING id")
+        .bind(email)
+        .bind(client)
+        .bind(at)
+        .fetch_one(pool)
+        .await
+}
+
+/// The failures (attempts in flight included) of the account `email` and
+/// from `client` since `since`, other than attempt `own`, each with the
+/// time of the latest.
+#[derive(Debug, Clone, Copy)]
+pub struct Failures {
+    pub by_account: i64,
+    pub last_by_account: Option<DateTime<Utc>>,
+    pub by_client: i64,
+    pub last_by_client: Option<DateTime<Utc>>,
+}
+
+pub async fn failures(
     pool: &PgPool,
     email: &str,
     client: &str,
     since: DateTime<Utc>,
-) -> sqlx::Result<(i64, i64)> {
+    own: i64,
+) -> sqlx::Result<Failures> {
     let row = sqlx::query(
-        "SELECT count(*) FILTER (WHERE detail->>'email' = $1), count(*) FILTER (WHERE source = $2)
-         FROM audit_log WHERE action = 'login.failed' AND at > $3",
+        "SELECT count(*) FILTER (WHERE email = $1), max(at) FILTER (WHERE email = $1),
+                count(*) FILTER (WHERE client = $2), max(at) FILTER (WHERE client = $2)
+         FROM login_attempts WHERE failed AND at > $3 AND id <> $4 AND (email = $1 OR client = $2)",
     )
     .bind(email)
     .bind(client)
     .bind(since)
+    .bind(own)
     .fetch_one(pool)
     .await?;
-    Ok((row.get(0), row.get(1)))
+    Ok(Failures {
+        by_account: row.get(0),
+        last_by_account: row.get(1),
+        by_client: row.get(2),
+        last_by_client: row.get(3),
+    })
+}
+
+/// Ends attempt `id`: a refused one is forgotten (waiting is no failure,
+/// or a guesser could keep an account waiting for ever), a successful one
+/// is kept as such.
+pub async fn end_attempt(pool: &PgPool, id: i64, succeeded: bool, refused: bool) -> sqlx::Result<()> {
+    if refused {
+        sqlx::query("DELETE FROM login_attempts WHERE id = $1").bind(id).execute(pool).await?;
+    } else if succeeded {
+        sqlx::query("UPDATE login_attempts SET failed = false WHERE id = $1").bind(id).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Forgets attempts older than `before` (the throttle looks back less).
+pub async fn purge_attempts(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result<u64> {
+    let done = sqlx::query("DELETE FROM login_attempts WHERE at < $1").bind(before).execute(pool).await?;
+    Ok(done.rows_affected())
 }

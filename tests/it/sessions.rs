@@ -81,14 +81,62 @@ async fn a_tokens_life_is_bounded_and_a_huge_one_is_a_clear_error_not_a_panic() 
 #[tokio::test]
 async fn logins_beyond_what_the_server_hashes_at_once_are_refused_as_busy_not_as_errors() {
     let app = spawn_app().await;
-    let api = Api::start(&app, serde_json::json!({})).await;
+    // Each login from its own client (behind a trusted proxy), so that no
+    // address is throttled and every one reaches the password check.
+    let api = Api::start(&app, serde_json::json!({"console": {"trusted_proxies": ["127.0.0.1"]}})).await;
     // Far more than the gate admits (five per core) on any machine.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let logins = (0..60 * cores).map(|i| {
         let api = &api;
-        async move { login(api, &format!("nobody{i}@example.com"), "wrong password here").await.status().as_u16() }
+        async move {
+            let body = serde_json::json!({"email": format!("nobody{i}@example.com"), "password": "wrong password"});
+            let client = format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256);
+            let r = api.http.post(api.url("/api/v1/session")).header("x-forwarded-for", client).json(&body);
+            r.send().await.unwrap().status().as_u16()
+        }
     });
     let statuses = futures_util::future::join_all(logins).await;
-    assert!(statuses.iter().all(|s| [401, 429, 503].contains(s)), "{statuses:?}");
+    assert!(statuses.iter().all(|s| [401, 503].contains(s)), "{statuses:?}");
     assert!(statuses.contains(&503), "some were refused as busy: {statuses:?}");
+}
+
+#[tokio::test]
+async fn concurrent_guesses_of_one_password_are_counted_before_they_are_checked() {
+    let app = spawn_app().await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let guesses = (0..60).map(|i| {
+        let api = &api;
+        async move { login(api, "ops@example.com", &format!("guess number {i}")).await.status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 5, "{checked} guesses were checked: {statuses:?}");
+    assert!(statuses.iter().all(|s| [401, 429, 503].contains(s)), "{statuses:?}");
+    assert_eq!(app.scalar("SELECT count(*) FROM audit_log WHERE action = 'login.failed'").await, checked as i64);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_one_persons_failures_do_not_hold_back_the_others() {
+    let app = spawn_app().await;
+    add_user(&app, "ops@example.com", dropfeed::domain::Access::Support, "a long passphrase").await;
+    let api = Api::start(&app, serde_json::json!({"console": {"trusted_proxies": ["127.0.0.1"]}})).await;
+    let from = |client: &'static str, email: &str, password: &str| {
+        api.http
+            .post(api.url("/api/v1/session"))
+            .header("x-forwarded-for", client)
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+    };
+    for i in 0..25 {
+        let r = from("198.51.100.7", &format!("nobody{i}@example.com"), "wrong guess").await.unwrap();
+        assert!([401, 429].contains(&r.status().as_u16()));
+    }
+    let r = from("198.51.100.7", "ops@example.com", "a long passphrase").await.unwrap();
+    assert_eq!(r.status(), 429, "the guesser's address waits");
+    let r = from("203.0.113.20", "ops@example.com", "a long passphrase").await.unwrap();
+    assert_eq!(r.status(), 200, "a colleague behind the same proxy does not");
+    let sources: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT source FROM audit_log ORDER BY source").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(sources, ["198.51.100.7", "203.0.113.20"], "the audit log names the clients, not the proxy");
 }
