@@ -387,6 +387,11 @@ pub struct Limits {
     /// inflated: calamine holds them all, at about three times their XML
     /// size, and a 1.8 MB workbook can hold 700 MB of them.
     pub max_shared_strings_bytes: u64,
+    /// Bytes one tenant's uploads (the API's and the Analyser's) may hold
+    /// on the spool at once; beyond, an upload is refused (507).
+    pub max_spool_bytes_per_tenant: u64,
+    /// Bytes all uploads may hold on the spool at once.
+    pub max_spool_bytes: u64,
 }
 
 impl Default for Limits {
@@ -402,6 +407,8 @@ impl Default for Limits {
             max_unpacked_bytes: 4 << 30,
             max_workbook_bytes: 100 << 20,
             max_shared_strings_bytes: 64 << 20,
+            max_spool_bytes_per_tenant: 4 << 30,
+            max_spool_bytes: 16 << 30,
         }
     }
 }

@@ -55,8 +55,14 @@ fn incomplete(e: impl std::fmt::Display) -> Problem {
     Problem::bad_request("upload.incomplete", format!("the upload did not arrive whole: {e}"))
 }
 
-/// Writes a stream of chunks to `out`, at most `max` bytes.
-async fn spool<S, E>(mut chunks: S, out: &mut BufWriter<tokio::fs::File>, max: u64) -> Result<u64, Problem>
+/// Writes a stream of chunks to `out`, at most `max` bytes, each reserved
+/// on the spool's quota before it is written.
+async fn spool<S, E>(
+    mut chunks: S,
+    out: &mut BufWriter<tokio::fs::File>,
+    max: u64,
+    reserved: &mut crate::api::quota::Reservation,
+) -> Result<u64, Problem>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -68,6 +74,7 @@ where
         if n > max {
             return Err(too_large(max));
         }
+        reserved.grow(chunk.len() as u64)?;
         // A BufWriter of 1 MiB: one trip to the blocking pool per MiB
         // rather than per network chunk.
         out.write_all(&chunk).await.map_err(Problem::internal)?;
@@ -89,7 +96,8 @@ where
               (status = 401, body = ProblemBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
               (status = 413, body = ProblemBody, description = "`upload.too_large`"),
               (status = 415, body = ProblemBody, description = "`upload.content_type`"),
-              (status = 422, body = ProblemBody, description = "`profile.invalid`")))]
+              (status = 422, body = ProblemBody, description = "`profile.invalid`"),
+              (status = 507, body = ProblemBody, description = "`upload.quota`: the tenant's (or all) uploads fill their share of the spool")))]
 pub async fn upload(
     caller: Caller,
     State(state): State<ApiState>,
@@ -152,6 +160,8 @@ pub async fn upload(
     let mut out =
         BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(temp.reopen().map_err(Problem::internal)?));
     let mut file_name = q.filename.clone().unwrap_or_else(|| "upload.csv".into());
+    // Held until the import is over and its file removed.
+    let mut reserved = state.spool_quota.reserve(tenant.id);
     let mut mapping = None;
     if essence == "multipart/form-data" {
         let boundary = match multer::parse_boundary(content_type) {
@@ -180,7 +190,7 @@ pub async fn upload(
                         }
                         file_name = name.to_owned();
                     }
-                    spool(part, &mut out, max).await?;
+                    spool(part, &mut out, max, &mut reserved).await?;
                     got_file = true;
                 }
                 Some("mapping") => {
@@ -211,7 +221,7 @@ pub async fn upload(
             return Err(Problem::bad_request("upload.missing_file", "the multipart body has no `file` part"));
         }
     } else {
-        spool(body.into_data_stream(), &mut out, max).await?;
+        spool(body.into_data_stream(), &mut out, max, &mut reserved).await?;
     }
     drop(out);
     if caller.access.role() == Role::Tenant && mapping.is_some() && !q.dry_run {
@@ -248,6 +258,7 @@ pub async fn upload(
     let run_id = tokio::spawn(async move {
         let run = api.import(&actor, request).await;
         drop(temp);
+        drop(reserved);
         run
     })
     .await

@@ -15,6 +15,7 @@ mod imports;
 mod openapi;
 pub mod problem;
 mod profiles;
+pub mod quota;
 pub mod runs;
 pub mod server;
 pub mod session;
@@ -44,6 +45,8 @@ pub struct ApiState {
     pub import_slots: Arc<tokio::sync::Semaphore>,
     /// `console.trusted_proxies`, parsed once (`auth::client_address`).
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The bytes uploads hold on the spool (`quota.rs`).
+    pub spool_quota: Arc<quota::SpoolQuota>,
 }
 
 impl ApiState {
@@ -54,9 +57,13 @@ impl ApiState {
         let proxies = settings.console.as_ref().and_then(|c| c.trusted_networks().ok()).unwrap_or_default();
         ApiState {
             pool,
-            settings,
             import_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             trusted_proxies: Arc::new(proxies),
+            spool_quota: quota::SpoolQuota::new(
+                settings.limits.max_spool_bytes_per_tenant,
+                settings.limits.max_spool_bytes,
+            ),
+            settings,
         }
     }
 

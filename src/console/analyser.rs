@@ -274,6 +274,9 @@ pub async fn upload(
                         1 << 20,
                         tokio::fs::File::create(&path).await.map_err(Problem::internal)?,
                     );
+                    // The tenant's samples on disk count with what arrives.
+                    let mut reserved = state.spool_quota.reserve(tenant.id);
+                    reserved.grow(dir_bytes(&dir).await)?;
                     let mut n = 0u64;
                     while let Some(chunk) = part.next().await {
                         let chunk = match chunk {
@@ -291,6 +294,10 @@ pub async fn upload(
                                 "upload.too_large",
                                 format!("the file is larger than {max} bytes"),
                             ));
+                        }
+                        if let Err(p) = reserved.grow(chunk.len() as u64) {
+                            let _ = tokio::fs::remove_file(&path).await;
+                            return Err(p);
                         }
                         out.write_all(&chunk).await.map_err(Problem::internal)?;
                     }
@@ -320,6 +327,16 @@ pub async fn upload(
 }
 
 /// Removes the samples older than a day.
+/// The bytes of the files in `dir` (a tenant's samples).
+async fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return 0 };
+    let mut total = 0;
+    while let Ok(Some(e)) = entries.next_entry().await {
+        total += e.metadata().await.map(|m| m.len()).unwrap_or(0);
+    }
+    total
+}
+
 async fn sweep(dir: &std::path::Path) {
     let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return };
     let limit = std::time::Duration::from_secs(KEEP_SAMPLES_HOURS * 3600);

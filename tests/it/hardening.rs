@@ -161,3 +161,27 @@ async fn slow_readers_of_a_large_rejects_file_do_not_take_the_database_from_othe
     assert_eq!(r.status(), 200, "after {:?}", started.elapsed());
     drop(stalled);
 }
+
+#[tokio::test]
+async fn uploads_cannot_fill_the_spool_a_tenant_past_its_share_is_refused_with_507() {
+    let app = spawn_app().await;
+    let limits = serde_json::json!({ "limits": { "max_spool_bytes_per_tenant": 4000, "max_spool_bytes": 6000 } });
+    let api = Api::start(&app, limits).await;
+    let support = token(&app, &["--role", "support"]);
+    let mut big = String::from("email\n");
+    while big.len() < 5000 {
+        big.push_str(&format!("p{}@x.ch\n", big.len()));
+    }
+    let upload = |body: String| {
+        api.http.post(api.url("/api/v1/tenants/acme/imports?dry_run=true")).bearer_auth(&support).body(body).send()
+    };
+    let r = upload(big).await.unwrap();
+    assert_eq!(r.status().as_u16(), 507);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "upload.quota");
+    assert_eq!(app.scalar("SELECT count(*) FROM runs").await, 0);
+    let spool = std::fs::read_dir(app.dir.path().join("spool")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(spool, 0, "the refused upload left nothing");
+    // Its share is given back: a file that fits is imported.
+    let r = upload("email\nanne@x.ch\n".into()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
