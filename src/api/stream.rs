@@ -10,6 +10,7 @@ use std::future::Future;
 use std::path::Path;
 
 use axum::body::Body;
+use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
 use super::problem::Problem;
@@ -38,7 +39,14 @@ where
     }
     let reader = tokio::fs::File::from_std(temp.reopen().map_err(Problem::internal)?);
     drop(temp);
-    Ok(Body::from_stream(ReaderStream::with_capacity(reader, CHUNK_BYTES)))
+    // A read that fails now cuts the body (the client sees it truncated),
+    // and the operator reads why.
+    let sent = ReaderStream::with_capacity(reader, CHUNK_BYTES).inspect(move |chunk| {
+        if let Err(e) = chunk {
+            tracing::error!("{what} not sent whole: {e}");
+        }
+    });
+    Ok(Body::from_stream(sent))
 }
 
 #[cfg(test)]
