@@ -107,10 +107,25 @@ pub async fn rerun(
     let request = import::Request {
         pickup,
         rerun: Some(Rerun { of, once: action == Action::Release || !applied }),
-        ..import::Request::for_feed(tenant.clone(), feed_name, (path, first.file.name.clone()), &saved, limits, today)
+        ..import::Request::for_feed(
+            tenant.clone(),
+            feed_name.clone(),
+            (path, first.file.name.clone()),
+            &saved,
+            limits,
+            today,
+        )
     };
     let run_id = import::run(pool, request).await.with_context(|| format!("cannot re-import run {of}"))?;
     feeds::inherit_disposal(pool, of, run_id).await.context("cannot record the file's disposal")?;
+    if action == Action::Release {
+        // The feed stops saying it holds a file now, not at its next poll.
+        let status = runs::head(pool, run_id).await?.map(|r| r.status);
+        let refused = matches!(status, Some(Status::Failed | Status::Aborted));
+        feeds::settle_after_release(pool, tenant.id, &feed_name, refused)
+            .await
+            .context("cannot update the feed's status")?;
+    }
     if let Some(feed) = &feed
         && let Some(spec) = &feed.spec.report
     {

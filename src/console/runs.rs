@@ -188,6 +188,8 @@ pub struct RunView {
     pub error: Option<String>,
     pub rerun_of: Option<Uuid>,
     pub rerun_by: Option<Uuid>,
+    /// Who released or replayed this run, and when (from the audit log).
+    pub rerun_when: Option<String>,
     pub counts: Vec<(&'static str, i64)>,
     pub rejected: i64,
     pub from_feed: bool,
@@ -249,6 +251,13 @@ async fn run_view(state: &ApiState, t: &Texts, id: Uuid) -> Result<RunView, Prob
         })
         .collect();
     let took = head.finished_at.map(|f| format!("{:.1} s", (f - head.started_at).num_milliseconds() as f64 / 1000.0));
+    let rerun_when = match head.rerun_by {
+        Some(_) => crate::store::audit::rerun_of(&state.pool, id)
+            .await
+            .map_err(Problem::internal)?
+            .map(|(actor, at)| format!("{actor}, {}", local(at, &tz))),
+        None => None,
+    };
     Ok(RunView {
         id,
         what: head.feed.clone().unwrap_or_else(|| head.file.name.clone()),
@@ -264,6 +273,7 @@ async fn run_view(state: &ApiState, t: &Texts, id: Uuid) -> Result<RunView, Prob
         error: head.error.clone(),
         rerun_of: head.rerun_of,
         rerun_by: head.rerun_by,
+        rerun_when,
         counts,
         rejected: c.rejected,
         from_feed: head.feed.is_some(),

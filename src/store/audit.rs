@@ -63,6 +63,19 @@ pub struct Entry {
 
 /// The newest entries first, of one tenant when given, older than the entry
 /// `before` (the cursor of the next page).
+/// Who released or replayed run `of` (the `run.release` / `run.replay` entry
+/// naming it), and when: the console's page of a held run says so.
+pub async fn rerun_of(pool: &PgPool, of: uuid::Uuid) -> sqlx::Result<Option<(String, chrono::DateTime<chrono::Utc>)>> {
+    let row = sqlx::query(
+        "SELECT actor, at FROM audit_log WHERE action IN ('run.release', 'run.replay') AND detail->>'run' = $1
+         ORDER BY id LIMIT 1",
+    )
+    .bind(of.to_string())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.get("actor"), r.get("at"))))
+}
+
 pub async fn list(pool: &PgPool, tenant_id: Option<i64>, before: Option<i64>, limit: i64) -> sqlx::Result<Vec<Entry>> {
     let rows = sqlx::query(
         "SELECT a.id, a.at, a.actor, a.source, t.slug, a.action, a.detail

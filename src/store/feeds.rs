@@ -485,3 +485,24 @@ pub async fn backlog(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<(i64, i6
     .fetch_one(pool)
     .await
 }
+
+/// After a held run of feed `feed` (tenant `tenant_id`) was released: while
+/// no other held run of the feed waits, the feed no longer says it holds a
+/// file. Its status becomes what the release did (`failed_files` when the
+/// released file was refused, else `ok`), at once rather than at the next
+/// poll.
+pub async fn settle_after_release(pool: &PgPool, tenant_id: i64, feed: &str, refused: bool) -> sqlx::Result<bool> {
+    let status = if refused { FeedStatus::FailedFiles } else { FeedStatus::Ok };
+    let done = sqlx::query(
+        "UPDATE feeds f SET last_status = $3, last_error = NULL
+         WHERE f.tenant_id = $1 AND f.name = $2 AND f.last_status = 'held_files'
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = f.tenant_id AND r.feed = f.name
+                           AND r.status = 'held' AND r.rerun_by IS NULL)",
+    )
+    .bind(tenant_id)
+    .bind(feed)
+    .bind(status.to_string())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

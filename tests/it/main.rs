@@ -23,6 +23,7 @@ mod fuzz;
 mod generated;
 mod guards;
 mod hardening;
+mod held_nights;
 mod hostile;
 mod lists;
 mod mass_update;
