@@ -491,8 +491,9 @@ pub struct Night {
     pub rejected: i64,
 }
 
-/// The nights of a feed since `since`, by day in `timezone` (dry runs
-/// excepted), from `runs_tenant_feed_started`.
+/// The nights of a feed since `since`, by day in `timezone`: each file once
+/// (a released or replayed run counts as the run that re-imported it, on
+/// its own night), dry runs excepted; from `runs_tenant_feed_started`.
 pub async fn nights(
     pool: &PgPool,
     tenant_id: i64,
@@ -500,10 +501,15 @@ pub async fn nights(
     timezone: &str,
     since: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Night>> {
+    // Each file once, on the night it arrived: a run that was released or
+    // replayed gives way to the run that re-imported it, which counts on
+    // the first run's night; dry runs never count.
     let rows = sqlx::query(
-        "SELECT (started_at AT TIME ZONE $3)::date AS day, sum(rows)::bigint, sum(inserted)::bigint,
-                sum(updated)::bigint, sum(rejected)::bigint
-         FROM runs WHERE tenant_id = $1 AND feed = $2 AND started_at >= $4 AND status <> 'dry_run'
+        "SELECT (coalesce(o.started_at, r.started_at) AT TIME ZONE $3)::date AS day, sum(r.rows)::bigint,
+                sum(r.inserted)::bigint, sum(r.updated)::bigint, sum(r.rejected)::bigint
+         FROM runs r LEFT JOIN runs o ON o.id = r.rerun_of
+         WHERE r.tenant_id = $1 AND r.feed = $2 AND coalesce(o.started_at, r.started_at) >= $4
+           AND r.status <> 'dry_run' AND r.rerun_by IS NULL
          GROUP BY 1 ORDER BY 1",
     )
     .bind(tenant_id)

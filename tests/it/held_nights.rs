@@ -97,3 +97,22 @@ async fn a_night_released_from_the_cli_is_no_longer_told_held_either() {
     assert!(!run_page.contains(&format!("/runs/{held}/release")));
     assert!(run_page.contains("cli:"), "released by the operator's CLI: {run_page}");
 }
+
+#[tokio::test]
+async fn the_chart_counts_a_held_file_and_its_release_once_on_the_night_it_arrived() {
+    let app = spawn_app().await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    let support = token(&app, &["--role", "support"]);
+    let held = held_night(&app, &api, &support).await;
+    // A dry run of the feed never counts either.
+    std::fs::write(app.dir.path().join("outbox/contacts_3.csv"), night(7, "Eve")).unwrap();
+    api.send(Method::POST, "/api/v1/tenants/acme/feeds/nightly-contacts/run?dry_run=true", &support).await;
+    let (status, _) = api.send(Method::POST, &format!("/api/v1/runs/{held}/release"), &support).await;
+    assert_eq!(status, 200);
+    let since = chrono::Utc::now() - chrono::Duration::days(31);
+    let tenant: i64 = app.scalar("SELECT id FROM tenants WHERE slug = 'acme'").await;
+    let nights =
+        dropfeed::store::runs::nights(&app.pool, tenant, "nightly-contacts", "Europe/Zurich", since).await.unwrap();
+    let rows: i64 = nights.iter().map(|n| n.rows).sum();
+    assert_eq!(rows, 100 + 10, "the first night's file and the released one, each once: {nights:?}");
+}
