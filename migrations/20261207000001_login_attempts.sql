@@ -11,3 +11,5 @@ CREATE TABLE login_attempts (
 );
 CREATE INDEX login_attempts_email_at ON login_attempts (email, at);
 CREATE INDEX login_attempts_client_at ON login_attempts (client, at);
+-- Attempts past the throttle's window are removed at each attempt.
+CREATE INDEX login_attempts_at ON login_attempts (at);

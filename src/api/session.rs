@@ -173,6 +173,9 @@ pub async fn open(state: &ApiState, source: &str, email: &str, password: &str) -
     // guesses each see the others, and no burst gets past the count.
     let attempt = sessions::begin_attempt(&state.pool, &email, source, now).await.map_err(Problem::internal)?;
     let since = now - chrono::Duration::minutes(WINDOW_MINUTES);
+    // Every attempt sweeps those past the window: failures alone (no one
+    // logging in) would otherwise grow the table without end.
+    sessions::purge_attempts(&state.pool, since).await.map_err(Problem::internal)?;
     let failures = sessions::failures(&state.pool, &email, source, since, attempt).await.map_err(Problem::internal)?;
     if let Some(wait) = throttle(&failures, now) {
         sessions::end_attempt(&state.pool, attempt, false, true).await.map_err(Problem::internal)?;
@@ -197,10 +200,9 @@ pub async fn open(state: &ApiState, source: &str, email: &str, password: &str) -
         audit::record_on(&state.pool, &actor, None, "login.failed", detail).await.map_err(Problem::internal)?;
         return Err(Problem::new(StatusCode::UNAUTHORIZED, "auth.login", "wrong e-mail or password"));
     };
-    // Expired sessions and old attempts go as others log in: `dropfeed
-    // serve` has no daemon to sweep them.
+    // Expired sessions go as others log in: `dropfeed serve` has no daemon
+    // to sweep them.
     sessions::purge_expired(&state.pool, Utc::now()).await.map_err(Problem::internal)?;
-    sessions::purge_attempts(&state.pool, since).await.map_err(Problem::internal)?;
     let id = random_token()?;
     let csrf = random_token()?;
     let days = state.session_days();

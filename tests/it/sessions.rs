@@ -140,3 +140,16 @@ async fn behind_a_trusted_proxy_one_persons_failures_do_not_hold_back_the_others
         sqlx::query_scalar("SELECT DISTINCT source FROM audit_log ORDER BY source").fetch_all(&app.pool).await.unwrap();
     assert_eq!(sources, ["198.51.100.7", "203.0.113.20"], "the audit log names the clients, not the proxy");
 }
+
+#[tokio::test]
+async fn attempts_past_the_throttles_window_are_swept_even_when_every_login_fails() {
+    let app = spawn_app().await;
+    let api = Api::start(&app, serde_json::json!({})).await;
+    sqlx::query("INSERT INTO login_attempts (email, client, at) VALUES ('old@example.com', '203.0.113.1', now() - interval '1 day')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(login(&api, "nobody@example.com", "wrong guess").await.status(), 401);
+    assert_eq!(app.scalar("SELECT count(*) FROM login_attempts WHERE email = 'old@example.com'").await, 0);
+    assert_eq!(app.scalar("SELECT count(*) FROM login_attempts").await, 1, "the failure just made stays");
+}
